@@ -1,0 +1,59 @@
+"""rtm-console's command line: argument parsing and dispatch to the command modules.
+
+With no command it starts the interactive console. Each command group lives in its own module
+under console/commands and adds its subcommands through `register(subparsers)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from console.commands import COMMAND_MODULES, add_global_options
+from rtm import __version__
+
+EPILOG = """\
+examples:
+  rtm-console                              start the console (rtm-console --kiosk for read-only)
+  rtm-console validate sample-specs/       check every spec below a folder
+  rtm-console render sample-specs/workload-web.yaml --format json
+  rtm-console samples                      print where the bundled sample specs are
+run `rtm-console COMMAND --help` for each command's options and examples.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtm-console",
+        description="Operations console for containers, VMs and serverless functions (Runtime Standard Model).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rtm-console {__version__}")
+    add_global_options(parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    try:
+        if handler is None:
+            from console.commands.interactive import run_console
+
+            return run_console(args)
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `rtm-console get nodes | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
