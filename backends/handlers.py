@@ -39,7 +39,7 @@ class ApplyError(Exception):
     what this call created, so nothing is left half-created."""
 
     def __init__(self, done: list[str], failed: str, cause: str, hint: str = "") -> None:
-        super().__init__(f"{failed}: {cause}")
+        super().__init__(f"{failed}: {cause}" + (f" (hint: {hint})" if hint else ""))
         self.done = done
         self.failed = failed
         self.cause = cause

@@ -1,0 +1,437 @@
+"""`apply`, `delete`, `get`, `describe`, `logs`, `events`, `config`, `cordon`, `uncordon`.
+
+Every document is validated before any backend is contacted. Every change goes through the
+action gate; this module only decides what to ask the runtime handlers for and prints results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from backends.base import BackendUnavailable
+from backends.handlers import Change, RuntimeHandler
+from backends.records import to_jsonable
+from console.commands.spec_commands import load_all, print_findings
+from console.config import ConfigError, config_as_json, render_config
+from console.context import AppContext, open_context
+from console.cordons import CordonStore
+from console.eventlog import format_event
+from console.gate import register_action
+from console.tables import duration, format_table, human_bytes, percent
+from rtm.documents import Document
+
+RESOURCE_OF_KIND = {"ContainerRuntime": "container", "VirtualMachineRuntime": "vm", "ServerlessRuntime": "function"}
+RESOURCES = ("container", "vm", "function")
+
+register_action("workload.apply", description="create or update a workload from its spec")
+register_action("resource.delete", destructive=True, description="delete a workload, container, VM or function")
+register_action("node.cordon", description="stop placing new replicas on a node")
+register_action("node.uncordon", description="let a node take new replicas again")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    def add(name: str, help_text: str, examples: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, help=help_text, description=help_text, epilog="examples:\n" + examples, formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    apply = add("apply", "create or update what spec files describe", "  rtm-console apply sample-specs/workload-web.yaml --dry-run\n  rtm-console apply specs/ --yes", run_apply)
+    apply.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan against the live state and change nothing")
+    apply.add_argument("--yes", action="store_true", help="do not ask before replacing or deleting")
+    apply.add_argument("--strict", action="store_true", help="refuse fallbacks (e.g. a VM without KVM) instead of taking them")
+
+    delete = add("delete", "delete what a spec file describes, or KIND/NAME", "  rtm-console delete container/web-0 --yes\n  rtm-console delete sample-specs/workload-web.yaml", run_delete)
+    delete.add_argument("target", metavar="PATH|KIND/NAME")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.add_argument("--with-disk", action="store_true", help="for VMs: delete the disk volume too")
+
+    get = add("get", "list nodes, containers, VMs, functions or workloads", "  rtm-console get nodes\n  rtm-console get containers --json", run_get)
+    get.add_argument("what", choices=("nodes", "containers", "vms", "functions", "workloads"))
+    get.add_argument("--json", action="store_true", help="print JSON (units: millicores, bytes, seconds)")
+
+    describe = add("describe", "show everything known about one resource", "  rtm-console describe container/web-0\n  rtm-console describe node/$(hostname)", run_describe)
+    describe.add_argument("target", metavar="KIND/NAME")
+
+    logs = add("logs", "print a container's logs", "  rtm-console logs container/web-0 -f", run_logs)
+    logs.add_argument("target", metavar="container/NAME")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--tail", type=int, default=200, help="lines from the end (default 200)")
+
+    events = add("events", "print the event log of the control loops", "  rtm-console events\n  rtm-console events -f", run_events)
+    events.add_argument("-f", "--follow", action="store_true")
+    events.add_argument("--json", action="store_true")
+    events.add_argument("--limit", type=int, default=None)
+
+    config = add("config", "print the effective configuration and where each value came from", "  rtm-console config\n  rtm-console config --json", run_config)
+    config.add_argument("--json", action="store_true")
+
+    for name, verb in (("cordon", "stop placing new replicas on a node"), ("uncordon", "let a node take new replicas again")):
+        parser = add(name, verb, f"  rtm-console {name} node/$(hostname)", run_cordon)
+        parser.add_argument("target", metavar="[node/]NAME")
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _context(args: argparse.Namespace) -> AppContext | None:
+    try:
+        return open_context(args, "kiosk" if getattr(args, "kiosk", False) else "interactive")
+    except ConfigError as exc:
+        for finding in exc.findings:
+            print(finding, file=sys.stderr)
+        return None
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"rtm-console: {message}", file=sys.stderr)
+    return code
+
+
+def split_target(target: str) -> tuple[str | None, str]:
+    """`container/web-0` -> ("container", "web-0"); a bare name -> (None, name)."""
+    if "/" in target:
+        kind, name = target.split("/", 1)
+        return kind.lower().rstrip("s") if kind.lower() != "vms" else "vm", name
+    return None, target
+
+
+def _handler_for(ctx: AppContext, resource: str) -> RuntimeHandler:
+    handler = ctx.handlers().get(resource)
+    if handler is None:
+        reasons = "; ".join(a.describe() for a in ctx.unavailable) or "no backend for it is configured"
+        raise LookupError(f"{resource}s are not available: {reasons}")
+    return handler
+
+
+def _find(ctx: AppContext, target: str) -> tuple[str, str]:
+    """Resolve KIND/NAME or a bare name; a bare name that several kinds have is ambiguous."""
+    kind, name = split_target(target)
+    if kind is not None:
+        if kind not in (*RESOURCES, "node", "workload"):
+            raise LookupError(f'unknown kind "{kind}": use container/, vm/, function/, node/ or workload/')
+        return kind, name
+    found = []
+    for resource, handler in ctx.handlers().items():
+        try:
+            if any(_record_name(r) == name for r in handler.list()):
+                found.append(resource)
+        except BackendUnavailable:
+            continue
+    if not found:
+        raise LookupError(f'nothing is named "{name}"')
+    if len(found) > 1:
+        raise LookupError(f'"{name}" is ambiguous: write {" or ".join(f"{r}/{name}" for r in found)}')
+    return found[0], name
+
+
+def _record_name(record: Any) -> str:
+    return getattr(record, "name", None) or getattr(record, "id", "")
+
+
+# ----------------------------------------------------------------------------------------------
+# apply
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    results, unreadable = load_all(args.paths)
+    for problem in unreadable:
+        print(f"rtm-console apply: cannot read {problem}", file=sys.stderr)
+    if unreadable:
+        return 2
+    findings = [f for r in results for f in r.findings]
+    if any(f.severity == "error" for f in findings):
+        print_findings(findings)
+        return _fail("the specs have errors: nothing was applied")
+    print_findings(findings)  # warnings
+    documents = [(Path(r.path).parent, d) for r in results for d in r.documents if d.runtime_kind]
+    if not documents:
+        return _fail("no runtime in these files to apply (policies are applied with the workload that names them)")
+    ctx = _context(args)
+    if ctx is None:
+        return 2
+    try:
+        return _apply_documents(ctx, documents, args)
+    finally:
+        ctx.close()
+
+
+def _apply_documents(ctx: AppContext, documents: list[tuple[Path, Document]], args: argparse.Namespace) -> int:
+    plans: list[tuple[Path, Document, RuntimeHandler, list[Change]]] = []
+    for base_dir, document in documents:
+        try:
+            handler = _handler_for(ctx, RESOURCE_OF_KIND[document.runtime_kind])
+            plans.append((base_dir, document, handler, handler.plan(document, base_dir)))
+        except (LookupError, BackendUnavailable, ValueError) as exc:
+            return _fail(f"{document.label}: cannot plan: {exc}")
+    for _base, document, _handler, changes in plans:
+        print_plan(document, changes)
+    if args.dry_run:
+        return 0
+    done: list[str] = []
+    for index, (base_dir, document, handler, changes) in enumerate(plans):
+        if all(c.action == "unchanged" for c in changes):
+            continue
+        replacing = any(c.action in ("replace", "delete") for c in changes)
+        result = ctx.gate.run(
+            "workload.apply", document.label,
+            {"file": document.path, "document": document.index + 1, "changes": [c.to_json() for c in changes]},
+            lambda: handler.apply(document, base_dir, changes, progress=lambda line: print(f"  {line}", flush=True)),
+            destructive=replacing,
+        )
+        if result.ok:
+            done.append(document.label)
+            for line in result.value or []:
+                print(f"{document.label}: {line}")
+            ctx.events.record("apply", workload=document.name, target=document.label, message="applied")
+            continue
+        print(f"failed: {document.label}: {result.message}", file=sys.stderr)
+        if done:
+            print(f"applied before the failure: {', '.join(done)}", file=sys.stderr)
+        rest = [d.label for _b, d, _h, _c in plans[index + 1:]]
+        if rest:
+            print(f"not attempted: {', '.join(rest)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_plan(document: Document, changes: list[Change]) -> None:
+    for change in changes:
+        line = f"{change.action:<9} {change.resource}"
+        if change.note:
+            line += f"  ({change.note})"
+        print(line)
+        for field_name, live, spec in change.diff:
+            print(f"            {field_name}: {live!r} -> {spec!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# delete
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    path = Path(args.target)
+    targets: list[tuple[str, str]] = []
+    if path.exists():
+        results, unreadable = load_all([path])
+        findings = [f for r in results for f in r.findings]
+        if unreadable or any(f.severity == "error" for f in findings):
+            print_findings(findings)
+            return _fail("the specs have errors: nothing was deleted", 1 if not unreadable else 2)
+        for result in results:
+            for document in result.documents:
+                if document.runtime_kind:
+                    spec = document.get(document.runtime_kind)
+                    name = document.name or getattr(spec, "name", None)
+                    if name:
+                        targets.append((RESOURCE_OF_KIND[document.runtime_kind], name))
+    ctx = _context(args)
+    if ctx is None:
+        return 2
+    try:
+        if not path.exists():
+            try:
+                targets = [_find(ctx, args.target)]
+            except LookupError as exc:
+                return _fail(str(exc), 2)
+        status = 0
+        for resource, name in targets:
+            try:
+                handler = _handler_for(ctx, resource)
+            except LookupError as exc:
+                status = _fail(str(exc))
+                continue
+            result = ctx.gate.run(
+                "resource.delete", f"{resource}/{name}", {"with_disk": args.with_disk},
+                lambda: handler.delete(name, with_disk=args.with_disk), destructive=True,
+            )
+            if result.ok:
+                for line in result.value or [f"deleted {resource}/{name}"]:
+                    print(line)
+            else:
+                status = _fail(result.message)
+        return status
+    finally:
+        ctx.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# get / describe
+
+
+def run_get(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    if ctx is None:
+        return 2
+    try:
+        rows = _get_rows(ctx, args.what)
+    except (LookupError, BackendUnavailable) as exc:
+        return _fail(str(exc))
+    finally:
+        ctx.close()
+    if args.json:
+        print(json.dumps(to_jsonable(rows), indent=2))
+    else:
+        print(_format_records(args.what, rows))
+    return 0
+
+
+def _get_rows(ctx: AppContext, what: str) -> list[Any]:
+    if what == "nodes":
+        return [node_record for node_record in _nodes(ctx)]
+    if what == "workloads":
+        return _workloads(ctx)
+    return list(_handler_for(ctx, {"containers": "container", "vms": "vm", "functions": "function"}[what]).list())
+
+
+def _nodes(ctx: AppContext) -> list[Any]:
+    """This machine's node; polled twice so the CPU usage has an interval to be measured over."""
+    host = ctx.backends()[0]
+    host.poll()
+    time.sleep(0.25)
+    return list(host.poll().items)
+
+
+def _workloads(ctx: AppContext) -> list[dict]:
+    """Workloads seen on the runtimes: replicas grouped by their workload label."""
+    grouped: dict[tuple[str, str], dict] = {}
+    for resource, handler in ctx.handlers().items():
+        try:
+            records = handler.list()
+        except BackendUnavailable:
+            continue
+        for record in records:
+            workload = getattr(record, "workload", None) or (record.name if resource != "container" else None)
+            if not workload:
+                continue
+            entry = grouped.setdefault((resource, workload), {"name": workload, "kind": resource, "replicas": 0, "running": 0})
+            entry["replicas"] += 1
+            entry["running"] += getattr(record, "state", "") in ("running", "active", "ok")
+    return sorted(grouped.values(), key=lambda e: (e["kind"], e["name"]))
+
+
+TABLES: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
+    "nodes": (
+        ("id", lambda n: n.id), ("zone", lambda n: n.zone), ("cpus", lambda n: n.cpu_count),
+        ("cpu", lambda n: percent(n.cpu_usage_ratio)),
+        ("memory", lambda n: f"{human_bytes(n.memory_bytes_used)}/{human_bytes(n.memory_bytes_total)}"),
+        ("load1", lambda n: f"{n.load1:.2f}"), ("runtimes", lambda n: ",".join(sorted(n.runtimes)) or "-"),
+        ("cordoned", lambda n: "yes" if n.cordoned else "no"),
+    ),
+    "containers": (
+        ("name", lambda c: c.name), ("workload", lambda c: c.workload), ("engine", lambda c: c.engine),
+        ("state", lambda c: c.state), ("health", lambda c: c.health), ("image", lambda c: c.image),
+        ("ports", lambda c: ",".join(c.ports) or None),
+        ("uptime", lambda c: duration(time.time() - c.started_at) if c.started_at and c.state == "running" else None),
+        ("cpu", lambda c: percent(c.cpu_ratio)),
+        ("memory", lambda c: f"{human_bytes(c.memory_working_set_bytes)}/{human_bytes(c.memory_limit_bytes) or '-'}"),
+        ("restarts", lambda c: c.restarts),
+    ),
+    "vms": (
+        ("name", lambda v: v.name), ("host", lambda v: v.host), ("state", lambda v: v.state), ("vcpus", lambda v: v.vcpus),
+        ("memory", lambda v: f"{human_bytes(v.memory_current_bytes)}/{human_bytes(v.memory_max_bytes)}"),
+        ("cpu", lambda v: percent(v.cpu_ratio)),
+        ("uptime", lambda v: duration(time.time() - v.started_at) if v.started_at else None),
+    ),
+    "functions": (
+        ("name", lambda f: f.name), ("target", lambda f: f.target), ("runtime", lambda f: f.runtime),
+        ("memory", lambda f: f"{f.memory_mb}MB"), ("timeout", lambda f: f"{f.timeout_seconds:g}s"),
+        ("triggers", lambda f: "; ".join(f.triggers) or None), ("invocations", lambda f: f.invocations), ("errors", lambda f: f.errors),
+    ),
+    "workloads": (
+        ("name", lambda w: w["name"]), ("kind", lambda w: w["kind"]), ("replicas", lambda w: w["replicas"]), ("running", lambda w: w["running"]),
+    ),
+}
+
+
+def _format_records(what: str, records: list[Any]) -> str:
+    columns = TABLES[what]
+    if not records:
+        return f"no {what}"
+    return format_table([c[0] for c in columns], [[getter(r) for _n, getter in columns] for r in records])
+
+
+def run_describe(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    if ctx is None:
+        return 2
+    try:
+        kind, name = _find(ctx, args.target)
+        if kind == "node":
+            details = next((to_jsonable(n) for n in _nodes(ctx) if n.id == name), None)
+            if details is None:
+                return _fail(f'no node is named "{name}"')
+        elif kind == "workload":
+            details = next((w for w in _workloads(ctx) if w["name"] == name), None)
+            if details is None:
+                return _fail(f'no workload is named "{name}"')
+        else:
+            details = _handler_for(ctx, kind).describe(name)
+    except (LookupError, BackendUnavailable) as exc:
+        return _fail(str(exc))
+    finally:
+        ctx.close()
+    print(json.dumps(to_jsonable(details), indent=2, default=str))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# logs / events / config / cordon
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    kind, name = split_target(args.target)
+    if kind not in (None, "container"):
+        return _fail("logs are kept for containers: write container/NAME", 2)
+    ctx = _context(args)
+    if ctx is None:
+        return 2
+    try:
+        handler = _handler_for(ctx, "container")
+        for line in handler.logs(name, follow=args.follow, tail=args.tail):  # type: ignore[attr-defined]
+            print(line, flush=args.follow)
+    except (LookupError, BackendUnavailable) as exc:
+        return _fail(str(exc))
+    finally:
+        ctx.close()
+    return 0
+
+
+def run_events(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    if ctx is None:
+        return 2
+    events = ctx.events.follow() if args.follow else ctx.events.read(limit=args.limit)
+    for event in events:
+        print(json.dumps(event.to_record()) if args.json else format_event(event), flush=True)
+    return 0
+
+
+def run_config(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    if ctx is None:
+        return 1
+    print(json.dumps(config_as_json(ctx.config), indent=2) if args.json else render_config(ctx.config))
+    return 0
+
+
+def run_cordon(args: argparse.Namespace) -> int:
+    kind, name = split_target(args.target)
+    if kind not in (None, "node"):
+        return _fail("only nodes can be cordoned: write node/NAME", 2)
+    ctx = _context(args)
+    if ctx is None:
+        return 2
+    cordon = args.command == "cordon"
+    store = CordonStore(ctx.config.data_dir)
+    result = ctx.gate.run(f"node.{args.command}", f"node/{name}", {}, lambda: store.set(name, cordon))
+    if not result.ok:
+        return _fail(result.message)
+    print(f"node/{name} {'cordoned' if cordon else 'uncordoned'}" + ("" if result.value else " (already)"))
+    return 0

@@ -1,0 +1,166 @@
+"""The shared start-up of every face (CLI, console, exporter, agent): config, gate, event log,
+backends and runtime handlers, built once from the configuration.
+
+Backends for Docker, libvirt and functions are built only when their modules can be imported
+and their endpoints are configured; one that cannot be built is reported through an
+`Availability` ("not installed", with what to install) instead of failing the whole program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from backends.base import Availability, Backend
+from backends.handlers import RuntimeHandler
+from console.config import Config, load_config
+from console.datadir import ensure_private_dir
+from console.diagnostics import setup_debug_log
+from console.eventlog import EventLog
+from console.gate import AUDIT_LOG_NAME, ActionGate, Mode, terminal_confirm
+
+logger = logging.getLogger("rtm.context")
+
+# Command-line options that are also configuration keys (flag > RTM_* env > file > default).
+FLAG_KEYS = {
+    "theme": "theme",
+    "metrics_listen": "exporter.listen",
+    "listen": "exporter.listen",
+    "web_config": "exporter.web_config",
+    "specs": "specs_dir",
+}
+
+
+@dataclass
+class AppContext:
+    """Everything a face of rtm-console needs, built lazily and closed once."""
+
+    config: Config
+    mode: Mode
+    gate: ActionGate
+    events: EventLog
+    debug_log: Path
+    sandbox: bool = False
+    _backends: list[Backend] | None = field(default=None, repr=False)
+    _handlers: dict[str, RuntimeHandler] | None = field(default=None, repr=False)
+    unavailable: list[Availability] = field(default_factory=list)
+
+    @property
+    def read_only(self) -> bool:
+        return self.mode == "kiosk"
+
+    def backends(self) -> list[Backend]:
+        if self._backends is None:
+            self._backends, self._handlers = _build_backends(self)
+        return self._backends
+
+    def handlers(self) -> dict[str, RuntimeHandler]:
+        """Runtime handlers by resource: "container", "vm", "function"."""
+        if self._handlers is None:
+            self._backends, self._handlers = _build_backends(self)
+        return self._handlers
+
+    def close(self) -> None:
+        for backend in self._backends or []:
+            try:
+                backend.close()
+            except Exception:  # closing is best effort; the reason goes to the debug log
+                logger.exception("closing %s failed", getattr(backend, "name", backend))
+
+
+def open_context(args: argparse.Namespace, mode: Mode, env: dict[str, str] | None = None) -> AppContext:
+    """Load the configuration (raises ConfigError), open the data folder, build the gate."""
+    env = dict(os.environ if env is None else env)
+    flags = {key: getattr(args, option) for option, key in FLAG_KEYS.items() if getattr(args, option, None) is not None}
+    config = load_config(flags, env, getattr(args, "config", None))
+    data = ensure_private_dir(config.data_dir)
+    debug_log = setup_debug_log(data)
+    confirm = terminal_confirm() if mode == "interactive" else None
+    gate = ActionGate(mode, data / AUDIT_LOG_NAME, confirm=confirm, assume_yes=bool(getattr(args, "yes", False)), env=env)
+    return AppContext(config, mode, gate, EventLog.in_data_dir(data), debug_log, sandbox=bool(getattr(args, "sandbox", False)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Backends
+
+
+def _build_backends(ctx: AppContext) -> tuple[list[Backend], dict[str, RuntimeHandler]]:
+    from backends.host import HostBackend
+
+    backends: list[Backend] = []
+    handlers: dict[str, RuntimeHandler] = {}
+    for builder in (_docker, _libvirt, _functions):
+        try:
+            built = builder(ctx)
+        except _NotInstalled as missing:
+            ctx.unavailable.append(missing.availability)
+            continue
+        if built is None:
+            continue
+        more_backends, more_handlers = built
+        backends.extend(more_backends)
+        handlers.update(more_handlers)
+    runtimes = tuple(sorted({_runtime_of(b) for b in backends if _runtime_of(b)}))
+    backends.insert(0, HostBackend(runtimes=runtimes, cordoned=_cordon_store(ctx)))
+    return backends, handlers
+
+
+class _NotInstalled(Exception):
+    def __init__(self, availability: Availability) -> None:
+        super().__init__(availability.describe())
+        self.availability = availability
+
+
+def _optional_module(module: str, backend: str, endpoint: str, install: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise _NotInstalled(Availability(backend, endpoint, "not_installed", cause=str(exc), hint=install)) from exc
+
+
+def _docker(ctx: AppContext) -> Any:
+    endpoints = ctx.config.docker.endpoints
+    if not endpoints:
+        return None
+    module = _optional_module("backends.docker", "docker", endpoints[0].host, "pip install docker")
+    return module.make_docker_backends(endpoints, read_only=ctx.read_only)
+
+
+def _libvirt(ctx: AppContext) -> Any:
+    uris = tuple(c.uri for c in ctx.config.libvirt.uris)
+    if ctx.sandbox:
+        uris = ("test:///default",)
+    if not uris:
+        return None
+    try:
+        importlib.import_module("libvirt")
+    except ImportError as exc:
+        hint = "pip install 'rtm-console[libvirt]' (needs Debian's libvirt-dev and pkg-config to compile)"
+        raise _NotInstalled(Availability("libvirt", uris[0], "not_installed", cause=str(exc), hint=hint)) from exc
+    module = _optional_module("backends.libvirt", "libvirt", uris[0], "reinstall rtm-console")
+    return module.make_libvirt_backends(uris, read_only=ctx.read_only)
+
+
+def _functions(ctx: AppContext) -> Any:
+    target = ctx.config.functions.target
+    if target == "aws":
+        module = _optional_module("backends.aws_lambda", "lambda", ctx.config.aws.endpoint_url or "aws", "pip install boto3")
+        return module.make_lambda_backends(ctx.config.aws, read_only=ctx.read_only)
+    module = _optional_module("backends.localfn", "local-functions", str(ctx.config.functions.gateway_listen), "reinstall rtm-console")
+    return module.make_local_backends(ctx.config, read_only=ctx.read_only)
+
+
+def _runtime_of(backend: Backend) -> str | None:
+    return {"containers": "docker", "vms": "libvirt"}.get(backend.kind)
+
+
+def _cordon_store(ctx: AppContext) -> Callable[[str], bool]:
+    from console.cordons import CordonStore
+
+    store = CordonStore(ctx.config.data_dir)
+    return store.is_cordoned
