@@ -31,14 +31,14 @@ class RatePolicy:
 @dataclass(frozen=True)
 class ScalingRules:
     stabilization_window: Duration | None = None
-    select_policy: Literal["Max", "Min", "Disabled"] = "Max"
+    select_policy: Literal["Max", "Min", "Disabled"] | None = None
     policies: tuple[RatePolicy, ...] | None = None
     where: Where = where_field()
 
     def check(self, ctx: BuildContext) -> None:
         if self.stabilization_window is not None and not 0 <= self.stabilization_window <= 3600:
             ctx.error(self.where, "stabilization_window", "stabilization_window must be from 0s to 1h (as in Kubernetes)")
-        if self.policies is not None and not self.policies and self.select_policy != "Disabled":
+        if self.policies is not None and not self.policies and self.select_policy != "Disabled":  # None means Max
             ctx.error(self.where, "policies", "list at least one policy, or set select_policy: Disabled")
 
 
@@ -64,6 +64,8 @@ class HorizontalScaling:
     def check(self, ctx: BuildContext) -> None:
         check_replica_range(self, ctx)
         check_targets(self, ctx)
+        if self.min_replicas < 1:
+            ctx.error(self.where, "min_replicas", "an autoscaled workload keeps at least one replica", "set min_replicas: 1 or more")
         if self.target_cpu_utilization is None and self.target_memory_utilization is None:
             ctx.error(self.where, None, "horizontal scaling needs a target", "set target_cpu_utilization or target_memory_utilization")
         if not 0 <= self.tolerance < 1:

@@ -1,0 +1,51 @@
+"""Turn a validated AutoScalingPolicy spec into the settings the decisions take."""
+
+from __future__ import annotations
+
+from rtm.autoscaling.settings import Behavior, HorizontalSettings, RatePolicy, scaling_rules_with_defaults
+from rtm.autoscaling.vertical import VerticalSettings
+from rtm.kinds.autoscaling import AutoScalingPolicy, ScalingRules
+
+
+def horizontal_settings(policy: AutoScalingPolicy, tolerance: float | None = None) -> HorizontalSettings | None:
+    """None when the policy has no horizontal part. `tolerance` (from the config) overrides the spec's."""
+    spec = policy.horizontal
+    if spec is None:
+        return None
+    behavior = None
+    if spec.behavior is not None:
+        behavior = Behavior(
+            scale_up=_rules("scale_up", spec.behavior.scale_up),
+            scale_down=_rules("scale_down", spec.behavior.scale_down),
+        )
+    return HorizontalSettings(
+        min_replicas=spec.min_replicas,
+        max_replicas=spec.max_replicas,
+        target_cpu_utilization=spec.target_cpu_utilization,
+        target_memory_utilization=spec.target_memory_utilization,
+        scale_up_cooldown=spec.scale_up_cooldown,
+        scale_down_cooldown=spec.scale_down_cooldown,
+        tolerance=spec.tolerance if tolerance is None else tolerance,
+        behavior=behavior,
+    )
+
+
+def _rules(direction: str, rules: ScalingRules | None):  # noqa: ANN202 - returns ScalingRules of rtm.autoscaling
+    if rules is None:
+        return scaling_rules_with_defaults(direction)  # type: ignore[arg-type]
+    policies = None if rules.policies is None else [RatePolicy(p.type, p.value, p.period) for p in rules.policies]
+    return scaling_rules_with_defaults(direction, rules.stabilization_window, rules.select_policy, policies)  # type: ignore[arg-type]
+
+
+def vertical_settings(policy: AutoScalingPolicy) -> VerticalSettings | None:
+    spec = policy.vertical
+    if spec is None:
+        return None
+    return VerticalSettings(
+        min_cpu_millis=spec.min_cpu,
+        max_cpu_millis=spec.max_cpu,
+        min_memory_bytes=spec.min_memory,
+        max_memory_bytes=spec.max_memory,
+        cpu_step_millis=spec.adjustment_step,
+        memory_step_bytes=spec.memory_adjustment_step,
+    )
