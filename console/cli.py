@@ -7,6 +7,7 @@ under console/commands and adds its subcommands through `register(subparsers)`.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Sequence
 
@@ -53,6 +54,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `rtm-console get nodes | head`
         sys.stderr.close()
         return 0
+    except Exception as exc:  # a bug: one line for people, the traceback in the debug log
+        print(f"rtm-console: {report_unexpected(exc)}", file=sys.stderr)
+        return 70
+
+
+def report_unexpected(exc: BaseException) -> str:
+    from console.datadir import data_dir
+    from console.diagnostics import debug_log_path, setup_debug_log, user_message
+
+    log = debug_log_path()
+    try:
+        log = log or setup_debug_log(data_dir())
+        logging.getLogger("console.cli").error("unexpected error", exc_info=exc)
+    except OSError:
+        log = None
+    return user_message(exc, log)
 
 
 if __name__ == "__main__":

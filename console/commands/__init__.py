@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from console.commands import resources, scaling, spec_commands
+from console.commands import resources, scaling, scheduling, spec_commands
 
-COMMAND_MODULES = [spec_commands, resources, scaling]
+COMMAND_MODULES = [spec_commands, resources, scheduling, scaling]
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
