@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
 from rtm.kinds.values import Cpu, Memory
+from rtm.scheduling.model import parse_int64
 from rtm.schema import BuildContext, Where, where_field
 
 Algorithm = Literal["round_robin", "least_connections", "weighted_round_robin", "ip_hash"]
@@ -48,7 +48,7 @@ class Constraint:
         elif self.operator in ("Exists", "DoesNotExist") and values:
             ctx.error(self.where, "values", f"{self.operator} takes no values", "remove values")
         elif self.operator in ("Gt", "Lt"):
-            if len(values) != 1 or not re.fullmatch(r"[+-]?\d+", str(values[0])):
+            if len(values) != 1 or parse_int64(str(values[0])) is None:
                 ctx.error(self.where, "values" if self.values is not None else None, f"{self.operator} needs exactly one whole number", 'e.g. values: ["4"]')
 
     @property
