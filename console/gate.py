@@ -1,0 +1,425 @@
+"""The action gate: the one way anything in rtm-console changes the world.
+
+Start, stop, delete, scale, apply, save, cordon — from the CLI, the console or the agent —
+run through `ActionGate.run`. The gate
+
+- refuses everything in kiosk mode ("kiosk mode is read-only: ... was not run");
+- asks for confirmation of destructive steps when a person is there to answer, and without a
+  terminal refuses them unless `--yes` was given;
+- writes one audit record per attempt (JSON lines in the data folder: time, user, origin,
+  mode, action, target, parameters with secrets masked, result, duration);
+- turns exceptions into a typed, failed `ActionResult` with a one-line message, the traceback
+  going to the debug log.
+
+Every action is declared in the module-level registry `ACTIONS`, either with the
+`@gated_action(...)` decorator (which also makes the decorated function callable only through
+a gate) or with `register_action(...)` for code that calls `gate.run` directly. `gate.run`
+refuses names that were never declared, so the registry lists every kind of change the product
+can make, and a test walks it to prove each one stops at a read-only gate.
+
+The agent's changes come from policies the operator applied (restart on liveness failure,
+scale on load); in agent mode they run without a question and are audited like the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import inspect
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from console.datadir import append_jsonl, ensure_private_dir, iso_utc
+from console.diagnostics import user_message
+
+T = TypeVar("T")
+Mode = Literal["interactive", "kiosk", "agent"]
+ErrorKind = Literal["refused_read_only", "not_confirmed", "failed"]
+MODES: tuple[str, ...] = ("interactive", "kiosk", "agent")
+AUDIT_LOG_NAME = "audit.jsonl"
+MASK = "***"
+
+logger = logging.getLogger("console.gate")
+
+
+@dataclass(frozen=True)
+class ActionResult(Generic[T]):
+    """What came of one attempt: ok with the function's value, or why not."""
+
+    ok: bool
+    action: str
+    target: str
+    value: T | None = None
+    message: str = ""
+    error: ErrorKind | None = None
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A declared kind of change. `entry` is the gated callable when declared by decorator."""
+
+    name: str
+    destructive: bool
+    description: str = ""
+    entry: Callable[..., ActionResult[Any]] | None = None
+
+
+ACTIONS: dict[str, ActionSpec] = {}
+
+_ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+
+
+class UndeclaredAction(LookupError):
+    """A programming error: `gate.run` was called with a name nobody declared."""
+
+
+def register_action(name: str, *, destructive: bool = False, description: str = "") -> ActionSpec:
+    """Declare an action for code that calls `gate.run` directly. Declaring twice is fine
+    when both declarations agree."""
+    return _declare(ActionSpec(name, destructive, description))
+
+
+def _declare(spec: ActionSpec) -> ActionSpec:
+    if not _ACTION_NAME.match(spec.name):
+        raise ValueError(f"action name {spec.name!r} must look like 'container.stop'")
+    known = ACTIONS.get(spec.name)
+    if known is not None:
+        if known.destructive != spec.destructive:
+            raise ValueError(f"action {spec.name!r} declared both destructive and not")
+        if known.entry is not None and spec.entry is not None and known.entry is not spec.entry:
+            raise ValueError(f"action {spec.name!r} is declared by two functions")
+        spec = ActionSpec(
+            spec.name,
+            spec.destructive,
+            spec.description or known.description,
+            spec.entry or known.entry,
+        )
+    ACTIONS[spec.name] = spec
+    return spec
+
+
+def gated_action(
+    name: str,
+    *,
+    target: str | Callable[[Mapping[str, Any]], str],
+    destructive: bool = False,
+    description: str = "",
+    audit: tuple[str, ...] | None = None,
+) -> Callable[[Callable[..., T]], Callable[..., ActionResult[T]]]:
+    """Declare `fn` as an action; the decorated name becomes `fn(gate, *args, **kwargs)`.
+
+    `target` names what is changed, as a format string over the function's arguments
+    (`"container/{name}"`) or a function of them. The audit records the arguments named in
+    `audit`, or by default every argument that is plain data (strings, numbers, lists, maps);
+    objects such as backend clients are left out.
+
+        @gated_action("container.stop", target="container/{name}", destructive=True)
+        def stop_container(backend, name: str, timeout: float = 10.0) -> None: ...
+
+        result = stop_container(gate, backend, "web-0", timeout=5)
+    """
+
+    def decorate(fn: Callable[..., T]) -> Callable[..., ActionResult[T]]:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def through_gate(gate: ActionGate, /, *args: Any, **kwargs: Any) -> ActionResult[T]:
+            if not isinstance(gate, ActionGate):
+                raise TypeError(f"{name}: the first argument must be the ActionGate")
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            what = target.format(**arguments) if isinstance(target, str) else target(arguments)
+            if audit is not None:
+                params = {key: _plain(arguments[key]) for key in audit if key in arguments}
+            else:
+                params = {k: _plain(v) for k, v in arguments.items() if _is_plain(v)}
+            return gate.run(name, what, params, lambda: fn(*bound.args, **bound.kwargs))
+
+        _declare(ActionSpec(name, destructive, description or _first_doc_line(fn), through_gate))
+        return through_gate
+
+    return decorate
+
+
+def _first_doc_line(fn: Callable[..., Any]) -> str:
+    return (inspect.getdoc(fn) or "").split("\n", 1)[0]
+
+
+def _is_plain(value: Any) -> bool:
+    if value is None or isinstance(value, (str, int, float, bool, Path)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready copy of plain data; anything else as its type name."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return f"<{type(value).__name__}>"
+
+
+# --- the gate ---------------------------------------------------------------------------------
+
+
+class ActionGate:
+    """Runs changes according to the mode, asks where needed, and audits every attempt.
+
+    `confirm` asks a person a yes/no question and returns the answer; pass None when nobody can
+    be asked (no terminal: see `terminal_confirm`). `assume_yes` is `--yes`.
+    """
+
+    def __init__(
+        self,
+        mode: Mode,
+        audit_path: Path | str,
+        confirm: Callable[[str], bool] | None = None,
+        assume_yes: bool = False,
+        user: str | None = None,
+        env: Mapping[str, str] = os.environ,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.mode: Mode = mode
+        self.audit_path = Path(audit_path)
+        self.confirm = confirm
+        self.assume_yes = assume_yes
+        self.user = user or _current_user(env)
+        self.origin = origin_from_env(env)
+        self._clock = clock
+
+    @property
+    def read_only(self) -> bool:
+        return self.mode == "kiosk"
+
+    def run(
+        self,
+        action: str,
+        target: str,
+        params: Mapping[str, Any],
+        fn: Callable[[], T],
+        destructive: bool = False,
+    ) -> ActionResult[T]:
+        spec = ACTIONS.get(action)
+        if spec is None:
+            raise UndeclaredAction(
+                f"action {action!r} was never declared: use @gated_action or register_action"
+            )
+        destructive = destructive or spec.destructive
+        started = time.monotonic()
+
+        def finish(result: ActionResult[T], outcome: str) -> ActionResult[T]:
+            return self._audit(result, outcome, params, destructive, time.monotonic() - started)
+
+        if self.read_only:
+            message = f"kiosk mode is read-only: {action} {target} was not run"
+            return finish(ActionResult(False, action, target, None, message, "refused_read_only"), "refused")
+        if destructive and self.mode == "interactive" and not self.assume_yes:
+            refusal = self._ask(action, target)
+            if refusal:
+                return finish(ActionResult(False, action, target, None, refusal, "not_confirmed"), "refused")
+        problem = self._audit_log_problem()
+        if problem:
+            message = f"{action} {target} was not run: the audit log cannot be written ({problem})"
+            return ActionResult(False, action, target, None, message, "failed")
+        try:
+            value = fn()
+        except Exception as exc:  # every failure becomes a result; the traceback goes to the log
+            logger.error("%s %s failed", action, target, exc_info=exc)
+            message = f"{action} {target} failed: {user_message(exc)}"
+            return finish(ActionResult(False, action, target, None, message, "failed"), "failed")
+        except BaseException:
+            # Ctrl+C or exit during a change: record that it was cut short, then let it go on.
+            message = f"{action} {target} was interrupted"
+            finish(ActionResult(False, action, target, None, message, "failed"), "failed")
+            raise
+        return finish(ActionResult(True, action, target, value, f"{action} {target}: done"), "ok")
+
+    def _ask(self, action: str, target: str) -> str | None:
+        """None when confirmed; otherwise the refusal message."""
+        if self.confirm is None:
+            return (
+                f"{action} {target} was not run: it is destructive and there is no terminal "
+                "to confirm it on; pass --yes to run it without asking"
+            )
+        question = f"{_verb(action).capitalize()} {target}?"
+        try:
+            confirmed = bool(self.confirm(question))
+        except (EOFError, KeyboardInterrupt):
+            confirmed = False
+        return None if confirmed else f"{action} {target} was not run: not confirmed"
+
+    def _audit_log_problem(self) -> str | None:
+        try:
+            ensure_private_dir(self.audit_path.parent)
+            os.close(os.open(self.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        return None
+
+    def _audit(
+        self,
+        result: ActionResult[T],
+        outcome: str,
+        params: Mapping[str, Any],
+        destructive: bool,
+        duration: float,
+    ) -> ActionResult[T]:
+        record = {
+            "time": iso_utc(self._clock()),
+            "user": self.user,
+            "origin": self.origin,
+            "mode": self.mode,
+            "action": result.action,
+            "target": result.target,
+            "destructive": destructive,
+            "params": mask_secrets(_plain(dict(params))),
+            "result": outcome,
+            "error": result.error,
+            "message": result.message,
+            "duration_seconds": round(duration, 6),
+        }
+        try:
+            ensure_private_dir(self.audit_path.parent)
+            append_jsonl(self.audit_path, record)
+        except OSError as exc:
+            logger.error("audit record for %s %s not written", result.action, result.target, exc_info=exc)
+            note = f" (audit log not written: {exc.strerror or exc})"
+            return ActionResult(result.ok, result.action, result.target, result.value,
+                                result.message + note, result.error)
+        return result
+
+
+def audit_log_path(data_dir: Path | str) -> Path:
+    """Where the audit log lives in the data folder."""
+    return Path(data_dir) / AUDIT_LOG_NAME
+
+
+def _verb(action: str) -> str:
+    return action.rsplit(".", 1)[-1].replace("_", " ")
+
+
+def _current_user(env: Mapping[str, str]) -> str:
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if env.get(name):
+            return env[name]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def origin_from_env(env: Mapping[str, str]) -> str:
+    """`client-ip:port` of the SSH session this process runs in, else "local"."""
+    parts = env.get("SSH_CONNECTION", "").split()
+    if len(parts) >= 2:
+        host, port = parts[0], parts[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return "local"
+
+
+def terminal_confirm(
+    stdin: Any = None, stdout: Any = None
+) -> Callable[[str], bool] | None:
+    """A confirm function that asks on the terminal, or None when stdin is not a terminal."""
+    stdin = stdin if stdin is not None else sys.stdin
+    stdout = stdout if stdout is not None else sys.stderr
+    if not (hasattr(stdin, "isatty") and stdin.isatty()):
+        return None
+
+    def ask(question: str) -> bool:
+        stdout.write(f"{question} [y/N] ")
+        stdout.flush()
+        answer = stdin.readline()
+        if not answer:
+            raise EOFError
+        return answer.strip().lower() in ("y", "yes")
+
+    return ask
+
+
+# --- masking secrets ------------------------------------------------------------------------
+
+_SECRET_SUBSTRINGS = ("password", "passwd", "passphrase", "secret", "token", "credential", "apikey")
+_SECRET_WORDS = frozenset({"key", "authorization", "cookie", "pwd"})
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SECRET_PATTERNS = (
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key ids
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\."),  # JSON web tokens
+    re.compile(r"\b(ghp|gho|ghu|ghs|github_pat|glpat|xox[abpr])[_-][A-Za-z0-9_-]{10,}"),
+    re.compile(r"^(Bearer|Basic)\s+\S+", re.IGNORECASE),
+)
+# A long unbroken run of mixed-case letters and digits reads as a generated secret (an AWS
+# secret key, an API key). Lower-case hex (digests, ids) and UUIDs are left readable.
+_RANDOM_LOOKING = re.compile(r"^[A-Za-z0-9+/=_-]{24,}$")
+_ASSIGNMENT = re.compile(r"^(-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:\s]*:)([^/@\s]+)(@)", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for names such as password, db_password, apiKey, AWS_SECRET_ACCESS_KEY, tls.key."""
+    lowered = name.lower()
+    if any(part in lowered for part in _SECRET_SUBSTRINGS):
+        return True
+    words = re.split(r"[^a-z0-9]+", _CAMEL_BOUNDARY.sub("_", name).lower())
+    return any(word in _SECRET_WORDS for word in words)
+
+
+def looks_secret(value: str) -> bool:
+    """True for values that are secrets whatever they are called: private keys, access key ids,
+    tokens, and long random-looking strings."""
+    if any(pattern.search(value) for pattern in _SECRET_PATTERNS):
+        return True
+    return bool(
+        _RANDOM_LOOKING.match(value)
+        and not value.startswith(("/", "./", "~"))  # paths are not secrets
+        and re.search(r"[a-z]", value)
+        and re.search(r"[A-Z]", value)
+        and re.search(r"[0-9]", value)
+    )
+
+
+def mask_secrets(value: Any, name: str | None = None) -> Any:
+    """A copy of `value` with secrets replaced by `***`.
+
+    Masked: values under secret-looking names (at any depth, so `environment.DB_PASSWORD` too),
+    `NAME=value` strings whose name is secret (`--password=x`, Docker-style environment lists),
+    passwords inside URLs, and values that look secret by themselves.
+    """
+    if name is not None and is_secret_name(name) and value not in (None, "", [], {}):
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: mask_secrets(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_secrets(item) for item in value]
+    if isinstance(value, str):
+        return _mask_string(value)
+    return value
+
+
+def _mask_string(value: str) -> str:
+    assignment = _ASSIGNMENT.match(value)
+    if assignment and is_secret_name(assignment.group(1)):
+        return f"{assignment.group(1)}={MASK}"
+    if looks_secret(value):
+        return MASK
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), value)
