@@ -197,6 +197,11 @@ class VmInfo:
     net_rx_bytes: int
     net_tx_bytes: int
     started_at: float | None
+    # Bytes per second between the last two polls of the VM's host; None until two samples.
+    block_read_rate: float | None = None
+    block_write_rate: float | None = None
+    net_rx_rate: float | None = None
+    net_tx_rate: float | None = None
 
 
 # ----------------------------------------------------------------------------- functions
