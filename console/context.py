@@ -29,7 +29,7 @@ logger = logging.getLogger("rtm.context")
 # Command-line options that are also configuration keys (flag > RTM_* env > file > default).
 FLAG_KEYS = {
     "theme": "theme",
-    "metrics_listen": "exporter.listen",
+    "metrics_listen": "exporter.console_listen",
     "listen": "exporter.listen",
     "web_config": "exporter.web_config",
     "specs": "specs_dir",
