@@ -216,6 +216,34 @@ class DurationStats:
     p95_seconds: float | None = None
 
 
+# Upper bounds (seconds) for invocation-duration buckets; a backend that counts invocations
+# itself (the local runtime) uses these unless it has reasons to choose others.
+DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass(frozen=True)
+class DurationHistogram:
+    """Every invocation's duration since the backend started counting (a Prometheus histogram).
+
+    `bucket_counts[i]` is how many invocations took at most `bounds[i]` seconds (cumulative,
+    as Prometheus' `le` buckets); `count` includes those above the last bound.
+    """
+
+    bounds: tuple[float, ...]
+    bucket_counts: tuple[int, ...]
+    count: int
+    sum_seconds: float
+
+    @classmethod
+    def empty(cls, bounds: tuple[float, ...] = DEFAULT_DURATION_BUCKETS) -> DurationHistogram:
+        return cls(tuple(bounds), (0,) * len(bounds), 0, 0.0)
+
+    def observe(self, seconds: float) -> DurationHistogram:
+        """This histogram with one more invocation of `seconds`."""
+        counts = tuple(n + 1 if seconds <= bound else n for n, bound in zip(self.bucket_counts, self.bounds))
+        return DurationHistogram(self.bounds, counts, self.count + 1, self.sum_seconds + seconds)
+
+
 @dataclass(frozen=True)
 class FunctionInfo:
     name: str
@@ -230,6 +258,9 @@ class FunctionInfo:
     invocations: int
     errors: int
     duration: DurationStats | None
+    # Cumulative durations of every invocation the backend counted itself; None where the
+    # backend only has window statistics (CloudWatch).
+    duration_histogram: DurationHistogram | None = None
 
 
 # ----------------------------------------------------------------------------- snapshots
