@@ -1,0 +1,282 @@
+"""Warm worker processes per function version, and the one way to run an invocation.
+
+Isolation model (what is kept, what is not):
+
+- Every invocation runs in a worker process, never in the host, and a worker runs one
+  invocation at a time, with the function's environment, its timeout and its memory cap.
+- A worker that finished an invocation normally (a result, or an exception the handler raised)
+  is kept warm and reused for the same function version, as Lambda reuses an execution
+  environment: module globals and /tmp survive between invocations of that version, nothing is
+  shared between functions or versions.
+- A worker that timed out, ran out of memory, crashed or called exit is never reused; the next
+  invocation starts a fresh one (a cold start).
+- At most `max_workers` workers per function version run at once; more requests wait up to
+  `queue_timeout` for one to free up, then are refused with `Throttled` (HTTP 429).
+- Workers idle longer than `idle_seconds` are stopped (`reap_idle`), so a quiet function costs
+  no memory.
+- On a redeploy (`set_current`), idle workers of the old version are stopped at once; busy ones
+  finish their request and are stopped when they return. No request is dropped.
+
+Workers are started from one long-lived thread ("rtm-localfn-spawn") rather than from the
+request threads: the kernel's parent-death signal that kills orphaned workers fires when the
+*thread* that started them ends, and request threads come and go.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from backends.localfn.process import WorkerProcess, WorkerResult
+from backends.localfn.store import StoredFunction
+
+logger = logging.getLogger("rtm.localfn")
+
+INIT_TIMEOUT_SECONDS = 10.0  # Lambda's limit on a function's init phase
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+class Throttled(Exception):
+    """No worker became free within the queue timeout (HTTP 429, like Lambda's throttling)."""
+
+
+class PoolClosed(Exception):
+    """The pool was closed: the runtime is stopping."""
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """What one function version's workers are doing, for describe and the functions pane."""
+
+    name: str
+    version: int
+    idle: int
+    busy: int
+    current: bool
+
+
+class _Group:
+    def __init__(self, key: tuple[str, int]) -> None:
+        self.key = key
+        self.idle: list[WorkerProcess] = []  # most recently used last: reused first, stays warm
+        self.busy = 0  # running an invocation or starting
+
+
+def worker_environment(function: StoredFunction, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The worker's environment: Lambda's variables, then the spec's (which win).
+
+    Nothing of the host's environment is inherited (no credentials, no PYTHON* settings),
+    except PATH, with the interpreter's own folder first so `python3` in a subprocess is the
+    same interpreter.
+    """
+    definition = function.definition
+    interpreter_dir = os.path.dirname(sys.executable)
+    env = {
+        "PATH": f"{interpreter_dir}:{(base or os.environ).get('PATH') or DEFAULT_PATH}",
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "LAMBDA_TASK_ROOT": str(function.code_dir),
+        "_HANDLER": definition.handler,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{definition.runtime}",
+        "AWS_LAMBDA_FUNCTION_NAME": definition.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": str(function.version),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(definition.memory_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{definition.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": _log_stream(function),
+        "RTM_LOCAL_RUNTIME": "1",
+    }
+    env.update(definition.environment_map)
+    return env
+
+
+def _log_stream(function: StoredFunction) -> str:
+    day = time.strftime("%Y/%m/%d", time.gmtime(function.deployed_at))
+    return f"{day}/[{function.version}]local"
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        *,
+        max_workers: int = 8,
+        idle_seconds: float = 300.0,
+        queue_timeout: float = 30.0,
+        init_timeout: float = INIT_TIMEOUT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self.max_workers = max_workers
+        self.idle_seconds = idle_seconds
+        self.queue_timeout = queue_timeout
+        self.init_timeout = init_timeout
+        self._clock = clock
+        self._lock = threading.Condition()
+        self._groups: dict[tuple[str, int], _Group] = {}
+        self._current: dict[str, int] | None = None  # name -> version served; None: all are
+        self._running: set[WorkerProcess] = set()
+        self._closed = False
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtm-localfn-spawn")
+        self.cold_starts = 0
+
+    # ------------------------------------------------------------------------------ invoking
+
+    def invoke(self, function: StoredFunction, event: Any, request_id: str) -> WorkerResult:
+        """Run one invocation in a worker of this function version (warm if one is idle).
+
+        Raises Throttled when every allowed worker stays busy for `queue_timeout`, and
+        PoolClosed when the pool is closing.
+        """
+        group, worker = self._acquire(function.key)
+        cold = worker is None
+        if worker is None:
+            try:
+                worker = self._spawner.submit(self._start, function).result()
+            except BaseException:
+                self._release(group, None, reusable=False)
+                raise
+            with self._lock:
+                self._running.add(worker)
+            failure = worker.wait_ready(self.init_timeout)
+            if failure is not None:
+                self._release(group, worker, reusable=False)
+                return failure
+        try:
+            result = worker.invoke(request_id, event, function.definition.timeout_seconds, cold_start=cold)
+        except BaseException:
+            self._release(group, worker, reusable=False)
+            raise
+        self._release(group, worker, reusable=result.outcome in ("ok", "error") and worker.alive())
+        return result
+
+    def _start(self, function: StoredFunction) -> WorkerProcess:
+        definition = function.definition
+        config = {
+            "handler": definition.handler,
+            "memory_bytes": definition.memory_bytes,
+            "function_name": definition.name,
+            "version": function.version,
+            "log_stream": _log_stream(function),
+        }
+        with self._lock:
+            self.cold_starts += 1
+        return WorkerProcess(config, worker_environment(function), function.code_dir)
+
+    def _acquire(self, key: tuple[str, int]) -> tuple[_Group, WorkerProcess | None]:
+        """A warm worker, or None with a slot reserved to start one."""
+        deadline = self._clock() + self.queue_timeout
+        stale: list[WorkerProcess] = []
+        with self._lock:
+            try:
+                while True:
+                    if self._closed:
+                        raise PoolClosed("the local functions runtime is stopping")
+                    group = self._groups.setdefault(key, _Group(key))
+                    while group.idle:
+                        worker = group.idle.pop()
+                        if worker.alive():
+                            group.busy += 1
+                            self._running.add(worker)
+                            return group, worker
+                        stale.append(worker)  # died while idle (killed from outside)
+                    if group.busy < self.max_workers:
+                        group.busy += 1
+                        return group, None
+                    remaining = deadline - self._clock()
+                    if remaining <= 0:
+                        raise Throttled(f"function {key[0]} has {self.max_workers} invocations running; "
+                                        f"none finished within {self.queue_timeout:g} s")
+                    self._lock.wait(remaining)
+            finally:
+                for worker in stale:
+                    worker.kill()
+
+    def _release(self, group: _Group, worker: WorkerProcess | None, reusable: bool) -> None:
+        name, version = group.key
+        with self._lock:
+            group.busy -= 1
+            self._running.discard(worker)  # type: ignore[arg-type]
+            keep = reusable and worker is not None and not self._closed and self._is_current(name, version)
+            if keep:
+                group.idle.append(worker)  # type: ignore[arg-type]
+            self._forget_if_empty(group)
+            self._lock.notify_all()
+        if worker is not None and not keep:
+            worker.stop()
+
+    def _is_current(self, name: str, version: int) -> bool:
+        return self._current is None or self._current.get(name) == version
+
+    def _forget_if_empty(self, group: _Group) -> None:
+        if not group.idle and not group.busy and not self._is_current(*group.key):
+            self._groups.pop(group.key, None)
+
+    # ------------------------------------------------------------------------------ versions
+
+    def set_current(self, versions: Mapping[str, int]) -> None:
+        """The version of each function now served. Idle workers of any other version (or of a
+        function no longer deployed) are stopped; busy ones are stopped when they finish."""
+        retired: list[WorkerProcess] = []
+        with self._lock:
+            self._current = dict(versions)
+            for group in list(self._groups.values()):
+                name, version = group.key
+                if versions.get(name) != version:
+                    retired.extend(group.idle)
+                    group.idle.clear()
+                    self._forget_if_empty(group)
+        for worker in retired:
+            worker.stop()
+
+    # ------------------------------------------------------------------------------ upkeep
+
+    def reap_idle(self) -> int:
+        """Stop workers idle for longer than `idle_seconds`; returns how many."""
+        now = time.monotonic()
+        expired: list[WorkerProcess] = []
+        with self._lock:
+            for group in list(self._groups.values()):
+                keep = [w for w in group.idle if now - w.last_used < self.idle_seconds]
+                expired.extend(w for w in group.idle if w not in keep)
+                group.idle[:] = keep
+                self._forget_if_empty(group)
+        for worker in expired:
+            worker.stop()
+        return len(expired)
+
+    def state(self) -> list[GroupState]:
+        with self._lock:
+            return [GroupState(name, version, len(g.idle), g.busy, self._current.get(name) == version)
+                    for (name, version), g in sorted(self._groups.items())]
+
+    def worker_pids(self) -> list[int]:
+        """Idle workers' process ids (for tests and diagnostics)."""
+        with self._lock:
+            return [w.pid for g in self._groups.values() for w in g.idle]
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Refuse new invocations, stop idle workers, and wait up to `timeout` for busy ones,
+        which are killed when it passes."""
+        with self._lock:
+            self._closed = True
+            idle = [w for g in self._groups.values() for w in g.idle]
+            for group in self._groups.values():
+                group.idle.clear()
+            self._lock.notify_all()
+        for worker in idle:
+            worker.stop(grace=0.5)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._running and time.monotonic() < deadline:
+                self._lock.wait(max(0.0, deadline - time.monotonic()))
+            overdue = list(self._running)
+        for worker in overdue:  # their requests end with an error result
+            worker.interrupt()
+        self._spawner.shutdown(wait=True)

@@ -1,0 +1,251 @@
+"""The local function store: every deployed version of every function, in the data folder.
+
+Layout under `DATA/functions/`:
+
+    index.json                 the current version of each function (what the runtime serves)
+    .lock                      held (flock) while a deploy or delete changes the store
+    NAME/versions/N/code/      the function's files for version N
+    NAME/versions/N/function.json   its definition and when it was deployed
+
+A deploy builds the new version in a staging folder beside the versions, renames it into place
+(a folder rename is atomic), then replaces `index.json` atomically. A crash at any point leaves
+either the old index (the half-built version is ignored and cleaned up later) or the new one,
+never a function pointing at missing code. The index is the single source of truth that a
+hosting runtime watches (`stamp()`), whether the deploy came from its own process or from
+`rtm-console apply` in another one.
+
+The newest `keep_versions` versions are kept (old warm workers may still be finishing a request
+on one); `delete` removes the function from the index first, then its folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from backends.localfn.definition import CodeSource, FunctionDefinition, copy_code
+
+STORE_FOLDER = "functions"
+INDEX_NAME = "index.json"
+INDEX_FORMAT = 1
+
+
+class FunctionNotFound(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f'no local function is named "{name}"')
+        self.name = name
+
+    def __str__(self) -> str:  # LookupError would quote the message like a KeyError otherwise
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class StoredFunction:
+    """One stored version of a function: its definition and where its code is."""
+
+    definition: FunctionDefinition
+    version: int
+    deployed_at: float  # epoch seconds
+    code_dir: Path
+    source: str  # the code's path when it was deployed, for people
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.name, self.version
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "definition": self.definition.to_json(),
+            "version": self.version,
+            "deployed_at": self.deployed_at,
+            "source": self.source,
+        }
+
+
+class FunctionStore:
+    def __init__(self, data_dir: Path | str, keep_versions: int = 5) -> None:
+        if keep_versions < 1:
+            raise ValueError("keep_versions must be at least 1")
+        self.root = Path(data_dir) / STORE_FOLDER
+        self.keep_versions = keep_versions
+
+    # ------------------------------------------------------------------------------ reading
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / INDEX_NAME
+
+    def stamp(self) -> tuple[int, int, int] | None:
+        """Changes whenever the index is replaced (one stat; cheap enough for every request)."""
+        try:
+            info = os.stat(self.index_path)
+        except FileNotFoundError:
+            return None
+        return info.st_ino, info.st_mtime_ns, info.st_size
+
+    def current(self) -> dict[str, StoredFunction]:
+        """The current version of every function, by name."""
+        try:
+            raw = json.loads(self.index_path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        return {name: self._stored(entry) for name, entry in sorted(raw.get("functions", {}).items())}
+
+    def get(self, name: str) -> StoredFunction:
+        found = self.current().get(name)
+        if found is None:
+            raise FunctionNotFound(name)
+        return found
+
+    def versions(self, name: str) -> list[StoredFunction]:
+        """Every kept version of a function, oldest first."""
+        versions = []
+        for number in self._version_numbers(name):
+            try:
+                raw = json.loads((self._version_dir(name, number) / "function.json").read_bytes())
+            except (FileNotFoundError, ValueError):
+                continue  # a version being pruned, or a crash's leftover
+            versions.append(self._stored(raw))
+        return versions
+
+    def _stored(self, entry: dict[str, Any]) -> StoredFunction:
+        definition = FunctionDefinition.from_json(entry["definition"])
+        version = int(entry["version"])
+        return StoredFunction(definition, version, float(entry["deployed_at"]),
+                              self._version_dir(definition.name, version) / "code", str(entry.get("source", "")))
+
+    def _version_dir(self, name: str, version: int) -> Path:
+        return self.root / name / "versions" / str(version)
+
+    def _version_numbers(self, name: str) -> list[int]:
+        try:
+            entries = os.listdir(self.root / name / "versions")
+        except FileNotFoundError:
+            return []
+        return sorted(int(entry) for entry in entries if entry.isdigit())
+
+    # ------------------------------------------------------------------------------ changing
+
+    def deploy(self, definition: FunctionDefinition, code: CodeSource, now: float | None = None) -> StoredFunction:
+        """Store `definition` with a copy of its code as the function's next version, and make
+        it current. The stored hash is that of the files actually copied."""
+        with self._locked():
+            versions = self.root / definition.name / "versions"
+            versions.mkdir(parents=True, exist_ok=True)
+            _remove_staging_leftovers(versions)
+            index = self._read_index()
+            latest = max([0, *self._version_numbers(definition.name)])
+            number = max(latest, int(index.get(definition.name, {}).get("version", 0))) + 1
+            staging = versions / f".staging-{secrets.token_hex(6)}"
+            try:
+                staging.mkdir()
+                sha256, _size = copy_code(code.path, staging / "code")
+                stored = StoredFunction(
+                    replace(definition, code_sha256=sha256),
+                    number, time.time() if now is None else now, versions / str(number) / "code", str(code.path))
+                _write_json(staging / "function.json", stored.to_json())
+                os.rename(staging, versions / str(number))
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            index[definition.name] = stored.to_json()
+            self._write_index(index)
+            self._prune(definition.name, keep_at_least=number)
+            return stored
+
+    def delete(self, name: str) -> int:
+        """Remove a function and all its versions; returns how many versions were removed."""
+        with self._locked():
+            index = self._read_index()
+            if name not in index:
+                raise FunctionNotFound(name)
+            count = len(self._version_numbers(name))
+            del index[name]
+            self._write_index(index)
+            folder = self.root / name
+            if folder.exists():
+                # Renamed first so the name is free at once, even if removing the files is slow.
+                trash = self.root / f".deleted-{name}-{secrets.token_hex(4)}"
+                os.rename(folder, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            return count
+
+    def _prune(self, name: str, keep_at_least: int) -> None:
+        numbers = self._version_numbers(name)
+        for number in numbers[: max(0, len(numbers) - self.keep_versions)]:
+            if number < keep_at_least:
+                shutil.rmtree(self._version_dir(name, number), ignore_errors=True)
+
+    def _read_index(self) -> dict[str, Any]:
+        try:
+            raw = json.loads(self.index_path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        return dict(raw.get("functions", {}))
+
+    def _write_index(self, functions: dict[str, Any]) -> None:
+        _write_json(self.index_path, {"format": INDEX_FORMAT, "functions": dict(sorted(functions.items()))})
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time, across threads and processes (each call opens its own
+        descriptor, and flock excludes separate descriptors even within one process)."""
+        _ensure_private_dir(self.root)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # drops the lock
+
+
+def _remove_staging_leftovers(versions: Path) -> None:
+    for entry in versions.iterdir():
+        if entry.name.startswith(".staging-"):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _ensure_private_dir(path: Path) -> None:
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Replace `path` atomically: temporary file in the same folder, fsync, rename, fsync folder.
+
+    (The console's data-folder helper does the same; backends cannot import the console.)
+    """
+    payload = json.dumps(data, indent=1, sort_keys=False).encode("utf-8")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(payload)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.chmod(tmp_name, 0o600)
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
