@@ -1,0 +1,64 @@
+"""The libvirt backend: VMs on one or more libvirt hosts (kind "vms").
+
+    backends = [LibvirtBackend("qemu:///system")]          # or LibvirtBackend.sandbox()
+    handler = LibvirtVmHandler(backends)                    # apply/plan/delete for VirtualMachineRuntime
+    handlers = make_libvirt_handlers(["qemu:///system"])    # the same, built from URIs
+
+libvirt-python is imported on first contact with a host, never by importing this package.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from backends.libvirt.backend import LibvirtBackend, LibvirtHostInfo
+from backends.libvirt.connection import SANDBOX_URI
+from backends.libvirt.domain_xml import render_vm
+from backends.libvirt.errors import HostProblem, HostRequirementError, KvmRefused, VmError, VmNotFound, VmSpecError, VmStateError
+from backends.libvirt.handler import LibvirtVmHandler, render_document
+from backends.libvirt.host_checks import HostOptions, KvmStatus
+
+__all__ = [
+    "SANDBOX_URI",
+    "HostOptions",
+    "HostProblem",
+    "HostRequirementError",
+    "KvmRefused",
+    "KvmStatus",
+    "LibvirtBackend",
+    "LibvirtHostInfo",
+    "LibvirtVmHandler",
+    "VmError",
+    "VmNotFound",
+    "VmSpecError",
+    "VmStateError",
+    "make_libvirt_backends",
+    "make_libvirt_handlers",
+    "render_document",
+    "render_vm",
+]
+
+
+def make_libvirt_backends(uris: Iterable[Any], read_only: bool = False, *, sandbox: bool = False,
+                          shutdown_timeout: float = 60.0) -> list[LibvirtBackend]:
+    """One backend per URI. A URI is a string or a configured connection with `.name` and
+    `.uri`; with `sandbox` the URIs are ignored and libvirt's test driver is used instead."""
+    if sandbox:
+        return [LibvirtBackend.sandbox(read_only=read_only, shutdown_timeout=shutdown_timeout)]
+    backends = []
+    for entry in uris:
+        uri = entry if isinstance(entry, str) else entry.uri
+        name = None if isinstance(entry, str) else entry.name
+        backends.append(LibvirtBackend(uri, name=name, read_only=read_only, shutdown_timeout=shutdown_timeout))
+    return backends
+
+
+def make_libvirt_handlers(uris: Iterable[Any], read_only: bool = False, *, sandbox: bool = False,
+                          strict: bool = False, shutdown_timeout: float = 60.0,
+                          options: HostOptions = HostOptions(), default_host: str | None = None,
+                          backends: list[LibvirtBackend] | None = None) -> dict[str, LibvirtVmHandler]:
+    """{"vm": handler} for the resource commands. Pass `backends` to share the poller's
+    backends (and their connections) instead of opening new ones."""
+    if backends is None:
+        backends = make_libvirt_backends(uris, read_only, sandbox=sandbox, shutdown_timeout=shutdown_timeout)
+    return {"vm": LibvirtVmHandler(backends, strict=strict, options=options, default_host=default_host)}

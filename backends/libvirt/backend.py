@@ -1,0 +1,187 @@
+"""One libvirt host as a backend of kind "vms": polled records, actions, and its node facts.
+
+`poll()` makes one getAllDomainStats call (see stats.py). The actions of actions.py are offered
+as methods, for the console and the agent to call through the action gate. `host_info()` and
+`sched_node()` describe the host as a node for the scheduler: its CPUs and memory from
+getInfo/getFreeMemory and the runtime "libvirt".
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from backends.base import Availability
+from backends.libvirt.actions import VmActions
+from backends.libvirt.connection import SANDBOX_URI, LibvirtConnection, libvirt_module
+from backends.libvirt.host_checks import KvmStatus, probe_kvm
+from backends.libvirt.stats import DomainSample, StatsTracker
+from backends.records import KindSnapshot, VmInfo, freeze
+from rtm.scheduling import SchedNode
+
+KVM_STATUS_TTL = 300.0  # seconds a KVM trial result is trusted (device permissions rarely change)
+SYSTEM_PIDFILE_DIR = "/run/libvirt/qemu"
+
+
+@dataclass(frozen=True)
+class LibvirtHostInfo:
+    """A libvirt host's capacity and load, as the scheduler and the nodes pane need it."""
+
+    backend: str
+    uri: str
+    hostname: str
+    cpu_count: int
+    memory_bytes_total: int
+    memory_bytes_free: int
+    active_domains: int
+
+
+def stats_flags() -> int:
+    libvirt = libvirt_module()
+    return (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
+            | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_INTERFACE | libvirt.VIR_DOMAIN_STATS_BLOCK)
+
+
+class LibvirtBackend:
+    """A libvirt host (one URI). Thread-safe: the poller and the actions share the connection."""
+
+    kind = "vms"
+
+    def __init__(self, uri: str, *, name: str | None = None, read_only: bool = False, sandbox: bool = False,
+                 shutdown_timeout: float = 60.0, zone: str = "local", labels: Mapping[str, str] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 kvm_probe: Callable[[Any, bool, bool], KvmStatus] | None = None) -> None:
+        self.uri = uri
+        self.endpoint = uri
+        self.name = f"libvirt@{name or uri}"
+        self.zone = zone
+        self.labels = dict(labels or {})
+        self.connection = LibvirtConnection(uri, read_only=read_only, sandbox=sandbox)
+        self.actions = VmActions(self.connection, self.name, shutdown_timeout=shutdown_timeout)
+        self._clock = clock
+        # Start times can be read only for the system daemon of this machine.
+        self._started_at = _pidfile_start_time if uri == "qemu:///system" else (lambda _sample: None)
+        self._tracker = StatsTracker(self.name, self._started_at)
+        # kvm_probe(conn, read_only, smm) -> KvmStatus; replaceable where a test must pretend.
+        self._kvm_probe = kvm_probe or (lambda conn, read_only, smm: probe_kvm(conn, read_only=read_only, smm=smm))
+        self._kvm: dict[bool, tuple[float, KvmStatus]] = {}
+        self._kvm_lock = threading.Lock()
+
+    @classmethod
+    def sandbox(cls, **kwargs: Any) -> LibvirtBackend:
+        """libvirt's built-in test driver: define/start/stop work with made-up numbers."""
+        return cls(SANDBOX_URI, name="sandbox", sandbox=True, **kwargs)
+
+    @property
+    def read_only(self) -> bool:
+        return self.connection.read_only
+
+    # --- the Backend protocol ---------------------------------------------------------------
+
+    def poll(self) -> KindSnapshot:
+        started = self._clock()
+        records = self._collect(self._tracker)
+        return KindSnapshot("vms", self.name, records, time.time(), self._clock() - started)
+
+    def availability(self) -> Availability:
+        return self.connection.availability()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    # --- records ----------------------------------------------------------------------------
+
+    def list_vms(self) -> tuple[VmInfo, ...]:
+        """The VMs now, without rates (a one-off look that leaves the poller's samples alone)."""
+        return self._collect(StatsTracker(self.name, self._started_at))
+
+    def _collect(self, tracker: StatsTracker) -> tuple[VmInfo, ...]:
+        flags = stats_flags()
+
+        def bulk(conn: Any) -> list[DomainSample]:
+            return [DomainSample(dom.name(), dom.UUIDString(), dom.ID(), stats) for dom, stats in conn.getAllDomainStats(flags, 0)]
+
+        samples = self.connection.call(bulk, "read the domain statistics")
+        return tracker.update(samples, self._clock())
+
+    # --- the host as a node --------------------------------------------------------------------
+
+    def host_info(self) -> LibvirtHostInfo:
+        libvirt = libvirt_module()
+
+        def read(conn: Any) -> LibvirtHostInfo:
+            info = conn.getInfo()  # [arch, memory MiB, cpus, MHz, nodes, sockets, cores, threads]
+            try:
+                free = int(conn.getFreeMemory())
+            except libvirt.libvirtError:
+                free = int(info[1]) * 1024 * 1024  # drivers without it (test:///) count all as free
+            return LibvirtHostInfo(self.name, self.uri, conn.getHostname(), int(info[2]), int(info[1]) * 1024 * 1024,
+                                   free, int(conn.numOfDomains()))
+
+        return self.connection.call(read, "read the host information")
+
+    def sched_node(self) -> SchedNode:
+        """This host for the scheduler. CPU is not reduced by running guests (vCPUs are host
+        threads sharing the cores, libvirt reserves none); memory is what is free now; the
+        running domains count as its connections (for least_connections)."""
+        info = self.host_info()
+        labels = {"hostname": info.hostname, "zone": self.zone, "libvirt.host": self.name, **self.labels}
+        return SchedNode(id=self.name, zone=self.zone, cpu_millis=info.cpu_count * 1000, memory_bytes=info.memory_bytes_free,
+                         labels=freeze(labels), connections=info.active_domains, runtimes=frozenset({"libvirt"}))
+
+    def kvm_status(self, *, smm: bool = False) -> KvmStatus:
+        """Whether kvm domains (with `smm`: with System Management Mode, for secure boot) run
+        here: a trial, remembered for a while."""
+        with self._kvm_lock:
+            now = self._clock()
+            cached = self._kvm.get(smm)
+            if cached is not None and now - cached[0] < KVM_STATUS_TTL:
+                return cached[1]
+            status = self.connection.call(lambda conn: self._kvm_probe(conn, self.read_only, smm), "check KVM")
+            self._kvm[smm] = (now, status)
+            return status
+
+    # --- actions (the caller wraps them in the action gate) ------------------------------------
+
+    def start(self, name: str) -> str:
+        return self.actions.start(name)
+
+    def shutdown(self, name: str, timeout: float | None = None) -> str:
+        return self.actions.shutdown(name, timeout)
+
+    def force_off(self, name: str) -> str:
+        return self.actions.force_off(name)
+
+    def reboot(self, name: str, *, force: bool = False) -> str:
+        return self.actions.reboot(name, force=force)
+
+    def suspend(self, name: str) -> str:
+        return self.actions.suspend(name)
+
+    def resume(self, name: str) -> str:
+        return self.actions.resume(name)
+
+    def set_memory(self, name: str, memory_bytes: int, *, persist: bool = False) -> str:
+        return self.actions.set_memory(name, memory_bytes, persist=persist)
+
+    def domain_xml(self, name: str, *, inactive: bool = False) -> str:
+        return self.actions.domain_xml(name, inactive=inactive)
+
+
+def _pidfile_start_time(sample: DomainSample) -> float | None:
+    """When the QEMU process of a domain of the local system daemon started: its pid file
+    names the process, whose command line must carry the domain's UUID (a pid file of another
+    daemon's guest with the same name does not count)."""
+    import psutil
+
+    try:
+        with open(os.path.join(SYSTEM_PIDFILE_DIR, f"{sample.name}.pid")) as file:
+            process = psutil.Process(int(file.read().strip()))
+        if sample.uuid not in process.cmdline():
+            return None
+        return process.create_time()
+    except (OSError, ValueError, psutil.Error):
+        return None
