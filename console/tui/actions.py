@@ -1,0 +1,112 @@
+"""Which changes the console offers for a resource, and through which gated action.
+
+Pure: decides from the gate's registry (`console.gate.ACTIONS`) and the runtime handlers the
+backends provide. An action is offered only when both exist: its name is declared in the
+registry, and something can carry it out (a handler method, the cordon store, the editor).
+Nothing is offered as a placeholder; a backend that lands adds its actions by declaring them
+and implementing the handler method.
+
+The console never checks the mode itself: every offered action runs through `gate.run`,
+which refuses in kiosk mode and asks before destructive steps.
+
+Carriers: start/stop/restart are methods of the backend that reported the resource (one
+Docker engine, one libvirt host); delete is the runtime handler's (it knows about disks and
+triggers); cordon and uncordon write the data folder's cordon store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from console.gate import ACTIONS, register_action
+from console.tui.services import ConsoleServices
+
+# The console's own change: writing a spec file from the editor (kept as NAME~ beforehand).
+SPEC_SAVE = register_action("spec.save", description="write a spec file from the console's editor")
+
+RESOURCE_OF_PANE = {"containers": "container", "vms": "vm", "functions": "function"}
+
+# Lifecycle changes the console makes on a backend (the CLI has no start/stop commands): the
+# console declares them; a backend offers them by implementing one of the method names.
+register_action("resource.start", description="start a stopped container or VM")
+register_action("resource.stop", destructive=True, description="stop a running container or VM")
+register_action("resource.restart", destructive=True, description="restart a container or VM")
+
+
+@dataclass(frozen=True)
+class ResourceVerb:
+    verb: str  # the console's name (bindings, palette)
+    action: str  # the gate's action name
+    methods: tuple[str, ...]  # method names that carry it out, first found wins
+    on: Literal["backend", "handler", "cordons"]  # where the method lives
+    label: str
+    panes: tuple[str, ...]
+
+
+VERBS: tuple[ResourceVerb, ...] = (
+    ResourceVerb("start", "resource.start", ("start",), "backend", "Start", ("containers", "vms")),
+    ResourceVerb("stop", "resource.stop", ("stop", "shutdown"), "backend", "Stop", ("containers", "vms")),
+    ResourceVerb("restart", "resource.restart", ("restart", "reboot"), "backend", "Restart", ("containers", "vms")),
+    ResourceVerb("delete", "resource.delete", ("delete",), "handler", "Delete", ("containers", "vms", "functions")),
+    ResourceVerb("cordon", "node.cordon", (), "cordons", "Cordon", ("nodes",)),
+    ResourceVerb("uncordon", "node.uncordon", (), "cordons", "Uncordon", ("nodes",)),
+)
+VERB_BY_NAME = {verb.verb: verb for verb in VERBS}
+
+
+def is_declared(action: str) -> bool:
+    return action in ACTIONS
+
+
+def _method(owner: Any, names: tuple[str, ...]) -> Callable[..., Any] | None:
+    for name in names:
+        method = getattr(owner, name, None)
+        if callable(method):
+            return method
+    return None
+
+
+def carrier(verb: str, pane: str, services: ConsoleServices, backend: str | None = None) -> Callable[[str], Any] | None:
+    """The callable that carries out `verb` on a resource of `pane` reported by `backend`
+    (any backend of the pane's kind when None), or None when nothing can."""
+    spec = VERB_BY_NAME.get(verb)
+    if spec is None or pane not in spec.panes or not is_declared(spec.action):
+        return None
+    if spec.on == "cordons":
+        store = services.cordons
+        if store is None:
+            return None
+        return lambda node_id: store.set(node_id, verb == "cordon")
+    if spec.on == "handler":
+        return _method(services.handler(RESOURCE_OF_PANE[pane]), spec.methods)
+    names = [backend] if backend is not None else list(services.backend_names(pane))
+    for name in names:
+        method = _method(services.backends.get(name), spec.methods)
+        if method is not None:
+            return method
+    return None
+
+
+def available(verb: str, pane: str, services: ConsoleServices) -> bool:
+    """Whether `verb` can be offered on `pane` now (for some backend of the pane)."""
+    return carrier(verb, pane, services) is not None
+
+
+def offered(pane: str, services: ConsoleServices) -> tuple[ResourceVerb, ...]:
+    return tuple(spec for spec in VERBS if available(spec.verb, pane, services))
+
+
+def apply_available(services: ConsoleServices, resource: str) -> bool:
+    """`workload.apply` for documents whose runtime has a handler (plan + apply)."""
+    handler = services.handler(resource)
+    return (
+        is_declared("workload.apply")
+        and _method(handler, ("plan",)) is not None
+        and _method(handler, ("apply",)) is not None
+    )
+
+
+def scale_available(services: ConsoleServices) -> bool:
+    return is_declared("workload.scale") and _method(services.handler("container"), ("scale",)) is not None

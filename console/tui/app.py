@@ -1,0 +1,578 @@
+"""The rtm-console app: header, six panes, bindings, live data from the poller, gated actions.
+
+Live data: the poller calls `_on_poll` from its worker threads; the newest state is kept and a
+message is posted to the app (non-blocking, so a poller thread never waits on the screen and
+never hangs when the app closes). On the event loop the state goes to the header and to the
+pane in sight; panes out of sight build their rows when shown again, and the poller polls
+their backends less often. Paused (`p`), the screen keeps its rows while the poller goes on
+(the exporter still serves fresh numbers).
+
+Changes: every action runs in a thread worker through `services.gate.run`; the gate refuses in
+kiosk mode, asks before destructive steps (its question is shown in a modal dialog, named
+after the target) and writes the audit log. Results come back as notifications; failures name
+the debug log, never show a traceback.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from backends.records import ContainerInfo, NodeInfo
+from console.poller import PollState
+from console.tui import actions
+from console.tui.history import NodeHistory
+from console.tui.panes.events import EventsPane
+from console.tui.panes.nodes import NodesPane
+from console.tui.panes.resource import ResourcePane
+from console.tui.panes.runtimes import ContainersPane, FunctionsPane, VmsPane
+from console.tui.panes.specs import SpecsPane
+from console.tui.planning import find_specs
+from console.tui.screens.details import DetailsScreen
+from console.tui.screens.dialogs import ConfirmScreen, TextPromptScreen, UnsavedScreen
+from console.tui.screens.help import HelpScreen
+from console.tui.screens.placement import PlacementScreen
+from console.tui.screens.scaling import ScalingScreen
+from console.tui.services import ConsoleOptions, ConsoleServices
+from console.tui.views import NodeRates, Row, row_key
+from console.tui.widgets.status_header import StatusHeader, header_text
+from themes import EDITOR_THEMES, STYLESHEET, THEME_NAMES, THEMES
+
+# (pane id, title, key)
+PANES: tuple[tuple[str, str, str], ...] = (
+    ("nodes", "Nodes", "1"),
+    ("containers", "Containers", "2"),
+    ("vms", "VMs", "3"),
+    ("functions", "Functions", "4"),
+    ("specs", "Specs", "5"),
+    ("events", "Events", "6"),
+)
+PANE_CLASSES = {
+    "nodes": NodesPane,
+    "containers": ContainersPane,
+    "vms": VmsPane,
+    "functions": FunctionsPane,
+    "specs": SpecsPane,
+    "events": EventsPane,
+}
+# What the `:` prompt understands as a pane (k9s-style short forms included).
+PANE_ALIASES = {
+    "nodes": ("no", "node", "nodes", "machines"),
+    "containers": ("co", "container", "containers", "docker", "pods", "po"),
+    "vms": ("vm", "vms", "domains", "virt"),
+    "functions": ("fn", "func", "function", "functions", "lambda"),
+    "specs": ("sp", "spec", "specs", "editor"),
+    "events": ("ev", "event", "events"),
+}
+ALIAS_TO_PANE = {alias: pane for pane, aliases in PANE_ALIASES.items() for alias in aliases}
+KIOSK_CYCLE = ("nodes", "containers", "vms", "functions", "events")
+
+
+class PollUpdated(Message):
+    """A newer poll state is waiting in `RtmConsole._pending`."""
+
+
+class RtmConsole(App[int]):
+    CSS_PATH = str(STYLESHEET)
+    TITLE = "rtm-console"
+
+    BINDINGS = [
+        *(Binding(key, f"show_pane('{pane}')", title, show=False) for pane, title, key in PANES),
+        Binding("question_mark", "help", "Help"),
+        Binding("colon", "prompt", "Jump"),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("t", "next_theme", "Theme"),
+        Binding("P", "placement", "Placement"),
+        Binding("H", "scaling", "Scaling"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "quit", "Quit", show=False, system=True),
+    ]
+
+    def __init__(self, services: ConsoleServices, options: ConsoleOptions | None = None) -> None:
+        super().__init__()
+        self.services = services
+        self.options = options or ConsoleOptions()
+        for theme in THEMES.values():
+            self.register_theme(theme)
+        self.theme = self.options.theme if self.options.theme in THEMES else "dark"
+        self.history = NodeHistory()
+        self.paused = False
+        self.state: PollState | None = None
+        self._pending: PollState | None = None
+        self._pending_lock = threading.Lock()
+        self._posted = False
+        self._unsubscribe: Callable[[], None] | None = None
+        self._after_save_action: Callable[[], None] | None = None
+        services.gate.confirm = self.confirm_from_worker
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(self._header())
+        with TabbedContent(initial="nodes", id="panes"):
+            for pane, title, key in PANES:
+                with TabPane(f"{key} {title}", id=pane):
+                    yield PANE_CLASSES[pane](id=f"pane-{pane}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self._theme_changed(self.current_theme)
+        self._unsubscribe = self.services.source.subscribe(self._on_poll)
+        self._apply_state(self.services.source.latest())
+        self._retune_intervals("nodes")
+        self.pane("nodes").focus_table()  # type: ignore[attr-defined]
+        if self.options.kiosk and self.options.cycle_interval > 0:
+            self.set_interval(self.options.cycle_interval, self._cycle_pane)
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    def pane(self, pane_id: str) -> Any:
+        return self.query_one(f"#pane-{pane_id}")
+
+    @property
+    def active_pane(self) -> str:
+        return self.query_one(TabbedContent).active or "nodes"
+
+    # ------------------------------------------------------------------ live data
+
+    def _on_poll(self, state: PollState) -> None:
+        """Called on a poller thread: keep the newest state, wake the app once."""
+        with self._pending_lock:
+            if self._pending is None or state.version > self._pending.version:
+                self._pending = state
+            if self._posted:
+                return
+            self._posted = True
+        self.post_message(PollUpdated())
+
+    def on_poll_updated(self, message: PollUpdated) -> None:
+        with self._pending_lock:
+            state, self._posted = self._pending, False
+        if state is not None:
+            self._apply_state(state)
+
+    def _apply_state(self, state: PollState) -> None:
+        if self.state is not None and state.version < self.state.version:
+            return
+        self.state = state
+        self._record_history(state)
+        self.query_one(StatusHeader).update(self._header())
+        if self.paused:
+            return
+        active = self.active_pane
+        for pane_id, _, _ in PANES:
+            pane = self.pane(pane_id)
+            if isinstance(pane, ResourcePane):
+                pane.receive(state, visible=pane_id == active)
+
+    def _record_history(self, state: PollState) -> None:
+        keys = set()
+        for backend in state.of_kind("nodes"):
+            if backend.snapshot is None:
+                continue
+            for node in backend.snapshot.items:
+                key = row_key(node, backend.name)
+                keys.add(key)
+                self.history.add(key, node, backend.snapshot.taken_at)  # type: ignore[arg-type]
+        self.history.forget_missing(keys)
+
+    def node_rates(self) -> dict[str, NodeRates]:
+        return dict(self.history.rates())
+
+    def _header(self) -> Any:
+        return header_text(
+            self.options.mode,
+            self.options.kiosk_lock,
+            self.state,
+            self.services.unavailable,
+            self.options.refresh_interval,
+            self.paused,
+            self.services.exporter_note,
+        )
+
+    def _retune_intervals(self, active: str) -> None:
+        """Backends of the pane in sight (and the host, for the sparklines) poll at the refresh
+        interval; the others less often. The pane shown gets a fresh poll at once."""
+        base = self.options.refresh_interval
+        for name, kind in self.services.backend_kinds.items():
+            seen = kind == active or kind == "nodes"
+            try:
+                self.services.source.set_interval(name, base if seen else base * self.options.hidden_interval_factor)
+                if kind == active:
+                    self.services.source.refresh_now(name)
+            except KeyError:
+                continue
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        pane_id = event.pane.id or "nodes"
+        self._retune_intervals(pane_id)
+        pane = self.pane(pane_id)
+        if isinstance(pane, ResourcePane):
+            if self.state is not None and not self.paused:
+                pane.receive(self.state, visible=True)
+            pane.focus_table()
+        elif isinstance(pane, SpecsPane):
+            pane.focus_files()
+
+    # ------------------------------------------------------------------ navigation
+
+    def action_show_pane(self, pane_id: str) -> None:
+        self.query_one(TabbedContent).active = pane_id
+
+    def _cycle_pane(self) -> None:
+        if isinstance(self.screen, Screen) and self.screen is not self.screen_stack[0]:
+            return  # a dialog or screen is open: do not pull the view from under it
+        current = self.active_pane
+        index = KIOSK_CYCLE.index(current) if current in KIOSK_CYCLE else -1
+        self.action_show_pane(KIOSK_CYCLE[(index + 1) % len(KIOSK_CYCLE)])
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.binding_sections()))
+
+    def binding_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Every binding that works now, grouped: the console's, then the pane's and widget's."""
+        console: list[tuple[str, str]] = []
+        local: list[tuple[str, str]] = []
+        seen: set[tuple[str, str]] = set()
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            label = self.get_key_display(binding)
+            description = binding.description or binding.tooltip or binding.action
+            if (label, description) in seen:
+                continue
+            seen.add((label, description))
+            (console if active.node is self else local).append((label, description))
+        console.append((self.get_key_display(Binding(self.COMMAND_PALETTE_BINDING, "")), "Command palette: every action by name"))
+        return [("Console", console), (f"{self.active_pane.capitalize()} pane", local)]
+
+    def action_prompt(self) -> None:
+        suggestions = sorted(ALIAS_TO_PANE) + sorted({row.name for row in self._all_rows()})
+        self.push_screen(
+            TextPromptScreen(":", suggestions, placeholder="pane or resource name (nodes, co, vm, fn, web-0 …)", bottom=True),
+            callback=lambda text: self.jump(text) if text else None,
+        )
+
+    def _all_rows(self) -> Iterable[Row]:
+        for pane_id, _, _ in PANES:
+            pane = self.pane(pane_id)
+            if isinstance(pane, ResourcePane):
+                yield from pane.table.all_rows
+
+    def jump(self, text: str) -> bool:
+        """k9s-style: a pane (`co`, `vms`), a pane and a name (`co web-0`), KIND/NAME, a name."""
+        words = text.strip().split()
+        if not words:
+            return False
+        first = words[0].lower().rstrip("/")
+        if "/" in first and len(words) == 1:
+            kind, _, name = words[0].partition("/")
+            pane = ALIAS_TO_PANE.get(kind.lower())
+            return self._select_in(pane, name) if pane else self._nothing(text)
+        if first in ALIAS_TO_PANE:
+            pane = ALIAS_TO_PANE[first]
+            self.action_show_pane(pane)
+            return self._select_in(pane, " ".join(words[1:])) if len(words) > 1 else True
+        if first in ("q", "quit"):
+            self.action_quit()
+            return True
+        for command, run in (("help", self.action_help), ("placement", self.action_placement), ("scaling", self.action_scaling)):
+            if first == command:
+                run()
+                return True
+        if first == "theme" and len(words) == 2 and words[1] in THEMES:
+            self.theme = words[1]
+            return True
+        for pane_id, _, _ in PANES:
+            pane = self.pane(pane_id)
+            if isinstance(pane, ResourcePane) and any(row.name == text.strip() for row in pane.table.all_rows):
+                return self._select_in(pane_id, text.strip())
+        return self._nothing(text)
+
+    def _select_in(self, pane_id: str, name: str) -> bool:
+        self.action_show_pane(pane_id)
+        pane = self.pane(pane_id)
+        if not isinstance(pane, ResourcePane):
+            return True
+        pane.refresh_rows()
+        rows = pane.table.all_rows
+        match = next((r for r in rows if r.name == name), None) or next((r for r in rows if r.name.startswith(name)), None)
+        if match is None:
+            return self._nothing(f"{pane_id}/{name}")
+        if not pane.table.select_key(match.key):
+            pane.action_clear_filter()
+            pane.table.select_key(match.key)
+        pane.focus_table()
+        return True
+
+    def _nothing(self, text: str) -> bool:
+        self.notify(f"Nothing is named {text!r}.", severity="warning")
+        return False
+
+    # ------------------------------------------------------------------ display control
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self.query_one(StatusHeader).update(self._header())
+        if not self.paused and self.state is not None:
+            self._apply_state(self.state)
+        self.notify("Display paused: data keeps being collected." if self.paused else "Display resumed.")
+
+    def action_refresh(self) -> None:
+        self.services.source.refresh_now()
+
+    def action_next_theme(self) -> None:
+        names = list(THEME_NAMES)
+        self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
+
+    def _theme_changed(self, theme: Any) -> None:
+        editor_theme = EDITOR_THEMES.get(getattr(theme, "name", ""), "css")
+        for editor in self.query("#spec-editor"):
+            editor.theme = editor_theme  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ screens
+
+    def live_records(self, kind: str) -> list[Any]:
+        return list(self.state.items(kind)) if self.state is not None else []  # type: ignore[arg-type]
+
+    def spec_catalog(self) -> Any:
+        folders = [("specs", self.services.specs_dir)]
+        if self.services.samples_dir is not None:
+            folders.append(("sample", self.services.samples_dir))
+        return find_specs(folders)
+
+    def action_placement(self) -> None:
+        nodes = [n for n in self.live_records("nodes") if isinstance(n, NodeInfo)]
+        self.push_screen(PlacementScreen(self.spec_catalog(), nodes))
+
+    def action_scaling(self) -> None:
+        containers = [c for c in self.live_records("containers") if isinstance(c, ContainerInfo)]
+        self.push_screen(ScalingScreen(self.spec_catalog(), containers))
+
+    @property
+    def autoscaler_tolerance(self) -> float | None:
+        return self.options.autoscaler_tolerance
+
+    def open_details(self, kind: str, row: Row) -> None:
+        record = self._find_record(kind, row)
+        if record is None:
+            self.notify(f"{row.name} is no longer reported.", severity="warning")
+            return
+        resource = actions.RESOURCE_OF_PANE.get(kind)
+        handler = self.services.handler(resource) if resource else None
+        title = f"{resource or kind.rstrip('s')}/{row.name} on {row.backend}"
+        self.push_screen(DetailsScreen(title, record, handler, row.name, follow_logs=kind == "containers"))
+
+    def _find_record(self, kind: str, row: Row) -> Any:
+        if self.state is None:
+            return None
+        for backend in self.state.of_kind(kind):  # type: ignore[arg-type]
+            if backend.snapshot is None:
+                continue
+            for record in backend.snapshot.items:
+                if row_key(record, backend.name) == row.key:
+                    return record
+        return None
+
+    # ------------------------------------------------------------------ actions
+
+    def run_verb(self, pane: str, verb: str, row: Row) -> None:
+        spec = actions.VERB_BY_NAME[verb]
+        do = actions.carrier(verb, pane, self.services, row.backend)
+        if do is None:
+            self.notify(f"{row.backend} cannot {verb} {row.name}.", severity="warning")
+            return
+        resource = "node" if pane == "nodes" else actions.RESOURCE_OF_PANE[pane]
+        name = row.name
+        self.run_gated(spec.action, f"{resource}/{name}", {"backend": row.backend}, lambda: do(name))
+
+    @work(thread=True, group="actions")
+    def run_gated(self, action: str, target: str, params: dict[str, Any], fn: Callable[[], Any],
+                  destructive: bool = False) -> None:
+        result = self.services.gate.run(action, target, params, fn, destructive=destructive)
+        self.call_from_thread(self._action_done, result)
+        self.services.source.refresh_now()
+
+    def _action_done(self, result: Any) -> None:
+        if result.ok:
+            self.notify(result.message)
+        elif result.error in ("refused_read_only", "not_confirmed"):
+            self.notify(result.message, severity="warning")
+        else:
+            self.notify(result.message, severity="error", timeout=10)
+
+    def confirm_from_worker(self, question: str) -> bool:
+        """The gate's confirm: called on an action's worker thread, answered in a modal dialog."""
+        answer: Future[bool] = Future()
+        try:
+            self.call_from_thread(lambda: self.push_screen(ConfirmScreen(question), callback=answer.set_result))
+        except RuntimeError:  # the app is not running (closing): nobody can answer
+            return False
+        while True:
+            try:
+                return bool(answer.result(timeout=0.2))
+            except TimeoutError:
+                if not self.is_running:
+                    return False
+
+    def apply_documents(self, path: Path, documents: Iterable[Any]) -> None:
+        runtimes = [d for d in documents if d.runtime_kind]
+        if not runtimes:
+            self.notify("Nothing to apply: the spec names no runtime.", severity="warning")
+            return
+        self.plan_apply(path, runtimes)
+
+    @work(thread=True, group="actions")
+    def plan_apply(self, path: Path, documents: list[Any]) -> None:
+        from console.commands.resources import RESOURCE_OF_KIND  # the CLI's mapping of kinds
+
+        plans = []
+        for document in documents:
+            resource = RESOURCE_OF_KIND[document.runtime_kind]
+            handler = self.services.handler(resource)
+            if handler is None:
+                self.call_from_thread(self.notify, f"{document.label}: no {resource} backend is available", severity="error")
+                return
+            try:
+                plans.append((document, handler, handler.plan(document, path.parent)))
+            except Exception as exc:  # one line for people; the traceback goes to the debug log
+                from console.diagnostics import log_exception
+
+                self.call_from_thread(self.notify, log_exception(exc, f"planning {document.label}"), severity="error")
+                return
+        lines = [f"{c.action:<9} {c.resource}" + (f"  ({c.note})" if c.note else "") for _, _, changes in plans for c in changes]
+        if all(c.action == "unchanged" for _, _, changes in plans for c in changes):
+            self.call_from_thread(self.notify, "Nothing to apply: the live state matches the spec.")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            for document, handler, changes in plans:
+                replacing = any(c.action in ("replace", "delete") for c in changes)
+                self.run_gated(
+                    "workload.apply", document.label,
+                    {"file": document.path, "document": document.index + 1, "changes": [c.to_json() for c in changes]},
+                    lambda d=document, h=handler, c=changes: h.apply(d, path.parent, c, progress=lambda line: None),
+                    destructive=replacing,
+                )
+
+        self.call_from_thread(self.push_screen, ConfirmScreen(f"Apply {path.name}?", "\n".join(lines)), confirmed)
+
+    # ------------------------------------------------------------------ editor questions
+
+    def ask_unsaved(self, specs: SpecsPane, proceed: Callable[[], None]) -> None:
+        def chosen(choice: str | None) -> None:
+            if choice == "discard":
+                specs.saved_text = specs.editor.text  # the operator chose to drop the changes
+                proceed()
+            elif choice == "save":
+                self._after_save_action = proceed
+                specs.action_save()
+
+        self._after_save_action = None
+        self.push_screen(UnsavedScreen(str(specs.path)), callback=chosen)
+
+    def after_save(self, ok: bool) -> None:
+        """The editor finished a save; run what was waiting for it (switch file, quit)."""
+        follow_up = self._after_save_action
+        self._after_save_action = None
+        if ok and follow_up is not None:
+            follow_up()
+
+    def ask_text(self, prompt: str, callback: Callable[[str | None], None]) -> None:
+        self.push_screen(TextPromptScreen(prompt), callback=callback)
+
+    # ------------------------------------------------------------------ quitting
+
+    async def action_quit(self) -> None:
+        if self.options.kiosk_lock:
+            self.notify("This kiosk is locked: it cannot be quit from the keyboard.", severity="warning")
+            return
+        specs = self.pane("specs")
+        if specs.dirty:
+            specs.ask_then(self.exit)
+            return
+        self.exit(0)
+
+    async def action_help_quit(self) -> None:
+        await self.action_quit()
+
+    # ------------------------------------------------------------------ command palette
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for pane, title, key in PANES:
+            yield SystemCommand(f"Show {title}", f"Switch to the {title} pane (key {key})",
+                                lambda pane=pane: self.action_show_pane(pane))
+        yield SystemCommand("Jump to a pane or resource", "The : prompt (k9s style)", self.action_prompt)
+        yield SystemCommand("Filter the table", "Show only rows containing some words (/)", self._filter_current)
+        yield SystemCommand("Pause or resume the display", "Data keeps being collected (p)", self.action_toggle_pause)
+        yield SystemCommand("Refresh now", "Poll every backend now (r)", self.action_refresh)
+        for name in THEME_NAMES:
+            yield SystemCommand(f"Theme: {name}", f"Switch to the {name} theme (t cycles)",
+                                lambda name=name: setattr(self, "theme", name))
+        yield SystemCommand("Placement preview", "Where a workload's replicas would go (P)", self.action_placement)
+        yield SystemCommand("Scaling decisions", "Horizontal and vertical decisions for a workload (H)", self.action_scaling)
+        yield SystemCommand("Show key bindings", "Every key that works here (?)", self.action_help)
+        yield from self._resource_commands()
+        specs = self.pane("specs")
+        yield SystemCommand("Save spec", "Write the editor's text to its file (Ctrl+S)", specs.action_save)
+        yield SystemCommand("New spec", "Start a new spec file (Ctrl+N)", specs.action_new_spec)
+        if specs.check_action("apply", ()):
+            yield SystemCommand("Apply spec", "Show what will change, then apply (F6)", specs.action_apply)
+        if not self.options.kiosk_lock:
+            yield SystemCommand("Quit", "Leave rtm-console (q)", self.action_quit)
+
+    def _filter_current(self) -> None:
+        pane = self.pane(self.active_pane)
+        if isinstance(pane, ResourcePane):
+            pane.action_filter()
+
+    def _resource_commands(self) -> Iterable[SystemCommand]:
+        pane_id = self.active_pane
+        pane = self.pane(pane_id)
+        if not isinstance(pane, ResourcePane):
+            return
+        row = pane.table.selected_row()
+        if row is None:
+            return
+        yield SystemCommand(f"Details of {row.name}", "Inspect, describe, logs (Enter)", pane.action_details)
+        for spec in actions.offered(pane_id, self.services):
+            yield SystemCommand(f"{spec.label} {row.name}", f"{spec.action} through the action gate",
+                                lambda verb=spec.verb: pane.action_resource(verb))
+
+
+def _log_fatal(app: RtmConsole) -> str:
+    import sys
+
+    from console.diagnostics import log_exception
+
+    error = sys.exc_info()[1]
+    if error is None:
+        return "rtm-console stopped on an unexpected error (see the debug log)"
+    return "rtm-console stopped: " + log_exception(error, "unexpected error in the console")
+
+
+def _one_line_fatal_error(self: RtmConsole) -> None:
+    """An unexpected error ends the app with one line naming the debug log (which holds the
+    traceback) instead of textual's full traceback on the terminal."""
+    self.bell()
+    self._exit_renderables.append(_log_fatal(self))
+    self._close_messages_no_wait()
+
+
+RtmConsole._fatal_error = _one_line_fatal_error  # type: ignore[method-assign]

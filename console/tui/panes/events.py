@@ -1,0 +1,67 @@
+"""The Events pane: what the control loops did and why, newest first, from the event log.
+
+The log is a file in the data folder that the agent and other consoles append to; it is read
+in a thread worker on each refresh (never on the event loop), the last `LIMIT` events.
+"""
+
+from __future__ import annotations
+
+from textual import work
+
+from console.eventlog import Event
+from console.poller import PollState
+from console.tui.panes.resource import ResourcePane
+from console.tui.views import Row, event_row
+
+LIMIT = 500
+
+
+class EventsPane(ResourcePane):
+    kind = "events"
+
+    def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kwargs)
+        self._events: list[Event] = []
+        self._log_error = ""
+
+    def receive(self, state: PollState, visible: bool) -> None:
+        self._state = state
+        if visible:
+            self.load_events()
+
+    def refresh_rows(self) -> None:
+        self.load_events()
+
+    @work(thread=True, exclusive=True, group="events")
+    def load_events(self) -> None:
+        log = self.console.services.events
+        if log is None:
+            return
+        try:
+            events = log.read(limit=LIMIT)
+            error = ""
+        except OSError as exc:  # an unreadable log is shown, never raised
+            events, error = self._events, f"the event log {log.path} cannot be read: {exc.strerror or exc}"
+        self.app.call_from_thread(self._show, events, error)
+
+    def _show(self, events: list[Event], error: str) -> None:
+        self._events, self._log_error = events, error
+        self.table.show_rows(self.rows_from(self._state, 0.0))  # type: ignore[arg-type]
+        banner = self.query_one(".banner")
+        banner.update(error)  # type: ignore[attr-defined]
+        banner.set_class(not error, "-empty")
+        hint = self.query_one(".empty-hint")
+        hint.update("No events yet: the agent's control loops and apply write them here.")  # type: ignore[attr-defined]
+        hint.set_class(bool(events), "-hidden")
+
+    def rows_from(self, state: PollState, now: float) -> list[Row]:
+        """Newest first. An event's key is its time, kind and target (plus a counter for exact
+        repeats), so rows keep their keys when older events leave the window."""
+        seen: dict[str, int] = {}
+        rows = []
+        for event in self._events:
+            identity = f"{event.time:.6f}/{event.kind}/{event.target or event.workload or ''}"
+            seen[identity] = seen.get(identity, 0) + 1
+            rows.append(event_row(event, f"{identity}/{seen[identity]}"))
+        rows.reverse()
+        return rows

@@ -1,0 +1,182 @@
+"""A pane listing one kind of resource: banner for backends that are down, filter, table.
+
+The pane is handed every poll state; it turns the records of its kind into rows (views.py)
+and the table shows them. A pane out of sight only remembers the newest state and builds its
+rows when it is shown again. A backend that is not connected is named in the banner above the
+table with its address, the cause and what to try; its last good rows stay in the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Input, Static
+
+from backends.base import Availability
+from console.poller import PollState
+from console.tui import actions
+from console.tui.views import COLUMNS, Row, RowBuilder
+from console.tui.widgets.resource_table import ResourceTable
+
+if TYPE_CHECKING:
+    from console.tui.app import RtmConsole
+
+EMPTY_HINTS = {
+    "nodes": "No node reported yet.",
+    "containers": "No Docker engine is configured (docker.endpoints, or DOCKER_HOST).",
+    "vms": "No libvirt host is configured (libvirt.uris, or LIBVIRT_DEFAULT_URI; --sandbox uses test:///default).",
+    "functions": "No functions backend is configured.",
+    "events": "",
+}
+
+
+def banner_lines(states: Iterable[Any], unavailable: Iterable[Availability], now: float) -> list[str]:
+    """One line per backend that is not connected: where, why, what to try, and the age of the
+    rows still shown from its last good poll."""
+    lines = []
+    for state in states:
+        availability = state.availability
+        if availability.state == "connected":
+            continue
+        if availability.state == "pending":
+            lines.append(f"{state.name}: connecting to {availability.endpoint} …")
+            continue
+        line = f"{state.name}: {availability.describe()}"
+        age = state.age(now)
+        if state.snapshot is not None and age is not None:
+            line += f" — showing its last data, {age:.0f} s old"
+        lines.append(line)
+    lines += [availability.describe() for availability in unavailable]
+    return lines
+
+
+class ResourcePane(Vertical):
+    kind: ClassVar[str] = "nodes"
+
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("enter", "details", "Details", show=False),
+        Binding("s", "resource('start')", "Start"),
+        Binding("o", "resource('stop')", "Stop"),
+        Binding("R", "resource('restart')", "Restart"),
+        Binding("ctrl+d", "resource('delete')", "Delete"),
+        Binding("c", "resource('cordon')", "Cordon"),
+        Binding("u", "resource('uncordon')", "Uncordon"),
+    ]
+
+    DEFAULT_CSS = """
+    ResourcePane > .banner { height: auto; padding: 0 1; background: $error 20%; }
+    ResourcePane > .banner.-empty { display: none; }
+    ResourcePane > Input { display: none; }
+    ResourcePane > Input.-active { display: block; }
+    ResourcePane > .empty-hint { height: auto; padding: 0 1; color: $text-muted; }
+    ResourcePane > .empty-hint.-hidden { display: none; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.builder = RowBuilder(self.kind) if self.kind != "events" else None
+        self._state: PollState | None = None
+        self._stale = False
+
+    @property
+    def console(self) -> RtmConsole:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="banner -empty")
+        yield Static(EMPTY_HINTS.get(self.kind, ""), classes="empty-hint -hidden")
+        yield Input(placeholder="filter: words that must all appear in a row (Esc clears)")
+        yield ResourceTable(COLUMNS[self.kind])
+
+    @property
+    def table(self) -> ResourceTable:
+        return self.query_one(ResourceTable)
+
+    # ------------------------------------------------------------------ data
+
+    def receive(self, state: PollState, visible: bool) -> None:
+        """A new poll state; rebuilt now when the pane is in sight, else when it is shown."""
+        self._state = state
+        self._stale = True
+        if visible:
+            self.refresh_rows()
+
+    def refresh_rows(self) -> None:
+        if not self._stale or self._state is None or not self.is_mounted:
+            return
+        self._stale = False
+        state, now = self._state, self.console.services.clock()
+        self.table.show_rows(self.rows_from(state, now))
+        self._update_banner(state, now)
+
+    def rows_from(self, state: PollState, now: float) -> list[Row]:
+        assert self.builder is not None
+        pairs = [
+            (backend.name, record)
+            for backend in state.of_kind(self.kind)  # type: ignore[arg-type]
+            if backend.snapshot is not None
+            for record in backend.snapshot.items
+        ]
+        return self.builder.build(pairs, now, self.console.node_rates())
+
+    def _update_banner(self, state: PollState, now: float) -> None:
+        services = self.console.services
+        states = state.of_kind(self.kind)  # type: ignore[arg-type]
+        lines = banner_lines(states, services.unavailable_for(self.kind), now)  # type: ignore[arg-type]
+        banner = self.query_one(".banner", Static)
+        banner.update("\n".join(lines))
+        banner.set_class(not lines, "-empty")
+        hint = self.query_one(".empty-hint", Static)
+        hint.set_class(bool(self.table.all_rows) or bool(states) or bool(lines), "-hidden")
+
+    # ------------------------------------------------------------------ actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "resource":
+            return actions.available(str(parameters[0]), self.kind, self.console.services)
+        return True
+
+    def action_filter(self) -> None:
+        box = self.query_one(Input)
+        box.add_class("-active")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one(Input)
+        box.value = ""
+        box.remove_class("-active")
+        self.table.set_filter("")
+        self.table.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.table.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.table.focus()
+
+    def action_details(self) -> None:
+        row = self.table.selected_row()
+        if row is not None:
+            self.console.open_details(self.kind, row)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_details()
+
+    def action_resource(self, verb: str) -> None:
+        row = self.table.selected_row()
+        if row is None:
+            self.notify("Select a row first.", severity="warning")
+            return
+        self.console.run_verb(self.kind, verb, row)
+
+    def focus_table(self) -> None:
+        self.table.focus()

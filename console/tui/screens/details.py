@@ -1,0 +1,102 @@
+"""Enter on a row: everything the poll knows about the resource, then what its backend says.
+
+The record (inspect) is shown at once. When the resource's runtime handler offers them, its
+`describe` (domain XML and stats for VMs, configuration and triggers for functions, Docker's
+inspect for containers) and a container's logs, followed, are fetched in thread workers, so a
+slow backend never freezes the screen.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import yaml
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, RichLog, Static, TabbedContent, TabPane
+
+from backends.base import BackendUnavailable
+from backends.records import to_jsonable
+from console.diagnostics import log_exception
+
+LOG_TAIL = 200
+
+
+def as_yaml(data: Any) -> str:
+    return yaml.safe_dump(to_jsonable(data), sort_keys=False, allow_unicode=True, width=100)
+
+
+class DetailsScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    DetailsScreen { align: center middle; }
+    DetailsScreen > Vertical { width: 95%; height: 90%; border: thick $primary; background: $surface; }
+    DetailsScreen #details-title { height: 1; padding: 0 1; background: $panel; width: 100%; }
+    DetailsScreen TabbedContent { height: 1fr; }
+    """
+    BINDINGS = [Binding("escape,q", "close", "Close")]
+
+    def __init__(self, title: str, record: Any, handler: Any = None, name: str = "", follow_logs: bool = False) -> None:
+        super().__init__()
+        self.title_text = title
+        self.record = record
+        self.handler = handler
+        self.resource_name = name
+        self.follow_logs = follow_logs
+        self._closing = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, id="details-title")
+            with TabbedContent():
+                with TabPane("Inspect", id="tab-inspect"):
+                    with VerticalScroll():
+                        yield Static(as_yaml(self.record), id="inspect", markup=False)
+                if self.handler is not None and callable(getattr(self.handler, "describe", None)):
+                    with TabPane("Describe", id="tab-describe"):
+                        with VerticalScroll():
+                            yield Static("asking the backend…", id="describe", markup=False)
+                if self.follow_logs and callable(getattr(self.handler, "logs", None)):
+                    with TabPane("Logs", id="tab-logs"):
+                        yield RichLog(id="logs", max_lines=5000, wrap=False, markup=False)
+
+    def on_mount(self) -> None:
+        if self.query("#describe"):
+            self.describe()
+        if self.query("#logs"):
+            self.stream_logs()
+
+    @work(thread=True, group="details")
+    def describe(self) -> None:
+        try:
+            text = as_yaml(self.handler.describe(self.resource_name))
+        except BackendUnavailable as exc:
+            text = str(exc)
+        except Exception as exc:  # shown as one line naming the debug log, never a traceback
+            text = log_exception(exc, f"describe {self.resource_name}")
+        if not self._closing.is_set():
+            self.app.call_from_thread(self.query_one("#describe", Static).update, text)
+
+    @work(thread=True, group="details")
+    def stream_logs(self) -> None:
+        log = self.query_one("#logs", RichLog)
+        try:
+            for line in self.handler.logs(self.resource_name, follow=True, tail=LOG_TAIL):
+                if self._closing.is_set():
+                    return
+                self.app.call_from_thread(log.write, line)
+        except BackendUnavailable as exc:
+            message = str(exc)
+        except Exception as exc:
+            message = log_exception(exc, f"logs of {self.resource_name}")
+        else:
+            message = "(the log stream ended)"
+        if not self._closing.is_set():
+            self.app.call_from_thread(log.write, message)
+
+    def action_close(self) -> None:
+        self._closing.set()
+        self.dismiss(None)

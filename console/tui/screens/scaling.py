@@ -1,0 +1,208 @@
+"""Scaling decisions for a workload: its metrics, each metric's proposal, the decision and its
+reason, with the vertical recommendation beside it.
+
+The metrics come from the workload's running containers when the containers backend reports
+them; otherwise (or to ask "what if") the operator types utilization percentages. The decision
+is rtm's (`decide`, `recommend_vertical`: pure, time passed in), evaluated from a fresh history
+as a new autoscaler would (the running agent keeps its own history and cooldowns). Executing a
+decision goes through the action gate, and is offered only when the containers backend
+declares and implements `workload.scale`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from backends.records import ContainerInfo
+from console.tui import actions
+from console.tui.planning import SpecCatalog, SpecSource, horizontal_settings, live_workload, vertical_settings
+from console.tui.screens.planning_common import CSS
+from rtm.autoscaling import Decision, History, decide, recommend_vertical
+
+if TYPE_CHECKING:
+    from console.tui.app import RtmConsole
+
+
+def decision_table(decision: Decision, metrics: dict[str, float], targets: dict[str, int]) -> Table:
+    table = Table(expand=True, box=None, header_style="bold")
+    table.add_column("METRIC")
+    table.add_column("NOW", justify="right")
+    table.add_column("TARGET", justify="right")
+    table.add_column("PROPOSES", justify="right")
+    for name, target in targets.items():
+        value = metrics.get(name)
+        proposal = decision.proposals.get(name)
+        table.add_row(
+            name,
+            "-" if value is None else f"{value:.1f}%",
+            f"{target}%",
+            "-" if proposal is None else f"{proposal} replicas",
+        )
+    return table
+
+
+class ScalingScreen(Screen[None]):
+    DEFAULT_CSS = CSS.format(name="ScalingScreen")
+    BINDINGS = [Binding("escape", "close", "Back"), Binding("f5", "evaluate", "Evaluate")]
+
+    def __init__(self, catalog: SpecCatalog, containers: list[ContainerInfo]) -> None:
+        super().__init__()
+        self.workloads: list[SpecSource] = [
+            source for source in catalog.workloads
+            if (policy := source.document.get("AutoScalingPolicy")) is not None
+        ]
+        self.containers = containers
+        self.decision: Decision | None = None
+
+    @property
+    def console(self) -> RtmConsole:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Label("Scaling decisions (Esc: back)", id="title")
+        options = [(source.label, index) for index, source in enumerate(self.workloads)]
+        with Horizontal(id="controls"):
+            yield Select(options, prompt="workload", id="workload", allow_blank=not options,
+                         value=options[0][1] if options else Select.NULL)
+            yield Input("", placeholder="replicas", id="replicas", type="integer")
+            yield Input("", placeholder="cpu %", id="cpu", type="number")
+            yield Input("", placeholder="memory %", id="memory", type="number")
+            yield Button("Evaluate", id="evaluate", variant="primary")
+            yield Button("Execute", id="execute", variant="error", disabled=True)
+        with Horizontal(id="results"):
+            with VerticalScroll():
+                yield Static("", id="horizontal", classes="section")
+            with VerticalScroll():
+                yield Static("", id="vertical", classes="section")
+        yield Static("", id="source", classes="section")
+
+    def on_mount(self) -> None:
+        if not self.workloads:
+            self.query_one("#source", Static).update(
+                "No workload with an AutoScalingPolicy found in the specs folder or the samples."
+            )
+            return
+        self._workload_chosen()
+        self.action_evaluate()
+
+    def _source(self) -> SpecSource | None:
+        value = self.query_one("#workload", Select).value
+        return None if value is Select.NULL else self.workloads[int(value)]  # type: ignore[arg-type]
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "workload":
+            self._workload_chosen()
+            self.action_evaluate()
+
+    def _workload_chosen(self) -> None:
+        source = self._source()
+        if source is None:
+            return
+        live = live_workload(source.document, self.containers)
+        replicas = live.replicas if live is not None else source.document.desired_replicas
+        self.query_one("#replicas", Input).value = str(replicas)
+        for metric in ("cpu", "memory"):
+            value = live.metrics.get(metric) if live is not None else None
+            self.query_one(f"#{metric}", Input).value = "" if value is None else f"{value:.1f}"
+        note = (
+            f"metrics from {live.replicas} running replica(s)" if live is not None
+            else "no running replica reported: type utilization percentages to see what would be decided"
+        )
+        self.query_one("#source", Static).update(note)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "evaluate":
+            self.action_evaluate()
+        elif event.button.id == "execute":
+            self.execute()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_evaluate()
+
+    def _number(self, widget_id: str) -> float | None:
+        text = self.query_one(f"#{widget_id}", Input).value.strip()
+        try:
+            return float(text) if text else None
+        except ValueError:
+            return None
+
+    def action_evaluate(self) -> None:
+        source = self._source()
+        horizontal_view = self.query_one("#horizontal", Static)
+        if source is None:
+            return
+        policy = source.document.get("AutoScalingPolicy")
+        replicas = self._number("replicas")
+        metrics = {m: v for m in ("cpu", "memory") if (v := self._number(m)) is not None}
+        self.decision = None
+        if policy.horizontal is None:
+            horizontal_view.update("This policy has no horizontal scaling.")
+        elif replicas is None or replicas < 0 or replicas != int(replicas):
+            horizontal_view.update("Type the current replica count (a whole number).")
+        else:
+            settings = horizontal_settings(policy.horizontal, self.console.autoscaler_tolerance)
+            try:
+                decision, _ = decide(settings, int(replicas), metrics, History(), self.console.services.clock())
+            except ValueError as exc:
+                horizontal_view.update(f"Cannot decide: {exc}")
+            else:
+                self.decision = decision
+                table = decision_table(decision, metrics, settings.targets)
+                summary = Table.grid(padding=(0, 1))
+                summary.add_row("decision:", f"{decision.direction} {decision.current_replicas} -> {decision.target_replicas}")
+                summary.add_row("reason:", decision.reason)
+                outer = Table.grid()
+                outer.add_row(table)
+                outer.add_row("")
+                outer.add_row(summary)
+                horizontal_view.update(outer)
+        self._show_vertical(source)
+        can_execute = (
+            self.decision is not None
+            and self.decision.direction != "no_scale"
+            and actions.scale_available(self.console.services)
+        )
+        self.query_one("#execute", Button).disabled = not can_execute
+
+    def _show_vertical(self, source: SpecSource) -> None:
+        view = self.query_one("#vertical", Static)
+        policy = source.document.get("AutoScalingPolicy")
+        if policy.vertical is None:
+            view.update("Vertical: this policy has no vertical scaling.")
+            return
+        live = live_workload(source.document, self.containers)
+        container = source.document.get("ContainerRuntime")
+        limits = container.resources.limits if container is not None else None
+        recommendation = recommend_vertical(
+            vertical_settings(policy.vertical),
+            live.cpu_samples_millis if live else (),
+            live.memory_samples_bytes if live else (),
+            limits.cpu if limits is not None else None,
+            limits.memory if limits is not None else None,
+        )
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row("[b]Vertical recommendation[/b]")
+        grid.add_row(recommendation.cpu.reason)
+        grid.add_row(recommendation.memory.reason)
+        view.update(grid)
+
+    def execute(self) -> None:
+        source, decision = self._source(), self.decision
+        if source is None or decision is None:
+            return
+        handler = self.console.services.handler("container")
+        name, target = source.document.name, decision.target_replicas
+        self.console.run_gated(
+            "workload.scale", f"workload/{name}", {"replicas": target},
+            lambda: handler.scale(name, target),  # type: ignore[union-attr]
+        )
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,403 @@
+"""Records -> table rows: what each pane shows, as plain strings with their sort values.
+
+Pure (no textual): the panes turn these rows into DataTable cells, the benchmark times them,
+and tests check them without a terminal. A row's cells are strings so two polls can be
+compared cheaply; only the cells that differ are pushed to the screen (see table_diff.py).
+
+`RowBuilder` keeps the row of each record it built: a record equal to the one of the previous
+poll (records are frozen values) reuses its row, so a 5,000-container refresh in which a fifth
+of the containers changed formats only that fifth, plus the one time-dependent cell (uptime).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from backends.records import ContainerInfo, FunctionInfo, NodeInfo, Record, VmInfo
+from console.eventlog import Event
+from console.datadir import iso_utc
+
+PANE_KINDS = ("nodes", "containers", "vms", "functions")
+MISSING = "-"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    numeric: bool = False  # right-aligned, sorted by number
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: `key` is stable across polls; `name` is what `:` and `/` match."""
+
+    key: str
+    name: str
+    backend: str
+    cells: tuple[str, ...]
+    sort_values: tuple[Any, ...]
+
+    @property
+    def search_text(self) -> str:
+        return " ".join(self.cells).lower()
+
+
+# ------------------------------------------------------------------------------ formatting
+
+
+def human_bytes(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return MISSING
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(value) < 1024 or unit == "PiB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return MISSING
+
+
+def human_rate(bytes_per_second: float | None) -> str:
+    return MISSING if bytes_per_second is None else human_bytes(bytes_per_second) + "/s"
+
+
+def percent(ratio: float | None) -> str:
+    if ratio is None or not math.isfinite(ratio):
+        return MISSING
+    return f"{ratio * 100:.1f}%"
+
+
+def human_duration(seconds: float | None) -> str:
+    """Uptime-style, coarse enough that it changes at most once a second: 45s, 3m12s, 5h4m, 2d3h."""
+    if seconds is None or not math.isfinite(seconds):
+        return MISSING
+    days, rest = divmod(max(0, int(seconds)), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def short_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return MISSING
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.2f}s"
+
+
+def _num(value: float | int | None) -> tuple[int, float]:
+    """A sort value for numbers where a missing one sorts first."""
+    return (0, 0.0) if value is None else (1, float(value))
+
+
+def _text(value: str | None) -> tuple[int, str]:
+    return (0, "") if value is None else (1, value.lower())
+
+
+# ------------------------------------------------------------------------------ columns
+
+NODE_COLUMNS = (
+    Column("node", "NODE"),
+    Column("status", "STATUS"),
+    Column("cpu", "CPU", numeric=True),
+    Column("memory", "MEMORY", numeric=True),
+    Column("disk", "DISK", numeric=True),
+    Column("net", "NET RX/TX", numeric=True),
+    Column("load", "LOAD", numeric=True),
+    Column("zone", "ZONE"),
+    Column("runtimes", "RUNTIMES"),
+)
+CONTAINER_COLUMNS = (
+    Column("name", "NAME"),
+    Column("state", "STATE"),
+    Column("health", "HEALTH"),
+    Column("cpu", "CPU", numeric=True),
+    Column("memory", "MEMORY", numeric=True),
+    Column("restarts", "RESTARTS", numeric=True),
+    Column("uptime", "UPTIME", numeric=True),
+    Column("image", "IMAGE"),
+    Column("engine", "ENGINE"),
+    Column("ports", "PORTS"),
+)
+VM_COLUMNS = (
+    Column("name", "NAME"),
+    Column("state", "STATE"),
+    Column("vcpus", "VCPUS", numeric=True),
+    Column("cpu", "CPU", numeric=True),
+    Column("memory", "MEMORY", numeric=True),
+    Column("uptime", "UPTIME", numeric=True),
+    Column("host", "HOST"),
+)
+FUNCTION_COLUMNS = (
+    Column("name", "NAME"),
+    Column("target", "TARGET"),
+    Column("runtime", "RUNTIME"),
+    Column("memory", "MEMORY", numeric=True),
+    Column("timeout", "TIMEOUT", numeric=True),
+    Column("invocations", "INVOKED", numeric=True),
+    Column("errors", "ERRORS", numeric=True),
+    Column("duration", "AVG", numeric=True),
+    Column("triggers", "TRIGGERS"),
+)
+EVENT_COLUMNS = (
+    Column("time", "TIME"),
+    Column("kind", "KIND"),
+    Column("workload", "WORKLOAD"),
+    Column("target", "TARGET"),
+    Column("message", "MESSAGE"),
+)
+COLUMNS: Mapping[str, tuple[Column, ...]] = {
+    "nodes": NODE_COLUMNS,
+    "containers": CONTAINER_COLUMNS,
+    "vms": VM_COLUMNS,
+    "functions": FUNCTION_COLUMNS,
+    "events": EVENT_COLUMNS,
+}
+
+
+# ------------------------------------------------------------------------------ rows
+
+
+@dataclass(frozen=True)
+class NodeRates:
+    """Per-second rates a node's cumulative counters gave between its last two polls."""
+
+    disk_bytes: float | None = None  # read + written
+    net_rx_bytes: float | None = None
+    net_tx_bytes: float | None = None
+
+
+def row_key(record: Record, backend: str) -> str:
+    """The row's identity across polls."""
+    if isinstance(record, NodeInfo):
+        return f"{backend}/{record.id}"
+    if isinstance(record, ContainerInfo):
+        return f"{record.engine or backend}/{record.id}"
+    if isinstance(record, VmInfo):
+        return f"{record.host or backend}/{record.uuid or record.name}"
+    if isinstance(record, FunctionInfo):
+        return f"{backend}/{record.region or record.target}/{record.name}"
+    raise TypeError(f"not a record: {type(record).__name__}")
+
+
+def record_name(record: Record) -> str:
+    return record.id if isinstance(record, NodeInfo) else record.name
+
+
+def fullest_filesystem(node: NodeInfo) -> float | None:
+    return max((fs.used_ratio for fs in node.filesystems), default=None)
+
+
+def node_row(node: NodeInfo, backend: str, rates: NodeRates | None = None) -> Row:
+    rates = rates or NodeRates()
+    memory_ratio = node.memory_bytes_used / node.memory_bytes_total if node.memory_bytes_total else None
+    disk_ratio = fullest_filesystem(node)
+    net = (
+        MISSING
+        if rates.net_rx_bytes is None
+        else f"{human_rate(rates.net_rx_bytes)} {human_rate(rates.net_tx_bytes)}"
+    )
+    status = "Cordoned" if node.cordoned else "Ready"
+    if node.warnings:
+        status += " !"
+    runtimes = ",".join(sorted(node.runtimes)) or MISSING
+    cells = (
+        node.id,
+        status,
+        percent(node.cpu_usage_ratio),
+        f"{percent(memory_ratio)} of {human_bytes(node.memory_bytes_total)}",
+        percent(disk_ratio),
+        net,
+        f"{node.load1:.2f}",
+        node.zone,
+        runtimes,
+    )
+    sort_values = (
+        _text(node.id),
+        _text(status),
+        _num(node.cpu_usage_ratio),
+        _num(memory_ratio),
+        _num(disk_ratio),
+        _num(rates.net_rx_bytes),
+        _num(node.load1),
+        _text(node.zone),
+        _text(runtimes),
+    )
+    return Row(row_key(node, backend), node.id, backend, cells, sort_values)
+
+
+def _uptime(started_at: float | None, running: bool, now: float) -> float | None:
+    return now - started_at if running and started_at is not None else None
+
+
+def container_row(container: ContainerInfo, backend: str, now: float) -> Row:
+    uptime = _uptime(container.started_at, container.state == "running", now)
+    memory = human_bytes(container.memory_working_set_bytes)
+    if container.memory_limit_bytes:
+        memory += f" / {human_bytes(container.memory_limit_bytes)}"
+    ports = ",".join(container.ports) or MISSING
+    cells = (
+        container.name,
+        container.state,
+        container.health or MISSING,
+        percent(container.cpu_ratio),
+        memory,
+        str(container.restarts),
+        human_duration(uptime),
+        container.image,
+        container.engine,
+        ports,
+    )
+    sort_values = (
+        _text(container.name),
+        _text(container.state),
+        _text(container.health),
+        _num(container.cpu_ratio),
+        _num(container.memory_working_set_bytes),
+        _num(container.restarts),
+        _num(uptime),
+        _text(container.image),
+        _text(container.engine),
+        _text(ports),
+    )
+    return Row(row_key(container, backend), container.name, backend, cells, sort_values)
+
+
+def vm_row(vm: VmInfo, backend: str, now: float) -> Row:
+    uptime = _uptime(vm.started_at, vm.state == "running", now)
+    cells = (
+        vm.name,
+        vm.state,
+        str(vm.vcpus),
+        percent(vm.cpu_ratio),
+        f"{human_bytes(vm.memory_current_bytes)} / {human_bytes(vm.memory_max_bytes)}",
+        human_duration(uptime),
+        vm.host,
+    )
+    sort_values = (
+        _text(vm.name),
+        _text(vm.state),
+        _num(vm.vcpus),
+        _num(vm.cpu_ratio),
+        _num(vm.memory_current_bytes),
+        _num(uptime),
+        _text(vm.host),
+    )
+    return Row(row_key(vm, backend), vm.name, backend, cells, sort_values)
+
+
+def function_row(function: FunctionInfo, backend: str) -> Row:
+    target = function.target if function.region is None else f"{function.target} {function.region}"
+    average = function.duration.average_seconds if function.duration else None
+    triggers = ", ".join(function.triggers) or MISSING
+    cells = (
+        function.name,
+        target,
+        function.runtime,
+        f"{function.memory_mb}MB",
+        f"{function.timeout_seconds:g}s",
+        str(function.invocations),
+        str(function.errors),
+        short_seconds(average),
+        triggers,
+    )
+    sort_values = (
+        _text(function.name),
+        _text(target),
+        _text(function.runtime),
+        _num(function.memory_mb),
+        _num(function.timeout_seconds),
+        _num(function.invocations),
+        _num(function.errors),
+        _num(average),
+        _text(triggers),
+    )
+    return Row(row_key(function, backend), function.name, backend, cells, sort_values)
+
+
+def event_row(event: Event, identity: str) -> Row:
+    """Events have no id of their own: the caller gives each a stable identity."""
+    cells = (
+        iso_utc(event.time)[:19].replace("T", " "),
+        event.kind,
+        event.workload or MISSING,
+        event.target or MISSING,
+        event.message,
+    )
+    sort_values = ((1, event.time), _text(event.kind), _text(event.workload), _text(event.target), _text(event.message))
+    return Row(f"event/{identity}", event.target or event.workload or event.kind, "events", cells, sort_values)
+
+
+class RowBuilder:
+    """Builds the rows of one pane, reusing the row of every record that did not change."""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in PANE_KINDS:
+            raise ValueError(f"no rows for kind {kind!r}")
+        self.kind = kind
+        self._cache: dict[str, tuple[Record, Row]] = {}
+
+    def build(
+        self,
+        records: Iterable[tuple[str, Record]],
+        now: float,
+        node_rates: Mapping[str, NodeRates] | None = None,
+    ) -> list[Row]:
+        """Rows for (backend name, record) pairs; `now` is wall-clock epoch seconds."""
+        cache: dict[str, tuple[Record, Row]] = {}
+        rows: list[Row] = []
+        for backend, record in records:
+            key = row_key(record, backend)
+            cached = self._cache.get(key)
+            if isinstance(record, NodeInfo):
+                # Nodes are few and their rates move with every poll: always rebuilt.
+                row = node_row(record, backend, (node_rates or {}).get(key))
+            elif cached is not None and cached[0] == record:
+                row = self._refresh_time_cells(cached[1], record, now)
+            else:
+                row = self._make(record, backend, now)
+            cache[key] = (record, row)
+            rows.append(row)
+        self._cache = cache
+        return rows
+
+    def _make(self, record: Record, backend: str, now: float) -> Row:
+        if isinstance(record, ContainerInfo):
+            return container_row(record, backend, now)
+        if isinstance(record, VmInfo):
+            return vm_row(record, backend, now)
+        if isinstance(record, FunctionInfo):
+            return function_row(record, backend)
+        raise TypeError(f"not a record: {type(record).__name__}")
+
+    def _refresh_time_cells(self, row: Row, record: Record, now: float) -> Row:
+        """An unchanged record still ages: redo its uptime cell, and the row only if it moved."""
+        if isinstance(record, (ContainerInfo, VmInfo)):
+            uptime_column = 6 if isinstance(record, ContainerInfo) else 5
+            uptime = _uptime(record.started_at, record.state == "running", now)
+            text = human_duration(uptime)
+            if text != row.cells[uptime_column]:
+                cells = row.cells[:uptime_column] + (text,) + row.cells[uptime_column + 1:]
+                sorts = row.sort_values[:uptime_column] + (_num(uptime),) + row.sort_values[uptime_column + 1:]
+                return Row(row.key, row.name, row.backend, cells, sorts)
+        return row
+
+
+def matches_filter(row: Row, query: str) -> bool:
+    """`/` filter: every word of the query appears somewhere in the row (case-insensitive)."""
+    words = query.lower().split()
+    if not words:
+        return True
+    text = row.search_text
+    return all(word in text for word in words)
+
+
+def sort_rows(rows: Sequence[Row], column: int | None, reverse: bool) -> list[Row]:
+    if column is None:
+        return list(rows)
+    return sorted(rows, key=lambda row: row.sort_values[column], reverse=reverse)
+

@@ -1,0 +1,157 @@
+"""A DataTable that mirrors a list of rows: updated by row key, only the cells that changed.
+
+The pane hands it every row of a poll; the table filters (`/`), sorts (a header click or
+`sort_by`), compares with what is on screen (table_diff.diff_rows) and, inside one
+`batch_update`, removes the rows that went, updates the changed cells, adds the new rows and
+restores the order. The cursor stays on the same row key across refreshes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from console.tui.table_diff import TableDiff, diff_rows
+from console.tui.views import MISSING, Column, Row, matches_filter
+
+# Words that deserve attention in any theme (bold works in monochrome too).
+ATTENTION = frozenset({
+    "exited", "dead", "crashed", "unhealthy", "paused", "restarting", "shutoff", "Cordoned",
+    "Ready !", "Cordoned !",
+})
+# Rebuild instead of removing row by row past this share of the table (remove_row is O(rows)).
+REBUILD_SHARE = 0.25
+
+
+class KeyedText(Text):
+    """A cell that knows its row, so the table can be put in any order by row key."""
+
+    __slots__ = ("row_key",)
+
+    def __init__(self, text: str, row_key: str, justify: str = "left", style: str = "") -> None:
+        super().__init__(text, style=style, justify=justify, end="", no_wrap=True)  # type: ignore[arg-type]
+        self.row_key = row_key
+
+
+class ResourceTable(DataTable):
+    def __init__(self, columns: Sequence[Column], **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.resource_columns = tuple(columns)
+        self._shown: dict[str, Row] = {}  # screen order
+        self._all_rows: list[Row] = []
+        self.filter_text = ""
+        self.sort_column: int | None = None
+        self.sort_reverse = False
+        self.last_diff: TableDiff | None = None
+
+    def on_mount(self) -> None:
+        for column in self.resource_columns:
+            self.add_column(self._header(column), key=column.key)
+
+    # ------------------------------------------------------------------ public interface
+
+    def show_rows(self, rows: Sequence[Row]) -> TableDiff:
+        """Make the table show `rows` (through the current filter and sort)."""
+        self._all_rows = list(rows)
+        return self._apply()
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text
+        self._apply()
+
+    def sort_by(self, column: int) -> None:
+        """Sort by a column; choosing the same column again reverses the order."""
+        if self.sort_column == column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        for index, spec in enumerate(self.resource_columns):
+            self.columns[self._column_keys[index]].label = self._header(spec, index)
+        self._require_update_dimensions = True
+        self._apply()
+
+    @property
+    def rows_shown(self) -> tuple[Row, ...]:
+        return tuple(self._shown.values())
+
+    @property
+    def all_rows(self) -> tuple[Row, ...]:
+        return tuple(self._all_rows)
+
+    def selected_row(self) -> Row | None:
+        if not self._shown or self.cursor_row < 0:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # no cell under the cursor (empty table)
+            return None
+        return self._shown.get(key or "")
+
+    def select_key(self, key: str) -> bool:
+        if key not in self._shown:
+            return False
+        self.move_cursor(row=self.get_row_index(key))
+        return True
+
+    # ------------------------------------------------------------------ internals
+
+    @property
+    def _column_keys(self) -> list:  # type: ignore[type-arg]
+        return [column.key for column in self.ordered_columns]
+
+    def _header(self, column: Column, index: int | None = None) -> Text:
+        arrow = ""
+        if index is not None and index == self.sort_column:
+            arrow = " ▼" if self.sort_reverse else " ▲"
+        return Text(column.label + arrow, justify="right" if column.numeric else "left")
+
+    def _wanted(self) -> list[Row]:
+        rows = [row for row in self._all_rows if matches_filter(row, self.filter_text)]
+        if self.sort_column is not None:
+            column = self.sort_column
+            rows.sort(key=lambda row: row.sort_values[column], reverse=self.sort_reverse)
+        return rows
+
+    def _cell(self, row: Row, index: int, text: str) -> KeyedText:
+        column = self.resource_columns[index]
+        style = "bold" if text in ATTENTION else ("dim" if text == MISSING else "")
+        return KeyedText(text, row.key, "right" if column.numeric else "left", style)
+
+    def _cells(self, row: Row) -> list[KeyedText]:
+        return [self._cell(row, index, text) for index, text in enumerate(row.cells)]
+
+    def _apply(self) -> TableDiff:
+        wanted = self._wanted()
+        diff = diff_rows(self._shown, wanted)
+        self.last_diff = diff
+        if diff.empty:
+            self._shown = {row.key: row for row in wanted}
+            return diff
+        cursor = self.selected_row()
+        keys = self._column_keys
+        with self.app.batch_update():
+            if len(diff.removed) > max(20, len(self._shown) * REBUILD_SHARE):
+                self.clear()
+                for row in wanted:
+                    self.add_row(*self._cells(row), key=row.key)
+            else:
+                for key in diff.removed:
+                    self.remove_row(key)
+                for row, cells in diff.changed:
+                    for index, text in cells:
+                        self.update_cell(row.key, keys[index], self._cell(row, index, text), update_width=True)
+                for row in diff.added:
+                    self.add_row(*self._cells(row), key=row.key)
+                if diff.order_changed and keys:
+                    order = {row.key: position for position, row in enumerate(wanted)}
+                    self.sort(keys[0], key=lambda cell: order[cell.row_key])
+            self._shown = {row.key: row for row in wanted}
+            if cursor is not None and cursor.key in self._shown:
+                self.move_cursor(row=self.get_row_index(cursor.key), scroll=False)
+        return diff
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(event.column_index)
