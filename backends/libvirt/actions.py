@@ -204,16 +204,22 @@ def domain_volumes(conn: Any, xml: str) -> list[Any]:
     return volumes
 
 
-def undefine_flags() -> int:
-    """Undefine everything libvirt keeps beside the definition: managed save, snapshot and
-    checkpoint metadata, the UEFI variable store and the TPM state."""
+def undefine(domain: Any) -> None:
+    """Undefines with everything libvirt keeps beside the definition: managed save, snapshot
+    and checkpoint metadata, the UEFI variable store and the TPM state. Drivers that refuse
+    those flags (the test driver) get a plain undefine."""
     libvirt = libvirt_module()
     names = ("VIR_DOMAIN_UNDEFINE_MANAGED_SAVE", "VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA",
              "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", "VIR_DOMAIN_UNDEFINE_NVRAM", "VIR_DOMAIN_UNDEFINE_TPM")
     flags = 0
     for flag in names:
         flags |= getattr(libvirt, flag, 0)
-    return flags
+    try:
+        domain.undefineFlags(flags)
+    except libvirt.libvirtError as error:
+        if error_code(error) not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+            raise
+        domain.undefineFlags(0)
 
 
 def remove_domain(conn: Any, name: str, host: str, *, with_disk: bool) -> list[str]:
@@ -227,7 +233,7 @@ def remove_domain(conn: Any, name: str, host: str, *, with_disk: bool) -> list[s
         domain.destroy()
         lines.append(f"vm/{name}: stopped")
     if domain.isPersistent():
-        domain.undefineFlags(undefine_flags())
+        undefine(domain)
     lines.append(f"vm/{name}: undefined on {host}")
     for volume in volumes:
         label = f"{volume.storagePoolLookupByVolume().name()}/{volume.name()}"

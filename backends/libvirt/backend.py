@@ -59,7 +59,8 @@ class LibvirtBackend:
         self.name = f"libvirt@{name or uri}"
         self.zone = zone
         self.labels = dict(labels or {})
-        self.connection = LibvirtConnection(uri, read_only=read_only, sandbox=sandbox)
+        self.connection = LibvirtConnection(uri, read_only=read_only, sandbox=sandbox,
+                                            on_open=_seed_sandbox if sandbox else None)
         self.actions = VmActions(self.connection, self.name, shutdown_timeout=shutdown_timeout)
         self._clock = clock
         # Start times can be read only for the system daemon of this machine.
@@ -72,7 +73,8 @@ class LibvirtBackend:
 
     @classmethod
     def sandbox(cls, **kwargs: Any) -> LibvirtBackend:
-        """libvirt's built-in test driver: define/start/stop work with made-up numbers."""
+        """libvirt's built-in test driver: define/start/stop work with made-up numbers. It is
+        given a storage pool "default" and a bridge "virbr0" so the sample specs apply."""
         return cls(SANDBOX_URI, name="sandbox", sandbox=True, **kwargs)
 
     @property
@@ -102,7 +104,8 @@ class LibvirtBackend:
         flags = stats_flags()
 
         def bulk(conn: Any) -> list[DomainSample]:
-            return [DomainSample(dom.name(), dom.UUIDString(), dom.ID(), stats) for dom, stats in conn.getAllDomainStats(flags, 0)]
+            return [DomainSample(dom.name(), dom.UUIDString(), dom.ID(), _completed(dom, stats))
+                    for dom, stats in conn.getAllDomainStats(flags, 0)]
 
         samples = self.connection.call(bulk, "read the domain statistics")
         return tracker.update(samples, self._clock())
@@ -185,3 +188,24 @@ def _pidfile_start_time(sample: DomainSample) -> float | None:
         return process.create_time()
     except (OSError, ValueError, psutil.Error):
         return None
+
+
+def _completed(domain: Any, stats: dict[str, Any]) -> dict[str, Any]:
+    """The bulk statistics, completed from virDomainGetInfo where the driver gives only the
+    state (libvirt's test driver does; QEMU always gives balloon and vCPU figures)."""
+    if "balloon.maximum" in stats:
+        return stats
+    _state, max_kib, current_kib, vcpus, cpu_ns = domain.info()
+    return {**stats, "balloon.maximum": max_kib, "balloon.current": current_kib, "vcpu.current": vcpus, "cpu.time": cpu_ns}
+
+
+SANDBOX_POOL = "<pool type='dir'><name>default</name><target><path>/var/lib/libvirt/images</path></target></pool>"
+SANDBOX_BRIDGE = "<interface type='bridge' name='virbr0'><start mode='onboot'/><bridge stp='off'/></interface>"
+
+
+def _seed_sandbox(conn: Any) -> None:
+    """Gives the test driver (in-memory, shared by the process) what the sample specs name."""
+    if "default" not in conn.listStoragePools() + conn.listDefinedStoragePools():
+        conn.storagePoolCreateXML(SANDBOX_POOL, 0)
+    if "virbr0" not in conn.listInterfaces() + conn.listDefinedInterfaces():
+        conn.interfaceDefineXML(SANDBOX_BRIDGE, 0).create(0)

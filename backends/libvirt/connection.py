@@ -68,10 +68,12 @@ class LibvirtConnection:
     """A libvirt connection to one URI, shared by the poller and the actions (libvirt
     serialises calls on one connection, so threads may share it)."""
 
-    def __init__(self, uri: str, *, read_only: bool = False, sandbox: bool = False) -> None:
+    def __init__(self, uri: str, *, read_only: bool = False, sandbox: bool = False,
+                 on_open: Callable[[Any], None] | None = None) -> None:
         self.uri = uri
         self.read_only = read_only
         self.sandbox = sandbox
+        self._on_open = on_open  # called with each new connection (the sandbox seeds its host)
         self._conn: Any = None
         self._lock = threading.Lock()
         self._state = "pending"
@@ -112,6 +114,8 @@ class LibvirtConnection:
                 self._conn = opener(self.uri)
             except libvirt.libvirtError as error:
                 raise self._fail("unreachable", _message(error), hint_for(self.uri, _message(error))) from None
+            if self._on_open is not None and not self.read_only:
+                self._on_open(self._conn)
             self._state, self._cause, self._hint = "connected", "", ""
             return self._conn
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from backends.base import BackendUnavailable
 from backends.handlers import ApplyError, Change
-from backends.libvirt.actions import domain_volumes, remove_domain, undefine_flags
+from backends.libvirt.actions import domain_volumes, remove_domain, undefine
 from backends.libvirt.backend import LibvirtBackend
 from backends.libvirt.connection import error_code, is_local_uri, libvirt_module
 from backends.libvirt.domain_xml import (
@@ -252,13 +252,13 @@ class LibvirtVmHandler:
         """Removes what a failed create made; says what could not be removed."""
         lines = []
         if defined:
-            def undefine(conn: Any) -> None:
+            def remove_definition(conn: Any) -> None:
                 domain = conn.lookupByName(vm.name)
                 if domain.isActive():
                     domain.destroy()
-                domain.undefineFlags(undefine_flags())
+                undefine(domain)
 
-            lines.append(self._try(backend, undefine, f"{vm.resource}: definition removed again", f"{vm.resource}: could not remove the definition"))
+            lines.append(self._try(backend, remove_definition, f"{vm.resource}: definition removed again", f"{vm.resource}: could not remove the definition"))
         if volume is not None and vm.spec.storage is not None:
             pool = vm.spec.storage.pool
             lines.append(self._try(backend, lambda conn: conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).delete(0),
@@ -358,17 +358,20 @@ class LibvirtVmHandler:
                 _type, capacity, allocation = volume.info()
                 volumes.append({"volume": f"{volume.storagePoolLookupByVolume().name()}/{volume.name()}", "path": volume.path(),
                                 "capacity_bytes": capacity, "allocation_bytes": allocation})
-            return {"live_xml": live, "volumes": volumes}
+            return {"live_xml": live, "stored_xml": domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), "volumes": volumes}
 
         details = backend.connection.call(read, f"describe vm {name!r}")
         view = parse_domain(details["live_xml"])
+        stored = parse_domain(details["stored_xml"])
         record = next((r for r in backend.list_vms() if r.name == name), None)
         return {
             "name": name,
             "host": backend.name,
             "uuid": view.uuid,
             "workload": view.workload,
-            "spec": view.spec_fields(),
+            "spec": view.spec_fields(),  # what runs now
+            # Fields whose stored definition differs from what runs: they wait for a restart.
+            "pending_restart": [field for field, _running, _stored in compare(view, stored)],
             "status": to_jsonable(record) if record is not None else None,
             "volumes": details["volumes"],
             "domain_xml": details["live_xml"],
