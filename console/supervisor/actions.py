@@ -1,0 +1,17 @@
+"""The changes the control loops make, declared with the action gate.
+
+In agent mode the gate runs them without a question and audits each one; in kiosk mode it
+refuses them, so a read-only console never restarts, replaces or scales anything.
+"""
+
+from __future__ import annotations
+
+from console.gate import register_action
+
+RESTART = register_action("replica.restart", description="restart a replica whose liveness failed")
+REPLACE = register_action("replica.replace", destructive=True, description="remove a replica that kept failing and start a new one")
+RESCHEDULE = register_action("replica.reschedule", description="start a lost engine's replica on another engine")
+REMOVE_STALE = register_action("replica.remove_stale", destructive=True, description="remove a replica that was replaced while its engine was lost")
+SCALE = register_action("workload.scale", description="set a workload's replica count (replicas placed by the scheduler)")
+RESIZE = register_action("workload.resize", description="change a workload's cpu and memory limits in place")
+WRITE_UPSTREAM = register_action("load_balancer.write_upstream", description="write the nginx upstream file of ready replicas and reload")

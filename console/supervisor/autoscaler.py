@@ -1,0 +1,254 @@
+"""Autoscaling live container workloads: horizontal decisions from live usage, executed
+through the scheduler, and vertical limits changed in place.
+
+Horizontal: utilization is `sum(usage) * 100 / sum(request)` over the running replicas (cpu in
+millicores against the cpu request, memory working set against the memory request; a missing
+request counts as the limit, as in Kubernetes). `rtm.autoscaling.decide` makes the decision
+with the workload's history, which is kept per workload in the data folder
+(`autoscaler/<workload>.json`, the `scale --state` format) so the console and the agent share
+it. A scaling event is recorded only after the change succeeded.
+
+Vertical: the usage seen at each evaluation (per replica) is kept in a rolling window;
+`rtm.autoscaling.recommend_vertical` turns it into cpu and memory limits, applied to every
+running replica with an in-place update (NanoCpus, Memory and MemorySwap together, so a raised
+memory limit is never above its swap limit). Replicas created later get the spec's limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backends.base import BackendUnavailable
+from console.datadir import atomic_write, ensure_private_dir
+from console.eventlog import EventLog
+from console.gate import ActionGate
+from console.supervisor.actions import RESIZE, SCALE
+from console.supervisor.engines import Engine, Replica
+from console.supervisor.placement import Fleet, ScaleResult, scale_workload, survey, workload_lock
+from console.supervisor.workloads import Workload
+from rtm.autoscaling import Decision, History, HistoryFormatError, VerticalRecommendation, decide, recommend_vertical
+
+log = logging.getLogger("rtm.supervisor.autoscaler")
+
+DEFAULT_INTERVAL = 15.0  # seconds between evaluations (the HPA's sync period)
+VERTICAL_WINDOW = 120  # usage readings kept per workload for vertical recommendations
+HISTORY_FOLDER = "autoscaler"
+
+
+# --- history in the data folder ----------------------------------------------------------------
+
+
+def history_path(data_dir: Path, workload: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", workload)
+    return Path(data_dir) / HISTORY_FOLDER / f"{safe}.json"
+
+
+def load_history(path: Path) -> History:
+    """The stored history; a missing file is a fresh one. A damaged file raises HistoryFormatError."""
+    try:
+        return History.from_text(path.read_text())
+    except FileNotFoundError:
+        return History()
+
+
+def save_history(path: Path, history: History) -> None:
+    ensure_private_dir(path.parent)
+    atomic_write(path, history.to_text())
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveUsage:
+    """What the running replicas of a workload use now."""
+
+    replicas: tuple[Replica, ...]  # every replica of the workload, any state
+    cpu_millis: tuple[float, ...]  # per running replica with a reading
+    memory_bytes: tuple[int, ...]
+    metrics: dict[str, float] = field(default_factory=dict)  # utilization percent: cpu, memory
+
+    @property
+    def current_replicas(self) -> int:
+        return len(self.replicas)
+
+
+def measure(workload: Workload, engines: Sequence[Engine], fleet: Fleet | None = None) -> LiveUsage:
+    """Usage of the workload's running replicas, from each engine's stats sampler."""
+    fleet = fleet or survey(engines)
+    replicas = tuple(fleet.of(workload.name))
+    cpu: list[float] = []
+    memory: list[int] = []
+    for engine in engines:
+        mine = [r for r in replicas if r.engine == engine.name and r.running]
+        if not mine:
+            continue
+        try:
+            stats = engine.container_stats()
+        except BackendUnavailable:
+            continue
+        for replica in mine:
+            info = stats.get(replica.id)
+            if info is None or info.cpu_ratio is None:
+                continue
+            cpu.append(info.cpu_ratio * 1000)
+            memory.append(info.memory_working_set_bytes)
+    metrics: dict[str, float] = {}
+    if cpu and workload.cpu_request_millis:
+        metrics["cpu"] = sum(cpu) * 100 / (workload.cpu_request_millis * len(cpu))
+    if memory and workload.memory_request_bytes:
+        metrics["memory"] = sum(memory) * 100 / (workload.memory_request_bytes * len(memory))
+    return LiveUsage(replicas, tuple(cpu), tuple(memory), metrics)
+
+
+def current_limits(replicas: Sequence[Replica]) -> tuple[int | None, int | None]:
+    """cpu millis and memory bytes of the first running replica's limits (None = no limit)."""
+    running = [r for r in replicas if r.running] or list(replicas)
+    if not running:
+        return None, None
+    resources = running[0].resources
+    cpu = resources.get("NanoCpus", 0) // 1_000_000 or None
+    memory = resources.get("Memory", 0) or None
+    return cpu, memory
+
+
+# --- executing ---------------------------------------------------------------------------------
+
+
+def execute_scale(workload: Workload, engines: Sequence[Engine], gate: ActionGate, events: EventLog,
+                  current: int, target: int, reason: str) -> ScaleResult | None:
+    """Scale through the gate; the event log gets the outcome. None when it did not happen."""
+    destructive = target < current
+    result = gate.run(SCALE.name, f"workload/{workload.name}", {"from": current, "to": target, "reason": reason},
+                      lambda: scale_workload(workload, engines, target), destructive=destructive)
+    if not result.ok:
+        events.record("scale_failed", result.message, workload=workload.name, target=f"workload/{workload.name}")
+        return None
+    done: ScaleResult = result.value  # type: ignore[assignment]
+    changes = [f"+{name}" for name in done.created] + [f"-{name}" for name in done.removed]
+    events.record("scale", f"{done.before} -> {done.after} replicas ({', '.join(changes) or 'no change'}): {reason}",
+                  workload=workload.name, target=f"workload/{workload.name}",
+                  details={"from": done.before, "to": done.after, "created": list(done.created), "removed": list(done.removed)})
+    return done
+
+
+def resize_values(recommendation: VerticalRecommendation) -> dict[str, int]:
+    values: dict[str, int] = {}
+    if recommendation.cpu.changes and recommendation.cpu.recommended is not None:
+        values["NanoCpus"] = recommendation.cpu.recommended * 1_000_000
+    if recommendation.memory.changes and recommendation.memory.recommended is not None:
+        values["Memory"] = recommendation.memory.recommended
+        values["MemorySwap"] = recommendation.memory.recommended  # the limit is the whole allowance
+    return values
+
+
+def execute_resize(workload: Workload, engines: Sequence[Engine], gate: ActionGate, events: EventLog,
+                   replicas: Sequence[Replica], recommendation: VerticalRecommendation) -> bool:
+    values = resize_values(recommendation)
+    if not values:
+        return False
+    by_name = {engine.name: engine for engine in engines}
+    running = [r for r in replicas if r.running and r.engine in by_name]
+
+    def resize() -> list[str]:
+        for replica in running:
+            by_name[replica.engine].update_resources(replica.id, values)
+        return [f"{r.name}@{r.engine}" for r in running]
+
+    result = gate.run(RESIZE.name, f"workload/{workload.name}", values, resize)
+    if not result.ok:
+        events.record("scale_failed", result.message, workload=workload.name, target=f"workload/{workload.name}")
+        return False
+    reasons = "; ".join(r.reason for r in (recommendation.cpu, recommendation.memory) if r.changes)
+    events.record("scale", f"limits changed in place on {len(running)} replicas: {reasons}",
+                  workload=workload.name, target=f"workload/{workload.name}",
+                  details={"vertical": recommendation.to_json(), "replicas": result.value})
+    return True
+
+
+# --- the loop for one workload -----------------------------------------------------------------
+
+
+class WorkloadAutoscaler:
+    """Evaluates one workload every `interval` seconds; `tick(now)` does one evaluation if due."""
+
+    def __init__(self, workload: Workload, engines: Sequence[Engine] | Any, gate: ActionGate, events: EventLog,
+                 data_dir: Path, interval: float = DEFAULT_INTERVAL) -> None:
+        self.workload = workload
+        self._engines = engines
+        self.gate = gate
+        self.events = events
+        self.history_file = history_path(data_dir, workload.name)
+        self.interval = interval
+        self.last_run: float | None = None
+        self.last_decision: Decision | None = None
+        self.last_vertical: VerticalRecommendation | None = None
+        self.last_metrics: dict[str, float] = {}
+        self.last_error: str | None = None
+        self._cpu_window: deque[float] = deque(maxlen=VERTICAL_WINDOW)
+        self._memory_window: deque[int] = deque(maxlen=VERTICAL_WINDOW)
+        self._lock = threading.Lock()
+
+    def engines(self) -> list[Engine]:
+        return list(self._engines() if callable(self._engines) else self._engines)
+
+    def due(self, now: float) -> bool:
+        return self.last_run is None or now >= self.last_run + self.interval
+
+    def tick(self, now: float) -> None:
+        if not self.due(now):
+            return
+        self.last_run = now
+        with self._lock:
+            try:
+                self._evaluate(now)
+                self.last_error = None
+            except (BackendUnavailable, HistoryFormatError, OSError, ValueError) as error:
+                self.last_error = str(error)
+                log.warning("autoscaling %s: %s", self.workload.name, error)
+
+    def _evaluate(self, now: float) -> None:
+        engines = self.engines()
+        usage = measure(self.workload, engines)
+        self.last_metrics = usage.metrics
+        self._cpu_window.extend(usage.cpu_millis)
+        self._memory_window.extend(usage.memory_bytes)
+        if self.workload.horizontal is not None and usage.current_replicas > 0:
+            history = load_history(self.history_file)
+            decision, history = decide(self.workload.horizontal, usage.current_replicas, usage.metrics, history, now, assume_applied=False)
+            self.last_decision = decision
+            if decision.direction != "no_scale":
+                done = execute_scale(self.workload, engines, self.gate, self.events,
+                                     decision.current_replicas, decision.target_replicas, decision.reason)
+                if done is not None:
+                    history = history.record_event(now, decision.current_replicas, decision.target_replicas)
+            save_history(self.history_file, history)
+        if self.workload.vertical is not None and self._cpu_window:
+            cpu_limit, memory_limit = current_limits(usage.replicas)
+            recommendation = recommend_vertical(self.workload.vertical, list(self._cpu_window), list(self._memory_window), cpu_limit, memory_limit)
+            self.last_vertical = recommendation
+            if recommendation.changes:
+                with workload_lock(self.workload.name):
+                    if execute_resize(self.workload, engines, self.gate, self.events, usage.replicas, recommendation):
+                        # Limits changed: earlier readings were taken under the old ones.
+                        self._cpu_window.clear()
+                        self._memory_window.clear()
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "workload": self.workload.name,
+            "interval": self.interval,
+            "last_run": self.last_run,
+            "metrics": {k: round(v, 2) for k, v in self.last_metrics.items()},
+            "decision": self.last_decision.to_json() if self.last_decision else None,
+            "vertical": self.last_vertical.to_json() if self.last_vertical else None,
+            "error": self.last_error,
+        }

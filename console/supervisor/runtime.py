@@ -1,0 +1,268 @@
+"""The supervisor: the control loops of every workload in the specs folder, in threads.
+
+Four loops, each a named daemon thread that stops when asked:
+
+- "rtm-failover": every `tick` seconds, one survey of the engines that answer, then each
+  workload's `WorkloadSupervisor.tick` (probes, detection, restarts, membership);
+- "rtm-engines": pings every engine on the tightest `detection` settings of the specs; an
+  engine declared failed is lost, and its replicas are started elsewhere by each workload;
+- "rtm-autoscaler": each autoscaled workload's evaluation when due;
+- "rtm-specs": reloads the specs when a file is added, removed or changed.
+
+Nothing here stops a workload: `stop()` ends the loops and leaves every container running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from console.eventlog import EventLog
+from console.gate import ActionGate
+from console.supervisor.autoscaler import DEFAULT_INTERVAL, WorkloadAutoscaler
+from console.supervisor.engines import Engine
+from console.supervisor.failover import WorkloadSupervisor
+from console.supervisor.membership import UpstreamWriter
+from console.supervisor.placement import Fleet, survey
+from console.supervisor.workloads import SpecLoad, Workload, load_workloads, specs_fingerprint
+from rtm.kinds.failover import Detection
+from rtm.recovery import Detector
+
+log = logging.getLogger("rtm.supervisor")
+
+DEFAULT_TICK = 0.5
+SPEC_CHECK_SECONDS = 2.0
+
+
+def engine_detection(workloads: Sequence[Workload]) -> Detection:
+    """The tightest detection of the specs that name one (an engine serves every workload)."""
+    named = [w.failover.detection for w in workloads if w.has_failover_spec]
+    if not named:
+        return Detection()
+    return Detection(timeout=min(d.timeout for d in named), retries=min(d.retries for d in named),
+                     interval=min(d.interval for d in named))
+
+
+class EngineMonitor:
+    """Detection of lost engines; `check(now)` starts due pings and records finished ones."""
+
+    def __init__(self, engines: Sequence[Engine], events: EventLog, pool: ThreadPoolExecutor,
+                 on_lost: Callable[[str, float, float], None]) -> None:
+        self.engines = list(engines)
+        self.events = events
+        self.pool = pool
+        self.on_lost = on_lost
+        self.detection = Detection()
+        self.detectors: dict[str, Detector] = {}
+        self.first_failure: dict[str, float] = {}
+        self._inflight: dict[str, tuple[Future, float]] = {}
+
+    def configure(self, detection: Detection) -> None:
+        if detection != self.detection:
+            self.detection = detection
+            self.detectors = {}
+
+    def lost(self) -> set[str]:
+        return {name for name, detector in self.detectors.items() if detector.failed}
+
+    def check(self, now: float) -> None:
+        for engine in self.engines:
+            detector = self.detectors.get(engine.name) or Detector(self.detection.interval, self.detection.timeout, self.detection.retries)
+            self.detectors[engine.name] = detector
+            running = self._inflight.get(engine.name)
+            if running is not None:
+                future, started = running
+                if not future.done():
+                    continue
+                del self._inflight[engine.name]
+                self._record(engine.name, bool(future.result()), started)
+            elif detector.due(now):
+                self._inflight[engine.name] = (self.pool.submit(engine.ping, self.detection.timeout), now)
+
+    def _record(self, name: str, ok: bool, at: float) -> None:
+        detector, change = self.detectors[name].record(ok, at)
+        self.detectors[name] = detector
+        if not ok:
+            self.first_failure.setdefault(name, at)
+        if change == "failed":
+            since = self.first_failure.get(name, at)
+            self.events.record("backend_down", f"engine {name} did not answer {detector.failures} checks in a row: lost",
+                               target=f"engine/{name}", details={"first_failure": since})
+            self.on_lost(name, since, time.time())
+        elif change == "recovered":
+            self.events.record("backend_up", f"engine {name} answers again", target=f"engine/{name}")
+        if ok:
+            self.first_failure.pop(name, None)
+
+    def state(self) -> dict[str, Any]:
+        return {name: {"lost": d.failed, "failures": d.failures, "last_check": d.last_check} for name, d in self.detectors.items()}
+
+
+class Supervisor:
+    def __init__(
+        self,
+        specs_dir: Path,
+        engines: Sequence[Engine],
+        gate: ActionGate,
+        events: EventLog,
+        data_dir: Path,
+        *,
+        upstream_path: Path | None = None,
+        reload_command: Sequence[str] | None = None,
+        tolerance: float | None = None,
+        autoscale_interval: float = DEFAULT_INTERVAL,
+        tick: float = DEFAULT_TICK,
+    ) -> None:
+        self.specs_dir = Path(specs_dir)
+        self.engines = list(engines)
+        self.gate = gate
+        self.events = events
+        self.data_dir = Path(data_dir)
+        self.tolerance = tolerance
+        self.autoscale_interval = autoscale_interval
+        self.tick_seconds = tick
+        self.membership = UpstreamWriter(upstream_path, reload_command, gate, events)
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rtm-probe")
+        self.supervisors: dict[str, WorkloadSupervisor] = {}
+        self.autoscalers: dict[str, WorkloadAutoscaler] = {}
+        self.monitor = EngineMonitor(self.engines, events, self.pool, self._engine_lost)
+        self.specs = SpecLoad({}, (), ())
+        self.loops: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    # --- specs ---------------------------------------------------------------------------------
+
+    def reload(self) -> SpecLoad:
+        """Read the specs folder and start, update or drop the workloads' loops."""
+        specs = load_workloads(self.specs_dir, self.tolerance)
+        with self._lock:
+            self.specs = specs
+            for problem in specs.problems:
+                log.warning("spec skipped: %s", problem)
+            for name in [n for n in self.supervisors if n not in specs.workloads or not specs.workloads[n].supervises_health]:
+                del self.supervisors[name]
+                self.membership.forget(name)
+            for name in [n for n in self.autoscalers if n not in specs.workloads or not specs.workloads[n].autoscaled]:
+                del self.autoscalers[name]
+            for name, workload in specs.workloads.items():
+                if workload.supervises_health:
+                    if name in self.supervisors:
+                        self.supervisors[name].update_workload(workload)
+                    else:
+                        self.supervisors[name] = WorkloadSupervisor(workload, self.live_engines, self.gate, self.events, self.membership, self.pool)
+                if workload.autoscaled:
+                    if name in self.autoscalers:
+                        self.autoscalers[name].workload = workload
+                    else:
+                        self.autoscalers[name] = WorkloadAutoscaler(workload, self.live_engines, self.gate, self.events, self.data_dir, self.autoscale_interval)
+            self.monitor.configure(engine_detection(list(specs.workloads.values())))
+        log.info("specs loaded from %s: %d workloads supervised, %d autoscaled, %d problems",
+                 self.specs_dir, len(self.supervisors), len(self.autoscalers), len(specs.problems))
+        return specs
+
+    def live_engines(self) -> list[Engine]:
+        lost = self.monitor.lost()
+        return [engine for engine in self.engines if engine.name not in lost]
+
+    # --- loops ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.reload()
+        for name, body in (("rtm-failover", self._failover_loop), ("rtm-engines", self._engine_loop),
+                           ("rtm-autoscaler", self._autoscaler_loop), ("rtm-specs", self._specs_loop)):
+            thread = threading.Thread(target=self._run, args=(name, body), name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _run(self, name: str, body: Callable[[float], float]) -> None:
+        """Call `body(now)` until stopped; it returns how long to wait before the next call."""
+        self.loops[name] = {"runs": 0, "last_run": None, "last_error": None}
+        while not self._stop.is_set():
+            now = time.time()
+            try:
+                wait = body(now)
+                self.loops[name]["last_error"] = None
+            except Exception as error:  # a loop never dies: log it and go on
+                log.exception("loop %s failed", name)
+                self.loops[name]["last_error"] = str(error)
+                wait = 1.0
+            self.loops[name]["runs"] += 1
+            self.loops[name]["last_run"] = now
+            self._stop.wait(wait)
+
+    def _failover_loop(self, now: float) -> float:
+        with self._lock:
+            supervisors = list(self.supervisors.values())
+        if supervisors:
+            fleet = survey(self.live_engines())
+            lost = self.monitor.lost()
+            fleet = Fleet(fleet.replicas, {**fleet.unreachable, **{name: "lost" for name in lost}})
+            for supervisor in supervisors:
+                supervisor.tick(fleet, time.time())
+        return self.tick_seconds
+
+    def _engine_loop(self, now: float) -> float:
+        self.monitor.check(now)
+        return min(0.2, self.tick_seconds)
+
+    def _engine_lost(self, engine: str, since: float, now: float) -> None:
+        with self._lock:
+            supervisors = list(self.supervisors.values())
+        for supervisor in supervisors:
+            supervisor.engine_lost(engine, since, now)
+
+    def _autoscaler_loop(self, now: float) -> float:
+        with self._lock:
+            autoscalers = list(self.autoscalers.values())
+        for autoscaler in autoscalers:
+            if self._stop.is_set():
+                break
+            autoscaler.tick(time.time())
+        return self.tick_seconds
+
+    def _specs_loop(self, now: float) -> float:
+        if specs_fingerprint(self.specs_dir) != self.specs.fingerprint:
+            specs = self.reload()
+            self.events.record("specs_reloaded", f"specs reloaded from {self.specs_dir}: {len(specs.workloads)} workloads",
+                               details={"problems": list(specs.problems)})
+        return SPEC_CHECK_SECONDS
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """End the loops (workloads keep running); True when every thread ended in time."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for engine in self.engines:
+            try:
+                engine.close()
+            except Exception:  # closing is best effort
+                log.debug("closing %s failed", engine.name, exc_info=True)
+        return not any(thread.is_alive() for thread in self._threads)
+
+    # --- state -----------------------------------------------------------------------------------
+
+    def state(self, recent_events: int = 50) -> dict[str, Any]:
+        with self._lock:
+            supervisors = list(self.supervisors.values())
+            autoscalers = list(self.autoscalers.values())
+        return {
+            "pid": os.getpid(),
+            "specs_dir": str(self.specs_dir),
+            "spec_problems": list(self.specs.problems),
+            "loops": {name: dict(info) for name, info in self.loops.items()},
+            "engines": self.monitor.state(),
+            "workloads": [s.state() for s in supervisors],
+            "autoscaling": [a.state() for a in autoscalers],
+            "upstream": {"path": str(self.membership.path) if self.membership.path else None, "error": self.membership.last_error},
+            "events": [event.to_record() for event in self.events.read(limit=recent_events)],
+        }
