@@ -1,0 +1,249 @@
+"""The exporter's HTTP server: /metrics, a landing page and probe endpoints, over HTTP or TLS.
+
+Routes
+- `/`         a landing page linking the others
+- `/metrics`  the exposition (text format, or OpenMetrics when asked; gzip when accepted)
+- `/health`   200 while the process serves (liveness)
+- `/ready`    200 once every configured backend has been polled at least once, else 503
+- `/startup`  200 once start-up has finished (specs read, poller running), else 503
+
+With a web config, TLS (and client certificates) apply to every connection and basic auth to
+`/` and `/metrics`. The three probe endpoints answer without credentials so a plain HTTP probe
+(the seed's HealthCheck, a load balancer) can check rtm itself; they say nothing but their
+status.
+
+One thread per connection (keep-alive connections from Prometheus stay open); the TLS
+handshake runs in that thread, so a slow or silent client never blocks the accept loop. The
+server runs in a background thread (`start()`), so the console can embed it and the headless
+exporter can wait for a signal.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import ipaddress
+import logging
+import socket
+import socketserver
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from console.config import ListenAddress
+from console.exporter.auth import BasicAuthChecker
+from console.exporter.web_config import WebConfig
+
+log = logging.getLogger("rtm.exporter")
+
+HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to finish the TLS handshake
+IDLE_TIMEOUT = 120.0  # seconds an idle keep-alive connection stays open (scrape intervals are shorter)
+PROBE_PATHS = ("/health", "/ready", "/startup")
+
+
+class ExporterServer:
+    """Serve `registry` on `listen`. `ready()` answers /ready; `mark_started()` turns /startup on.
+
+    `describe_not_ready()` (optional) says why /ready is 503, e.g. which backends are pending.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        listen: ListenAddress,
+        web_config: WebConfig | None = None,
+        ready: Callable[[], bool] = lambda: True,
+        describe_not_ready: Callable[[], str] = lambda: "not ready",
+        title: str = "rtm-console exporter",
+    ) -> None:
+        self.registry = registry
+        self.web_config = web_config or WebConfig()
+        self.ready = ready
+        self.describe_not_ready = describe_not_ready
+        self.title = title
+        self.auth = BasicAuthChecker(self.web_config.basic_auth_users)
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._httpd = _HTTPServer(listen, self)  # binds now: a busy port fails here, not later
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) actually bound (port 0 in the configuration picks a free port)."""
+        host, port = self._httpd.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._httpd.ssl_context is not None else "http"
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1" if host != "::" else "::1"
+        shown = f"[{host}]" if ":" in host else host
+        return f"{self.scheme}://{shown}:{port}"
+
+    def start(self) -> None:
+        """Serve in a daemon thread ("rtm-exporter-http")."""
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.5}, name="rtm-exporter-http", daemon=True)
+        self._thread.start()
+
+    def mark_started(self) -> None:
+        self._started.set()
+
+    @property
+    def started(self) -> bool:
+        return self._started.is_set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting and close the listening socket (open connections end on their own)."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout)
+        self._httpd.server_close()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256  # many scrapers connecting at once must not be refused
+
+    def __init__(self, listen: ListenAddress, exporter: ExporterServer) -> None:
+        self.exporter = exporter
+        self.ssl_context: ssl.SSLContext | None = exporter.web_config.ssl_context()
+        self.address_family = _family(listen.host)
+        super().__init__((listen.host, listen.port), _Handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            # "::" serves IPv4 too, as node_exporter's ":PORT" does.
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        # TCPServer's bind, not HTTPServer's: that one looks the host's name up in DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            secure = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake with %s failed: %s", client_address, exc)
+            return
+        try:
+            allowed = self.exporter.web_config.tls.client_allowed_sans if self.exporter.web_config.tls else ()
+            if allowed and not _has_allowed_san(secure.getpeercert(), allowed):
+                log.info("refused %s: its client certificate names none of client_allowed_sans", client_address)
+                return
+            secure.settimeout(None)
+            super().finish_request(secure, client_address)
+        finally:
+            secure.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    """IPv6 for an IPv6 address ("::" serves IPv4 too); "" means every IPv4 interface."""
+    if host == "":
+        return socket.AF_INET
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:  # a host name: resolve to its first address
+        return socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)[0][0]
+
+
+def _has_allowed_san(cert: Mapping[str, Any] | None, allowed: tuple[str, ...]) -> bool:
+    names = {value for kind, value in (cert or {}).get("subjectAltName", ()) if kind in ("DNS", "email", "IP Address", "URI")}
+    return any(name in names for name in allowed)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: Prometheus reuses its connection
+    server_version = "rtm-console-exporter"
+    timeout = IDLE_TIMEOUT
+    server: _HTTPServer
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._serve(send_body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._serve(send_body=False)
+
+    def _serve(self, send_body: bool) -> None:
+        exporter = self.server.exporter
+        path = urlsplit(self.path).path
+        if path not in PROBE_PATHS and exporter.auth.enabled and not exporter.auth.check(self.headers.get("Authorization")):
+            self._reply(401, b"Unauthorized\n", "text/plain; charset=utf-8", send_body,
+                        {"WWW-Authenticate": 'Basic realm="rtm-console exporter", charset="UTF-8"'})
+            return
+        if path == "/metrics":
+            self._metrics(send_body)
+        elif path == "/health":
+            self._reply(200, b"ok\n", "text/plain; charset=utf-8", send_body)
+        elif path == "/ready":
+            if exporter.ready():
+                self._reply(200, b"ready\n", "text/plain; charset=utf-8", send_body)
+            else:
+                self._reply(503, f"{exporter.describe_not_ready()}\n".encode(), "text/plain; charset=utf-8", send_body)
+        elif path == "/startup":
+            ok = exporter.started
+            self._reply(200 if ok else 503, b"started\n" if ok else b"starting\n", "text/plain; charset=utf-8", send_body)
+        elif path == "/":
+            self._reply(200, _landing_page(exporter.title).encode(), "text/html; charset=utf-8", send_body)
+        else:
+            self._reply(404, b"Not found: try /metrics\n", "text/plain; charset=utf-8", send_body)
+
+    def _metrics(self, send_body: bool) -> None:
+        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        try:
+            body = encoder(self.server.exporter.registry)
+        except Exception:  # a bug in a collector: say so in the response, keep serving
+            log.exception("collecting metrics failed")
+            self._reply(500, b"collecting metrics failed; see the log\n", "text/plain; charset=utf-8", send_body)
+            return
+        extra = {}
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body, compresslevel=1)  # fast: scrapes are frequent, loopback cheap
+            extra["Content-Encoding"] = "gzip"
+        self._reply(200, body, content_type, send_body, extra)
+
+    def _reply(self, status: int, body: bytes, content_type: str, send_body: bool, headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in {**self.server.exporter.web_config.headers, **(headers or {})}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+def _landing_page(title: str) -> str:
+    title = html.escape(title)
+    links = "".join(
+        f'<li><a href="{path}">{path}</a> {html.escape(text)}</li>'
+        for path, text in (
+            ("/metrics", "metrics"),
+            ("/health", "alive"),
+            ("/ready", "every backend polled at least once"),
+            ("/startup", "start-up finished"),
+        )
+    )
+    return (
+        f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>"
+        f"<body><h1>{title}</h1><ul>{links}</ul></body></html>\n"
+    )
