@@ -1,0 +1,103 @@
+"""The containers backend: Docker engines driven by ContainerRuntime specs.
+
+Modules, one job each:
+- client.py   one engine: address, lazy connection, errors for people, `docker info`, the engine as a scheduler node
+- mapping.py  PURE: a ContainerRuntime spec (and its workload) -> Engine API create requests; render output
+- watch.py    the container table of an engine, kept current by its /events stream
+- stats.py    live statistics: cgroup files for a local engine, one stats stream per container otherwise
+- backend.py  DockerBackend: the Backend protocol for the poller (kind "containers")
+- images.py   image present, or pulled with progress, or why not
+- replicas.py find, create, wait for and place the replicas of a workload
+- diff.py     what differs between a live container and a request (for plans)
+- handler.py  ContainerHandler: render / plan / apply / delete / list / describe
+- actions.py  ContainerActions: start, stop, restart, remove, exec, update limits, logs, scale
+
+`make_docker_handlers(endpoints)` builds all of it for the configured engines. Importing this
+package does not import docker-py; the first call that contacts an engine does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from backends.docker.actions import ContainerActions, ExecResult
+from backends.docker.backend import DockerBackend
+from backends.docker.client import EngineEndpoint, TlsFiles
+from backends.docker.handler import ContainerHandler
+from backends.docker.mapping import render
+from backends.docker.replicas import Placement, default_placement
+from backends.docker.stats import StatsMode
+from rtm.scheduling import SchedNode
+
+
+@dataclass(frozen=True)
+class DockerSetup:
+    """Everything the console needs for containers, over the same engine connections:
+    `backends` for the poller, `handler` for apply/plan/delete/get/describe/logs, `actions`
+    for start/stop/restart/remove/exec/update-limits/scale (to be wrapped in the gate)."""
+
+    backends: tuple[DockerBackend, ...]
+    handler: ContainerHandler
+    actions: ContainerActions
+
+    def nodes(self) -> list[SchedNode]:
+        """Each engine that answers, as a scheduler node (runtime "docker")."""
+        from backends.base import BackendUnavailable
+        from backends.docker.errors import DockerRequestError
+
+        nodes = []
+        for backend in self.backends:
+            try:
+                nodes.append(backend.node())
+            except (BackendUnavailable, DockerRequestError):
+                continue
+        return nodes
+
+    def close(self) -> None:
+        for backend in self.backends:
+            backend.close()
+
+
+def make_docker_handlers(
+    endpoints: Iterable[Any],
+    *,
+    read_only: bool = False,
+    placement: Placement = default_placement,
+    stats: StatsMode = "auto",
+    stop_timeout: float = 10.0,
+    cordoned: Callable[[str], bool] = lambda _node: False,
+) -> DockerSetup:
+    """One DockerBackend per endpoint (an EngineEndpoint, an address such as
+    "unix:///var/run/docker.sock", or the console's configured endpoint with name/host/tls),
+    and the handler and actions over them."""
+    backends = tuple(DockerBackend(EngineEndpoint.of(e), read_only=read_only, stats=stats, cordoned=cordoned) for e in endpoints)
+    names = [b.name for b in backends]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two Docker endpoints share a name: {', '.join(sorted(n for n in names if names.count(n) > 1))}")
+    return DockerSetup(
+        backends,
+        ContainerHandler(backends, placement=placement, stop_timeout=stop_timeout),
+        ContainerActions(backends, placement=placement),
+    )
+
+
+def render_container_runtime(document: Any, _spec: Any, base_dir: Any) -> Any:
+    """The renderer for console/render.py RENDERERS["ContainerRuntime"] (pure)."""
+    return render(document, base_dir)
+
+
+__all__ = [
+    "ContainerActions",
+    "ContainerHandler",
+    "DockerBackend",
+    "DockerSetup",
+    "EngineEndpoint",
+    "ExecResult",
+    "Placement",
+    "TlsFiles",
+    "default_placement",
+    "make_docker_handlers",
+    "render_container_runtime",
+]

@@ -1,0 +1,199 @@
+"""Replicas of a workload on the engines: find them, create and start one, wait until it is ready,
+and choose engines for new ones.
+
+Shared by the apply handler and the scale action, so a replica is made the same way whichever
+of them asks for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from backends.docker.backend import DockerBackend
+from backends.docker.errors import ContainerNotFound, DockerRequestError, RuntimeNotAvailable
+from backends.docker.images import Progress, ensure_image
+from backends.docker.mapping import LABEL_REPLICA, LABEL_SPEC_HASH, LABEL_WORKLOAD, CreateRequest
+from rtm.scheduling import Requirements, SchedNode, schedule
+
+# nodes, what one replica needs, how many, algorithm -> one engine name per new replica
+Placement = Callable[[Sequence[SchedNode], Requirements, int, str], Sequence[str]]
+READY_POLL = 0.25  # seconds between two looks at a starting container
+
+
+class ReplicaFailed(DockerRequestError):
+    """A replica was created but did not come up (exited, or its health check failed)."""
+
+
+@dataclass(frozen=True)
+class LiveReplica:
+    """A container carrying a workload label, with its inspection."""
+
+    backend: DockerBackend
+    id: str
+    name: str
+    index: int | None
+    spec_hash: str | None
+    inspect: Mapping[str, Any]
+
+    @property
+    def running(self) -> bool:
+        return bool((self.inspect.get("State") or {}).get("Running"))
+
+    @property
+    def resource(self) -> str:
+        return f"container/{self.name}"
+
+
+def find_replicas(backends: Iterable[DockerBackend], workload: str) -> list[LiveReplica]:
+    """Every container labelled with the workload on every engine (fresh from the engines)."""
+    found = []
+    for backend in backends:
+        summaries = backend.client.call(lambda api: api.containers(all=True, filters={"label": f"{LABEL_WORKLOAD}={workload}"}))
+        for summary in summaries:
+            try:
+                data = backend.client.call(lambda api, cid=summary["Id"]: api.inspect_container(cid))
+            except ContainerNotFound:
+                continue  # removed in between
+            labels = (data.get("Config") or {}).get("Labels") or {}
+            index = labels.get(LABEL_REPLICA, "")
+            found.append(LiveReplica(
+                backend, data["Id"], str(data.get("Name", "")).lstrip("/"),
+                int(index) if index.isdigit() else None, labels.get(LABEL_SPEC_HASH), data,
+            ))  # fmt: skip
+    return sorted(found, key=lambda r: (r.index if r.index is not None else 1 << 30, r.name))
+
+
+def find_container(backends: Sequence[DockerBackend], name: str) -> tuple[DockerBackend, Mapping[str, Any]]:
+    """The engine and inspection of a container named `name` (or with that id) on any engine."""
+    for backend in backends:
+        try:
+            return backend, backend.client.call(lambda api: api.inspect_container(name))
+        except ContainerNotFound:
+            continue
+    engines = ", ".join(b.name for b in backends) or "no engine configured"
+    raise ContainerNotFound(f"no container {name!r} on {engines}", "`rtm-console get containers` lists them")
+
+
+def check_runtime(backend: DockerBackend, body: Mapping[str, Any]) -> None:
+    runtime = body["HostConfig"].get("Runtime")
+    if runtime is not None and runtime not in backend.info().runtimes:
+        known = ", ".join(sorted(backend.info().runtimes)) or "none"
+        raise RuntimeNotAvailable(
+            f"{backend.name} has no runtime {runtime!r} (it has: {known})",
+            f'use runtime: "containerd" for the engine\'s default, or register {runtime} in the engine\'s daemon.json',
+        )
+
+
+def create_replica(backend: DockerBackend, request: CreateRequest, progress: Progress, undo: list[Callable[[], None]]) -> str:
+    """Creates and starts one replica; registers its removal in `undo`. Returns its id."""
+    check_runtime(backend, request.body)
+    ensure_image(backend.client, request.body["Image"], progress)
+    created = backend.client.call(lambda api: api.create_container_from_config(dict(request.body), name=request.name))
+    container_id = created["Id"]
+    undo.append(lambda: remove_quietly(backend, container_id))
+    backend.client.call(lambda api: api.start(container_id))
+    return container_id
+
+
+def remove_quietly(backend: DockerBackend, container_id: str, volumes: bool = False) -> None:
+    try:
+        backend.client.call(lambda api: api.remove_container(container_id, force=True, v=volumes))
+    except ContainerNotFound:
+        pass
+
+
+def health_budget(healthcheck: Mapping[str, Any] | None) -> float:
+    """How long a new replica may take to become healthy: its start period, then every retry's
+    interval and timeout, plus a margin."""
+    if not healthcheck:
+        return 0.0
+    nanos = 1e9
+    interval = (healthcheck.get("Interval") or 30 * nanos) / nanos
+    timeout = (healthcheck.get("Timeout") or 30 * nanos) / nanos
+    return (healthcheck.get("StartPeriod") or 0) / nanos + (interval + timeout) * ((healthcheck.get("Retries") or 3) + 1) + 5
+
+
+def wait_ready(backend: DockerBackend, container_id: str, *, healthy: bool, progress: Progress,
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Returns once the container runs (and, when `healthy` and it has a health check, reports
+    healthy); ReplicaFailed with its exit code or health output otherwise."""
+    data = backend.client.call(lambda api: api.inspect_container(container_id))
+    name = str(data.get("Name", "")).lstrip("/")
+    budget = health_budget((data.get("Config") or {}).get("Healthcheck")) if healthy else 0.0
+    deadline = clock() + budget
+    announced = False
+    while True:
+        state = data.get("State") or {}
+        health = (state.get("Health") or {}).get("Status")
+        if not state.get("Running"):
+            raise ReplicaFailed(f"{name} stopped right after starting (exit code {state.get('ExitCode')}): {last_logs(backend, container_id)}",
+                                "check the command and the image")
+        if budget == 0 or health in (None, "healthy"):
+            return
+        if health == "unhealthy" or clock() >= deadline:
+            log = ((state.get("Health") or {}).get("Log") or [{}])[-1]
+            raise ReplicaFailed(f"{name} did not become healthy ({health}; last check: exit {log.get('ExitCode')}, {str(log.get('Output', '')).strip()[:200]!r})",
+                                "check the health check command against the image")
+        if not announced:
+            progress(f"waiting for {name} to become healthy")
+            announced = True
+        sleep(READY_POLL)
+        data = backend.client.call(lambda api: api.inspect_container(container_id))
+
+
+def last_logs(backend: DockerBackend, container_id: str, lines: int = 5) -> str:
+    try:
+        text = backend.client.call(lambda api: api.logs(container_id, tail=lines))
+    except DockerRequestError:
+        return "no logs"
+    text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    return " | ".join(line for line in text.strip().splitlines()) or "no output"
+
+
+def default_placement(nodes: Sequence[SchedNode], requirements: Requirements, count: int, algorithm: str) -> list[str]:
+    """The scheduler's decision (rtm.scheduling): one engine name per new replica, or a
+    DockerRequestError explaining, as kube-scheduler does, why some do not fit anywhere."""
+    result = schedule(nodes, requirements, count, algorithm if algorithm != "ip_hash" else "round_robin")
+    unplaced = [p for p in result.placements if p.node is None]
+    if unplaced:
+        raise DockerRequestError(f"no engine can take replica {unplaced[0].replica + 1} of {count}: {unplaced[0].reason}",
+                                 "free capacity, lower resources.requests, or add an engine")
+    return [p.node for p in result.placements if p.node is not None]
+
+
+def requirements_of(document: Any) -> tuple[Requirements, str]:
+    """What one replica needs, and the algorithm, from a workload's specs."""
+    from rtm.scheduling import AffinityExpr
+
+    spec = document.get("ContainerRuntime")
+    cpu, memory = spec.resources.requests.cpu or 0, spec.resources.requests.memory or 0
+    policy = document.get("SchedulingPolicy")
+    algorithm, affinity = "round_robin", ()
+    if policy is not None:
+        algorithm = policy.algorithms[0] if policy.algorithms else algorithm
+        expressions = tuple(AffinityExpr(c.key, c.operator, c.string_values) for c in policy.constraints if c.type == "node_affinity")
+        affinity = (expressions,) if expressions else ()
+        for constraint in (c for c in policy.constraints if c.type == "resource_requirements"):
+            cpu, memory = max(cpu, constraint.cpu or 0), max(memory, constraint.memory or 0)
+    return Requirements(cpu, memory, affinity, runtime="docker"), algorithm
+
+
+def choose_engines(backends: Sequence[DockerBackend], requirements: Requirements, count: int, algorithm: str,
+                   placement: Placement) -> list[DockerBackend]:
+    """Engines for `count` new replicas: all on the one engine when there is one, else the
+    placement function's choice among the engines that answer."""
+    if count == 0:
+        return []
+    if len(backends) == 1:
+        return [backends[0]] * count
+    by_name = {b.engine.name: b for b in backends}
+    nodes = []
+    for backend in backends:
+        try:
+            nodes.append(backend.node())
+        except Exception:  # an engine that does not answer takes no replica
+            continue
+    return [by_name[name] for name in placement(nodes, requirements, count, algorithm)]
