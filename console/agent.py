@@ -1,0 +1,323 @@
+"""The headless agent: the exporter plus the control loops, one per data folder.
+
+`rtm-console agent` takes the agent lock in the data folder (a second agent refuses and says
+who holds it), then runs
+
+- the supervisor (console/supervisor): probes, failover, load-balancer membership and
+  autoscaling for every workload in the specs folder, reloading the specs when they change;
+- the Prometheus exporter over the shared poller, with the agent's state as JSON at
+  `/agent/state` on the same address (and the same TLS and basic auth);
+- the local functions runtime, when functions run locally.
+
+It logs JSON lines to stderr, makes every change through the action gate in agent mode (each
+one audited), never imports textual, and on SIGTERM or SIGINT stops what it started within a
+few seconds, leaving every workload running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from backends.base import one_line
+from console.config import ConfigError, ListenAddress
+from console.context import AppContext, open_context
+from console.datadir import FileLock, agent_lock_path, describe_holder, iso_utc, lock_holder
+from console.diagnostics import PROJECT_LOGGERS
+from console.eventlog import Event, EventLog
+from console.supervisor import Supervisor
+from console.supervisor.autoscaler import DEFAULT_INTERVAL
+from console.supervisor.engines import Engine
+
+log = logging.getLogger("console.agent")
+
+STATE_PATH = "/agent/state"
+STOP_TIMEOUT = 3.0  # seconds each part gets to stop
+
+
+# --- logging -----------------------------------------------------------------------------------
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the error, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": iso_utc(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["error"] = one_line(self.formatException(record.exc_info), 2000)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def log_to_stderr_as_json(level: int = logging.INFO) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    handler.setLevel(level)
+    for name in PROJECT_LOGGERS:
+        logging.getLogger(name).addHandler(handler)
+    return handler
+
+
+class EchoingEventLog(EventLog):
+    """The event log, with each event also written to the agent's structured log."""
+
+    def append(self, event: Event) -> None:
+        super().append(event)
+        log.info(event.message, extra={"fields": {"event": event.kind, "workload": event.workload, "target": event.target}})
+
+
+# --- the state endpoint ------------------------------------------------------------------------
+
+
+def add_state_route(server: Any, state: Callable[[], dict[str, Any]]) -> bool:
+    """Serve `state()` as JSON at /agent/state on the exporter's own server, behind its TLS and
+    basic auth. The exporter has no public way to add a route, so its request handler class is
+    extended; False when that class is not what this expects (then the caller serves alone)."""
+    httpd = getattr(server, "_httpd", None)
+    base = getattr(httpd, "RequestHandlerClass", None)
+    if base is None or not all(hasattr(base, name) for name in ("_serve", "_reply")):
+        return False
+
+    class WithAgentState(base):  # type: ignore[misc, valid-type]
+        def _serve(self, send_body: bool) -> None:
+            exporter = self.server.exporter
+            allowed = not exporter.auth.enabled or exporter.auth.check(self.headers.get("Authorization"))
+            if urlsplit(self.path).path != STATE_PATH or not allowed:
+                super()._serve(send_body)  # the exporter's routes, or its 401
+                return
+            body = json.dumps(state(), default=str).encode()
+            self._reply(200, body, "application/json", send_body)
+
+    httpd.RequestHandlerClass = WithAgentState
+    return True
+
+
+class StateServer:
+    """A small server of its own for /agent/state and /health, when the exporter cannot run."""
+
+    def __init__(self, listen: ListenAddress, state: Callable[[], dict[str, Any]]) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                path = urlsplit(self.path).path
+                if path == STATE_PATH:
+                    status, body, kind = 200, json.dumps(state(), default=str).encode(), "application/json"
+                elif path == "/health":
+                    status, body, kind = 200, b"ok\n", "text/plain; charset=utf-8"
+                else:
+                    status, body, kind = 404, f"Not found: try {STATE_PATH}\n".encode(), "text/plain; charset=utf-8"
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                log.debug("%s %s", self.address_string(), format % args)
+
+        self.httpd = ThreadingHTTPServer((listen.host or "0.0.0.0", listen.port), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.5}, name="rtm-agent-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# --- the agent ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    autoscale_interval: float = DEFAULT_INTERVAL
+    tick: float = 0.5
+
+
+class Agent:
+    """Everything the agent runs, started and stopped together (the lock is the caller's)."""
+
+    def __init__(self, ctx: AppContext, options: AgentOptions = AgentOptions()) -> None:
+        self.ctx = ctx
+        self.options = options
+        self.started_at = time.time()
+        config = ctx.config
+        self.events = EchoingEventLog(ctx.events.path)
+        self.engines = [Engine(endpoint) for endpoint in config.docker.endpoints]
+        self.supervisor = Supervisor(
+            config.specs_dir, self.engines, ctx.gate, self.events, config.data_dir,
+            upstream_path=config.load_balancer.upstream_path, reload_command=config.load_balancer.reload_command,
+            tolerance=config.autoscaler.tolerance, autoscale_interval=options.autoscale_interval, tick=options.tick,
+        )  # fmt: skip
+        self.poller: Any = None
+        self.exporter: Any = None
+        self.state_server: StateServer | None = None
+        self.functions_runtime: Any = None
+        self.url: str | None = None
+        self.notes: list[str] = []
+
+    def state(self) -> dict[str, Any]:
+        state = self.supervisor.state()
+        state["agent"] = {
+            "pid": state.pop("pid"),
+            "started": iso_utc(self.started_at),
+            "url": self.url,
+            "functions_runtime": self.functions_runtime.url if self.functions_runtime is not None else None,
+            "notes": list(self.notes),
+        }
+        return state
+
+    def start(self) -> None:
+        self.supervisor.start()
+        self._start_http()
+        self._start_functions()
+
+    def _start_http(self) -> None:
+        listen = self.ctx.config.exporter.listen
+        try:
+            from console.exporter.runtime import ExporterStartError, serve_from_context
+            from console.poller import Poller
+        except ImportError as error:
+            self._serve_state_alone(listen, f"the exporter is not available ({error})")
+            return
+        try:
+            self.poller = Poller(self._backends(), interval=self.ctx.config.refresh_interval)
+            self.exporter = serve_from_context(self.ctx, self.poller, started=False)
+        except ExporterStartError as error:
+            if self.poller is not None:
+                self.poller.stop(timeout=STOP_TIMEOUT)
+                self.poller = None
+            self._serve_state_alone(listen, f"the exporter did not start: {one_line(str(error), 300)}")
+            return
+        if not add_state_route(self.exporter.server, self.state):
+            self.exporter.stop()
+            self.exporter = None
+            self.poller = None
+            self._serve_state_alone(listen, "the exporter's server cannot take the /agent/state route")
+            return
+        self.poller.start()
+        self.exporter.server.mark_started()
+        self.url = self.exporter.url
+        log.info("serving metrics at %s/metrics and the agent's state at %s%s", self.url, self.url, STATE_PATH)
+
+    def _backends(self) -> list[Any]:
+        try:
+            return self.ctx.backends()
+        except Exception as error:  # a half-installed backend must not stop the control loops
+            from backends.host import HostBackend
+            from console.cordons import CordonStore
+
+            self.notes.append(f"backends could not be built for the exporter: {one_line(str(error), 200)}")
+            log.warning("backends could not be built; exporting the host only", exc_info=error)
+            return [HostBackend(cordoned=CordonStore(self.ctx.config.data_dir).is_cordoned)]
+
+    def _serve_state_alone(self, listen: ListenAddress, why: str) -> None:
+        self.notes.append(f"{why}; serving the agent's state alone (no metrics, no web config)")
+        log.warning("%s; serving %s alone on %s", why, STATE_PATH, listen)
+        self.state_server = StateServer(listen, self.state)
+        self.state_server.start()
+        self.url = self.state_server.url
+
+    def _start_functions(self) -> None:
+        if self.ctx.config.functions.target != "local":
+            return
+        try:
+            from backends.localfn import make_local_runtime
+        except ImportError:
+            return
+        runtime = make_local_runtime(self.ctx.config, role="agent")
+        try:
+            runtime.start()
+        except Exception as error:  # hosted elsewhere, or its address is taken: the loops go on
+            self.notes.append(f"local functions runtime not started: {one_line(str(error), 200)}")
+            log.warning("local functions runtime not started: %s", error)
+            return
+        self.functions_runtime = runtime
+        handler = self.ctx.handlers().get("function") if self.poller is not None else None
+        if handler is not None and hasattr(handler, "attach_runtime"):
+            handler.attach_runtime(runtime)
+        log.info("local functions runtime serving at %s", runtime.url)
+
+    def stop(self) -> None:
+        """Stop the loops, the servers and the runtime; workloads keep running."""
+        if not self.supervisor.stop(timeout=STOP_TIMEOUT):
+            log.warning("a control loop did not stop in time; it is abandoned")
+        if self.functions_runtime is not None:
+            self.functions_runtime.stop(timeout=STOP_TIMEOUT)
+        if self.exporter is not None:
+            self.exporter.stop()
+        if self.state_server is not None:
+            self.state_server.stop()
+        if self.poller is not None:
+            self.poller.stop(timeout=STOP_TIMEOUT)
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    return stop
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    """0 after a signal; 1 when another agent holds the lock or the agent cannot start;
+    2 for a configuration error."""
+    try:
+        ctx = open_context(args, "agent")
+    except ConfigError as error:
+        print(f"rtm-console agent: the configuration has errors:\n{error}", file=sys.stderr)
+        return 2
+    handler = log_to_stderr_as_json()
+    lock_path = agent_lock_path(ctx.config.data_dir)
+    lock = FileLock(lock_path, role="agent")
+    try:
+        if not lock.acquire():
+            print(f"rtm-console agent: another agent is running for {ctx.config.data_dir}: {describe_holder(lock_holder(lock_path))}", file=sys.stderr)
+            return 1
+        stop = _stop_on_signals()
+        options = AgentOptions(autoscale_interval=getattr(args, "autoscale_interval", None) or DEFAULT_INTERVAL)
+        agent = Agent(ctx, options)
+        try:
+            agent.start()
+            log.info("agent started", extra={"fields": {"pid": agent.state()["agent"]["pid"], "data_dir": str(ctx.config.data_dir),
+                                                        "specs_dir": str(ctx.config.specs_dir), "url": agent.url}})
+            stop.wait()
+            log.info("stopping: workloads keep running")
+        finally:
+            agent.stop()
+        log.info("agent stopped")
+        return 0
+    except OSError as error:
+        print(f"rtm-console agent: {error.strerror or error}", file=sys.stderr)
+        return 1
+    finally:
+        lock.release()
+        ctx.close()
+        for name in PROJECT_LOGGERS:
+            logging.getLogger(name).removeHandler(handler)
