@@ -47,7 +47,7 @@ from backends.libvirt.host_checks import (
     choose_hypervisor,
     gather_facts,
 )
-from backends.libvirt.live_xml import DomainView, compare, parse_domain
+from backends.libvirt.live_xml import LIVE_FIELDS, DomainView, compare, parse_domain
 from backends.records import VmInfo, to_jsonable
 from rtm.documents import Document
 from rtm.kinds.vm import KIB, VirtualMachineRuntime
@@ -371,7 +371,9 @@ class LibvirtVmHandler:
             "workload": view.workload,
             "spec": view.spec_fields(),  # what runs now
             # Fields whose stored definition differs from what runs: they wait for a restart.
-            "pending_restart": [field for field, _running, _stored in compare(view, stored)],
+            # memory.current is left out: the running value is what the guest's balloon driver
+            # has given back so far, which lags the target (or never moves without a driver).
+            "pending_restart": [field for field, _running, _stored in compare(view, stored) if field not in LIVE_FIELDS],
             "status": to_jsonable(record) if record is not None else None,
             "volumes": details["volumes"],
             "domain_xml": details["live_xml"],
