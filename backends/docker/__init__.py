@@ -12,7 +12,8 @@ Modules, one job each:
 - handler.py  ContainerHandler: render / plan / apply / delete / list / describe
 - actions.py  ContainerActions: start, stop, restart, remove, exec, update limits, logs, scale
 
-`make_docker_handlers(endpoints)` builds all of it for the configured engines. Importing this
+`make_docker_handlers(endpoints)` builds all of it for the configured engines;
+`make_docker_backends(endpoints)` returns it in the console's (backends, handlers) shape. Importing this
 package does not import docker-py; the first call that contacts an engine does.
 """
 
@@ -76,11 +77,16 @@ def make_docker_handlers(
     names = [b.name for b in backends]
     if len(set(names)) != len(names):
         raise ValueError(f"two Docker endpoints share a name: {', '.join(sorted(n for n in names if names.count(n) > 1))}")
-    return DockerSetup(
-        backends,
-        ContainerHandler(backends, placement=placement, stop_timeout=stop_timeout),
-        ContainerActions(backends, placement=placement),
-    )
+    handler = ContainerHandler(backends, placement=placement, stop_timeout=stop_timeout)
+    return DockerSetup(backends, handler, handler.actions)
+
+
+def make_docker_backends(endpoints: Iterable[Any], read_only: bool = False, **options: Any) -> tuple[list[DockerBackend], dict[str, ContainerHandler]]:
+    """The console's convention: (backends for the poller, {"container": handler}). The
+    handler's `actions` offers start/stop/restart/remove/exec/update_limits/logs/scale over
+    the same engines. Options as for make_docker_handlers."""
+    setup = make_docker_handlers(endpoints, read_only=read_only, **options)
+    return list(setup.backends), {"container": setup.handler}
 
 
 def render_container_runtime(document: Any, _spec: Any, base_dir: Any) -> Any:
@@ -98,6 +104,7 @@ __all__ = [
     "Placement",
     "TlsFiles",
     "default_placement",
+    "make_docker_backends",
     "make_docker_handlers",
     "render_container_runtime",
 ]

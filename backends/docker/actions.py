@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from backends.docker.backend import DockerBackend
 from backends.docker.errors import DockerRequestError, ExecTimeout
-from backends.docker.handler import update_body, update_resources
 from backends.docker.mapping import (
     LABEL_REPLICA,
     CreateRequest,
@@ -37,6 +36,8 @@ from backends.docker.replicas import (
     find_replicas,
     remove_quietly,
     requirements_of,
+    update_body,
+    update_resources,
     wait_ready,
 )
 from rtm.scheduling import Requirements

@@ -25,8 +25,9 @@ class SpecMappingError(DockerRequestError):
     """The spec cannot become a create request (raised before any engine is contacted)."""
 
 
-class ContainerNotFound(DockerRequestError):
-    """No container of that name or id on any configured engine."""
+class ContainerNotFound(DockerRequestError, LookupError):
+    """No container of that name or id on any configured engine (also a LookupError, as
+    every "nothing is named that" is)."""
 
 
 class RuntimeNotAvailable(DockerRequestError):

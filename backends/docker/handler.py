@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backends.base import BackendUnavailable
+from backends.docker.actions import ContainerActions
 from backends.docker.backend import DockerBackend
 from backends.docker.diff import config_diff
-from backends.docker.errors import ContainerNotFound, DockerRequestError
+from backends.docker.errors import DockerRequestError
 from backends.docker.mapping import (
     LABEL_WORKLOAD,
     RESOURCE_FIELDS,
@@ -49,6 +50,8 @@ from backends.docker.replicas import (
     find_replicas,
     remove_quietly,
     requirements_of,
+    update_body,
+    update_resources,
     wait_ready,
 )
 from backends.handlers import ApplyError, Change
@@ -60,32 +63,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("rtm.backends.docker")
 PARKED_SUFFIX = ".replaced"  # an old replica waiting to be removed once its successor is up
 Progress = Callable[[str], None]
-
-
-def update_body(live: dict[str, int], want: dict[str, int]) -> dict[str, int]:
-    """The `POST /containers/{id}/update` body for a resource change. Memory and MemorySwap go
-    together (the engine checks them as a pair; raising one alone can be refused)."""
-    body = {name: want[name] for name in RESOURCE_FIELDS if want[name] != live[name]}
-    if "Memory" in body or "MemorySwap" in body:
-        body["Memory"], body["MemorySwap"] = want["Memory"], want["MemorySwap"]
-    return body
-
-
-def update_resources(backend: DockerBackend, container_id: str, body: dict[str, int]) -> None:
-    """`docker update` with NanoCpus too (docker-py's update_container has no nano_cpus)."""
-    url = backend.client.url("/containers/{}/update", container_id)
-
-    def post(api: Any) -> None:
-        import docker.errors
-        import requests
-
-        response = api.post(url, json=body, timeout=backend.client.timeout)
-        try:
-            response.raise_for_status()
-        except requests.exceptions.HTTPError as error:
-            raise docker.errors.create_api_error_from_http_exception(error) from None
-
-    backend.client.call(post)
 
 
 @dataclass
@@ -120,6 +97,7 @@ class ContainerHandler:
         self.placement = placement
         self.stop_timeout = stop_timeout
         self.unreachable: list[BackendUnavailable] = []  # engines the last list() could not read
+        self.actions = ContainerActions(self.backends, placement=placement)
 
     # .. render and plan
 
@@ -332,9 +310,7 @@ class ContainerHandler:
     # .. logs (the core's `logs` command)
 
     def logs(self, name: str, *, tail: int | None = 100, follow: bool = False) -> Iterator[str]:
-        from backends.docker.actions import ContainerActions
-
-        return ContainerActions(self.backends, placement=self.placement).logs(name, tail=tail, follow=follow)
+        return self.actions.logs(name, tail=tail, follow=follow)
 
 
 def _name(change: Change) -> str:

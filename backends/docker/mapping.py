@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backends.docker.errors import RuntimeNotAvailable, SpecMappingError
+from rtm.secrets import mask_secrets
 from rtm.tuning import jvm_options
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ RESOURCE_FIELDS = ("NanoCpus", "Memory", "MemorySwap", "CpuShares", "MemoryReser
 DEFAULT_RUNTIME_NAMES = frozenset({"containerd"})  # "the engine's default runtime"
 MIN_CPU_SHARES, MAX_CPU_SHARES = 2, 262_144  # the kubelet's bounds
 SECCOMP_DEFAULT, SECCOMP_UNCONFINED = "runtime/default", "unconfined"
-MASK = "***"
 
 
 # --- small conversions ----------------------------------------------------------------------
@@ -308,23 +308,9 @@ def hash_of(body: Mapping[str, Any]) -> str:
 
 # --- showing requests -----------------------------------------------------------------------
 
-_SECRET_NAME = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|credential|api_?key|private_?key|access_?key|auth|(^|_)pwd($|_)|(^|_)key$",
-    re.IGNORECASE,
-)
-_SECRET_VALUE = (
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-    re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\."),
-)
-_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:\s]*:)([^/@\s]+)(@)", re.IGNORECASE)
-
-
 def mask_env_value(name: str, value: str) -> str:
-    """`***` for secret-looking variables (by name or by value); a URL keeps all but its password."""
-    if _SECRET_NAME.search(name) or any(p.search(value) for p in _SECRET_VALUE):
-        return MASK if value else value
-    return _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", value)
+    """`***` for a secret-looking variable (by its name or its value); a URL keeps all but its password."""
+    return str(mask_secrets(value, name))
 
 
 def mask_env(entries: list[str]) -> list[str]:

@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from backends.base import BackendUnavailable
 from backends.docker.backend import DockerBackend
 from backends.docker.errors import ContainerNotFound, DockerRequestError, RuntimeNotAvailable
 from backends.docker.images import Progress, ensure_image
-from backends.docker.mapping import LABEL_REPLICA, LABEL_SPEC_HASH, LABEL_WORKLOAD, CreateRequest
+from backends.docker.mapping import LABEL_REPLICA, LABEL_SPEC_HASH, LABEL_WORKLOAD, RESOURCE_FIELDS, CreateRequest
 from rtm.scheduling import Requirements, SchedNode, schedule
 
 # nodes, what one replica needs, how many, algorithm -> one engine name per new replica
@@ -103,6 +104,32 @@ def remove_quietly(backend: DockerBackend, container_id: str, volumes: bool = Fa
         backend.client.call(lambda api: api.remove_container(container_id, force=True, v=volumes))
     except ContainerNotFound:
         pass
+
+
+def update_body(live: dict[str, int], want: dict[str, int]) -> dict[str, int]:
+    """The `POST /containers/{id}/update` body for a resource change. Memory and MemorySwap go
+    together (the engine checks them as a pair; raising one alone can be refused)."""
+    body = {name: want[name] for name in RESOURCE_FIELDS if want[name] != live[name]}
+    if "Memory" in body or "MemorySwap" in body:
+        body["Memory"], body["MemorySwap"] = want["Memory"], want["MemorySwap"]
+    return body
+
+
+def update_resources(backend: DockerBackend, container_id: str, body: dict[str, int]) -> None:
+    """`docker update` with NanoCpus too (docker-py's update_container has no nano_cpus)."""
+    url = backend.client.url("/containers/{}/update", container_id)
+
+    def post(api: Any) -> None:
+        import docker.errors
+        import requests
+
+        response = api.post(url, json=body, timeout=backend.client.timeout)
+        try:
+            response.raise_for_status()
+        except requests.exceptions.HTTPError as error:
+            raise docker.errors.create_api_error_from_http_exception(error) from None
+
+    backend.client.call(post)
 
 
 def health_budget(healthcheck: Mapping[str, Any] | None) -> float:
@@ -194,6 +221,6 @@ def choose_engines(backends: Sequence[DockerBackend], requirements: Requirements
     for backend in backends:
         try:
             nodes.append(backend.node())
-        except Exception:  # an engine that does not answer takes no replica
+        except (BackendUnavailable, DockerRequestError):  # an engine that does not answer takes no replica
             continue
     return [by_name[name] for name in placement(nodes, requirements, count, algorithm)]
