@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from backends.aws_lambda.client import AwsCallError, AwsClients, AwsLocation
+from backends.aws_lambda.mapping import FUNCTION_TAG
 from backends.aws_lambda.triggers import managed_api_items, managed_rules
 from backends.base import Availability
 from backends.records import DurationStats, FunctionInfo, KindSnapshot
@@ -80,7 +81,7 @@ class LambdaBackend:
         """function name -> its managed triggers, "http POST /x" and "cron cron(...)"."""
         found: dict[str, list[str]] = {}
         for item in managed_api_items(self.clients):
-            function = item["Tags"]["rtm:function"]
+            function = item["Tags"][FUNCTION_TAG]
             routes = self.clients.pages("apigatewayv2", "get_routes", "Items", ApiId=item["ApiId"])
             found.setdefault(function, []).extend(f"http {r['RouteKey']}" for r in routes)
         for function, expressions in managed_rules(self.clients).items():
@@ -91,7 +92,9 @@ class LambdaBackend:
         """CloudWatch's numbers for each function over the last 24 hours."""
         if not names:
             return {}
-        end = datetime.fromtimestamp(self.clock(), timezone.utc).replace(microsecond=0)
+        # End at the next whole minute: CloudWatch's end is exclusive, and data points carry
+        # the time they were measured, which may be a moment ahead of this clock.
+        end = datetime.fromtimestamp(self.clock(), timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
         start = end - timedelta(seconds=METRICS_WINDOW_SECONDS)
         values = self._metric_values(names, _BASE_STATS, start, end)
         if self._percentiles:

@@ -281,7 +281,7 @@ class TriggerSync:
         if "rule" in gaps:
             arn = self.clients.call("events", "put_rule", **m.put_rule_params(self.name, trigger))["RuleArn"]
             if rule is None:
-                self.journal.created(f"created EventBridge rule {trigger.rule_name}: {trigger.expression}",
+                self.journal.created(f"created EventBridge rule {trigger.rule_name}: {trigger.expression} -> function {self.name}",
                                      f"rule {trigger.rule_name}", lambda: delete_rule(self.clients, trigger.rule_name, (m.TARGET_ID,)))
             else:
                 self.journal.did(f"updated EventBridge rule {trigger.rule_name}: {trigger.expression}")
@@ -290,7 +290,8 @@ class TriggerSync:
             if stray:
                 self.clients.call("events", "remove_targets", Rule=trigger.rule_name, Ids=stray)
             self.clients.call("events", "put_targets", **m.put_targets_params(trigger, self.function_arn))
-            self.journal.did(f"pointed rule {trigger.rule_name} at function {self.name}")
+            if rule is not None:  # a new rule's target is part of creating it (and of undoing it)
+                self.journal.did(f"pointed rule {trigger.rule_name} at function {self.name}")
         self._permission(m.cron_permission_params(self.name, trigger, arn), f"EventBridge rule {trigger.rule_name}")
 
     # http
