@@ -261,6 +261,11 @@ class FunctionInfo:
     # Cumulative durations of every invocation the backend counted itself; None where the
     # backend only has window statistics (CloudWatch).
     duration_histogram: DurationHistogram | None = None
+    # The deployed version serving invocations ("3" locally); None where not tracked.
+    version: str | None = None
+    # Of `errors`, how many were timeouts and how many ran out of memory (local runtime).
+    timeouts: int = 0
+    out_of_memory: int = 0
 
 
 # ----------------------------------------------------------------------------- snapshots

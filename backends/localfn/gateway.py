@@ -46,6 +46,7 @@ from backends.localfn.routes import Route, RouteTable
 logger = logging.getLogger("rtm.localfn.gateway")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invoke payload limit
+INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
 INVOKE_API = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations/?$")
 _JSON = (("content-type", "application/json"),)
 
@@ -69,6 +70,12 @@ class BadRequest(Exception):
     pass
 
 
+def gateway_url(host: str, port: int) -> str:
+    """The URL clients use for a listen address (every interface -> loopback)."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
 def answer(status: int, message: str) -> HttpResponse:
     return HttpResponse(status, _JSON, error_body(message))
 
@@ -86,6 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Refuse an oversized body before the client sends it.
         if self._declared_length() > self.server.max_body_bytes:
             self._send(self._too_large(), close=True)
+            self._linger()
             return False
         return super().handle_expect_100()
 
@@ -95,6 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
         except BodyTooLarge:
             self._send(self._too_large(), request_id, close=True)
+            self._linger()
             return
         except BadRequest as exc:
             self._send(answer(HTTPStatus.BAD_REQUEST, str(exc)), request_id, close=True)
@@ -184,6 +193,24 @@ class _Handler(BaseHTTPRequestHandler):
             raise BadRequest("the body ended early")
         return data
 
+    def _linger(self, seconds: float = 2.0, limit: int = 2 * MAX_BODY_BYTES) -> None:
+        """Close gracefully after refusing a body the client is still sending: closing a socket
+        with unread data makes the kernel send a reset, which can destroy the 413 before the
+        client reads it. So: stop sending, then read and drop what arrives, for a bounded time."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(seconds)
+            deadline = time.monotonic() + seconds
+            drained = 0
+            while drained < limit and time.monotonic() < deadline:
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:
+            pass
+
     def _too_large(self) -> HttpResponse:
         limit_mb = self.server.max_body_bytes / (1024 * 1024)
         return answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -254,8 +281,7 @@ class Gateway:
 
     @property
     def url(self) -> str:
-        host, port = self.address
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return gateway_url(*self.address)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5},

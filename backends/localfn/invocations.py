@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.records import DurationStats
+from backends.records import DurationHistogram, DurationStats
 
 LOG_NAME = "invocations.jsonl"
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -73,7 +73,8 @@ class FunctionStats:
     out_of_memory: int = 0
     cold_starts: int = 0
     last_invoked: float | None = None
-    duration: DurationStats | None = None
+    duration: DurationStats | None = None  # over the last `window` invocations
+    histogram: DurationHistogram | None = None  # every invocation the log holds
 
 
 class InvocationWriter:
@@ -111,6 +112,7 @@ class InvocationWriter:
 class _FunctionHistory:
     recent: deque[InvocationRecord]
     durations: deque[float]
+    histogram: DurationHistogram = field(default_factory=DurationHistogram.empty)
     invocations: int = 0
     errors: int = 0
     timeouts: int = 0
@@ -121,6 +123,7 @@ class _FunctionHistory:
     def add(self, record: InvocationRecord) -> None:
         self.recent.append(record)
         self.durations.append(record.duration_seconds)
+        self.histogram = self.histogram.observe(record.duration_seconds)
         self.invocations += 1
         self.errors += record.outcome in ERROR_OUTCOMES
         self.timeouts += record.outcome == "timeout"
@@ -219,6 +222,7 @@ class InvocationLog:
                 cold_starts=history.cold_starts,
                 last_invoked=history.last_invoked,
                 duration=duration_stats(history.durations),
+                histogram=history.histogram,
             )
 
 

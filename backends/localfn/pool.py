@@ -167,7 +167,9 @@ class WorkerPool:
         }
         with self._lock:
             self.cold_starts += 1
-        return WorkerProcess(config, worker_environment(function), function.code_dir)
+        worker = WorkerProcess(config, worker_environment(function), function.code_dir)
+        worker.function_key = function.key
+        return worker
 
     def _acquire(self, key: tuple[str, int]) -> tuple[_Group, WorkerProcess | None]:
         """A warm worker, or None with a slot reserved to start one."""
@@ -253,13 +255,14 @@ class WorkerPool:
 
     def state(self) -> list[GroupState]:
         with self._lock:
-            return [GroupState(name, version, len(g.idle), g.busy, self._current.get(name) == version)
+            return [GroupState(name, version, len(g.idle), g.busy, self._is_current(name, version))
                     for (name, version), g in sorted(self._groups.items())]
 
-    def worker_pids(self) -> list[int]:
-        """Idle workers' process ids (for tests and diagnostics)."""
+    def worker_pids(self, key: tuple[str, int] | None = None) -> list[int]:
+        """Process ids of the workers alive (idle or busy), of one function version or all."""
         with self._lock:
-            return [w.pid for g in self._groups.values() for w in g.idle]
+            workers = [*self._running, *(w for g in self._groups.values() for w in g.idle)]
+            return sorted(w.pid for w in workers if key is None or w.function_key == key)
 
     def close(self, timeout: float = 5.0) -> None:
         """Refuse new invocations, stop idle workers, and wait up to `timeout` for busy ones,

@@ -93,6 +93,7 @@ class WorkerProcess:
         self.init_seconds: float | None = None
         self.invocations = 0
         self.last_used = self.started
+        self.function_key: tuple[str, int] | None = None  # set by the pool
         self._killed_by_us = False
         self._closed = False
 
