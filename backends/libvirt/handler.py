@@ -523,7 +523,7 @@ def _requirements(spec: VirtualMachineRuntime, policy: Any) -> Requirements:
         if wanted is not None:
             cpu_millis = wanted.cpu if wanted.cpu is not None else cpu_millis
             memory = wanted.memory if wanted.memory is not None else memory
-        expressions = tuple(AffinityExpr(c.key, c.operator, c.string_values()) for c in policy.affinity)
+        expressions = tuple(AffinityExpr(c.key, c.operator, c.string_values) for c in policy.affinity)
         affinity = (expressions,) if expressions else ()
     return Requirements(cpu_millis, memory, affinity, runtime="libvirt")
 
