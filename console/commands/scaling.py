@@ -1,7 +1,12 @@
-"""`scale`: horizontal scaling decisions previewed from given utilizations.
+"""`scale`: horizontal scaling decisions, previewed from given utilizations or made for a
+running container workload from its live usage, and executed on request.
 
-`--state FILE` keeps the history that cooldowns, stabilization windows and rate policies need;
-`--now` replaces the clock so a sequence of decisions can be replayed exactly.
+`--policy` previews: `--state FILE` keeps the history that cooldowns, stabilization windows
+and rate policies need; `--now` replaces the clock so a sequence of decisions can be replayed.
+`--workload NAME` decides for a workload of the specs folder from its live stats, with the
+history the agent keeps for it in the data folder; `--apply` executes the decision (replicas
+placed by the scheduler), `--apply --vertical` also changes the limits in place, and
+`--replicas N` sets the count by hand. Changes go through the action gate.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from rtm.documents import Document, load_file
 EXAMPLES = """\
   rtm-console scale --policy sample-specs/autoscaling-policy.yaml --current 3 --metric cpu=95 --metric memory=40
   rtm-console scale --policy web.yaml --current 4 --metric cpu=20 --state /tmp/web-hpa.json --now 2026-11-27T12:00:00Z --json
+  rtm-console scale --workload web                  the decision for the running workload, from its live usage
+  rtm-console scale --workload web --apply --vertical --yes
+  rtm-console scale --workload web --replicas 3     set the replica count by hand
 """
 
 
@@ -34,12 +42,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="examples:\n" + EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    scale.add_argument("--policy", type=Path, required=True, metavar="FILE", help="an AutoScalingPolicy, or a workload that has one")
-    scale.add_argument("--current", type=int, required=True, metavar="N", help="the current replica count")
+    target = scale.add_mutually_exclusive_group(required=True)
+    target.add_argument("--policy", type=Path, metavar="FILE", help="an AutoScalingPolicy, or a workload that has one (a preview)")
+    target.add_argument("--workload", metavar="NAME", help="a running container workload of the specs folder (live usage)")
+    scale.add_argument("--current", type=int, metavar="N", help="with --policy: the current replica count")
     scale.add_argument("--metric", action="append", default=[], metavar="NAME=PCT", help="average utilization in percent: cpu=85.5, memory=60 (repeatable)")
     scale.add_argument("--state", type=Path, metavar="FILE", help="history file for cooldowns, windows and rate policies (created if absent)")
     scale.add_argument("--now", metavar="TIME", help="epoch seconds or ISO 8601 (default: the clock)")
     scale.add_argument("--json", action="store_true")
+    live = scale.add_argument_group("live workloads (--workload)")
+    live.add_argument("--specs", metavar="DIR", help="spec folder holding the workload (default: specs_dir)")
+    live.add_argument("--apply", action="store_true", help="execute the decision")
+    live.add_argument("--vertical", action="store_true", help="with --apply: also change cpu and memory limits in place")
+    live.add_argument("--replicas", type=int, metavar="N", help="set the replica count by hand instead of deciding")
+    live.add_argument("--yes", action="store_true", help="do not ask before removing replicas")
     scale.set_defaults(handler=run_scale)
 
 
@@ -87,6 +103,14 @@ def _policy_document(path: Path) -> Document:
 
 
 def run_scale(args: argparse.Namespace) -> int:
+    if args.workload is not None:
+        return run_live_scale(args)
+    if args.current is None:
+        print("rtm-console scale: --policy needs --current N", file=sys.stderr)
+        return 2
+    if args.apply or args.vertical or args.replicas is not None:
+        print("rtm-console scale: --apply, --vertical and --replicas act on a running workload: use --workload NAME", file=sys.stderr)
+        return 2
     try:
         metrics = parse_metrics(args.metric)
         now = parse_now(args.now)
@@ -116,3 +140,42 @@ def format_decision(decision) -> str:  # noqa: ANN001 - rtm.autoscaling.Decision
     for metric, replicas in decision.proposals.items():
         lines.append(f"  {metric} proposes {replicas}")
     return "\n".join(lines)
+
+
+# --- live workloads ------------------------------------------------------------------------------
+
+
+def run_live_scale(args: argparse.Namespace) -> int:
+    """`scale --workload NAME [--apply [--vertical]] [--replicas N]`: 0 done, 1 the change
+    failed or was refused, 2 a usage error (unknown workload, bad arguments, configuration)."""
+    from console.config import ConfigError
+    from console.context import open_context
+    from console.supervisor.live import LiveScaleError, live_scale
+
+    if args.replicas is not None and args.replicas < 0:
+        print("rtm-console scale: --replicas cannot be negative", file=sys.stderr)
+        return 2
+    if args.vertical and not args.apply:
+        print("rtm-console scale: --vertical applies limits: use it with --apply", file=sys.stderr)
+        return 2
+    try:
+        ctx = open_context(args, "interactive")
+    except ConfigError as exc:
+        print(f"rtm-console scale: the configuration has errors:\n{exc}", file=sys.stderr)
+        return 2
+    try:
+        report = live_scale(ctx, args.workload, apply=args.apply, vertical=args.vertical, replicas=args.replicas,
+                            now=parse_now(args.now), state_file=args.state)
+    except LiveScaleError as exc:
+        print(f"rtm-console scale: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ValueError as exc:
+        print(f"rtm-console scale: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        ctx.close()
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(report.text())
+    return 0 if report.ok else 1

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,20 +123,20 @@ def current_limits(replicas: Sequence[Replica]) -> tuple[int | None, int | None]
 
 
 def execute_scale(workload: Workload, engines: Sequence[Engine], gate: ActionGate, events: EventLog,
-                  current: int, target: int, reason: str) -> ScaleResult | None:
-    """Scale through the gate; the event log gets the outcome. None when it did not happen."""
+                  current: int, target: int, reason: str) -> tuple[ScaleResult | None, str]:
+    """Scale through the gate; the event log gets the outcome. (None, why) when it did not happen."""
     destructive = target < current
     result = gate.run(SCALE.name, f"workload/{workload.name}", {"from": current, "to": target, "reason": reason},
                       lambda: scale_workload(workload, engines, target), destructive=destructive)
     if not result.ok:
         events.record("scale_failed", result.message, workload=workload.name, target=f"workload/{workload.name}")
-        return None
+        return None, result.message
     done: ScaleResult = result.value  # type: ignore[assignment]
     changes = [f"+{name}" for name in done.created] + [f"-{name}" for name in done.removed]
     events.record("scale", f"{done.before} -> {done.after} replicas ({', '.join(changes) or 'no change'}): {reason}",
                   workload=workload.name, target=f"workload/{workload.name}",
                   details={"from": done.before, "to": done.after, "created": list(done.created), "removed": list(done.removed)})
-    return done
+    return done, result.message
 
 
 def resize_values(recommendation: VerticalRecommendation) -> dict[str, int]:
@@ -226,8 +225,8 @@ class WorkloadAutoscaler:
             decision, history = decide(self.workload.horizontal, usage.current_replicas, usage.metrics, history, now, assume_applied=False)
             self.last_decision = decision
             if decision.direction != "no_scale":
-                done = execute_scale(self.workload, engines, self.gate, self.events,
-                                     decision.current_replicas, decision.target_replicas, decision.reason)
+                done, _message = execute_scale(self.workload, engines, self.gate, self.events,
+                                               decision.current_replicas, decision.target_replicas, decision.reason)
                 if done is not None:
                     history = history.record_event(now, decision.current_replicas, decision.target_replicas)
             save_history(self.history_file, history)

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from backends.docker.client import EngineClient, EngineEndpoint, engine_node
+from backends.docker.errors import ContainerNotFound, DockerRequestError
 from backends.docker.mapping import LABEL_REPLICA, LABEL_WORKLOAD, RESOURCE_FIELDS, WorkloadRequest
 from rtm.scheduling import SchedNode
 
@@ -235,7 +236,14 @@ class Engine:
         self.client.call(lambda api: api.restart(container_id, timeout=grace))
 
     def remove(self, container_id: str) -> None:
-        self.client.call(lambda api: api.remove_container(container_id, force=True))
+        """Remove the container, running or not; one already gone (or going) is fine."""
+        try:
+            self.client.call(lambda api: api.remove_container(container_id, force=True))
+        except ContainerNotFound:
+            return
+        except DockerRequestError as error:
+            if "already in progress" not in str(error):
+                raise
 
     def create_replica(self, request: WorkloadRequest, index: int) -> Replica:
         """Create and start replica `index` of a mapped workload on this engine."""

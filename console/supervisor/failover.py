@@ -26,14 +26,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from backends.base import BackendUnavailable, one_line
-from backends.docker.errors import DockerRequestError
+from backends.base import one_line
 from console.eventlog import EventLog
 from console.gate import ActionGate
 from console.supervisor.actions import REMOVE_STALE, REPLACE, RESCHEDULE, RESTART
 from console.supervisor.engines import Engine, Replica
 from console.supervisor.membership import UpstreamWriter
-from console.supervisor.placement import Fleet, PlacementError, add_replicas, survey, workload_lock
+from console.supervisor.placement import Fleet, add_replicas, survey, workload_lock
 from console.supervisor.probe_runner import ProbeOutcome, run_probe
 from console.supervisor.workloads import Workload
 from rtm.loadbalancer import Member

@@ -1,0 +1,139 @@
+"""One-off scaling of a running workload, for `rtm-console scale --workload NAME`.
+
+The same decision the agent's autoscaler makes (same measurements, same history file in the
+data folder), made once: shown, and executed with `--apply`; `--replicas N` sets the count by
+hand. Usage is read twice, a second apart, so the CPU figure covers a real interval.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from console.context import AppContext
+from console.supervisor.autoscaler import (
+    LiveUsage,
+    current_limits,
+    execute_resize,
+    execute_scale,
+    history_path,
+    load_history,
+    measure,
+    save_history,
+)
+from console.supervisor.engines import Engine
+from console.supervisor.placement import survey
+from console.supervisor.workloads import load_workloads
+from rtm.autoscaling import Decision, HistoryFormatError, VerticalRecommendation, decide, recommend_vertical
+
+SAMPLE_GAP_SECONDS = 1.0
+
+
+class LiveScaleError(Exception):
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class LiveScaleReport:
+    workload: str
+    replicas: int
+    metrics: dict[str, float]
+    decision: Decision | None = None
+    vertical: VerticalRecommendation | None = None
+    applied: list[str] = field(default_factory=list)  # what was done
+    refused: list[str] = field(default_factory=list)  # what the gate or the engine refused
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.decision.to_json() if self.decision else {"current_replicas": self.replicas}
+        data.update({
+            "workload": self.workload,
+            "metrics": {k: round(v, 2) for k, v in self.metrics.items()},
+            "vertical": self.vertical.to_json() if self.vertical else None,
+            "applied": self.applied,
+            "refused": self.refused,
+        })
+        return data
+
+    def text(self) -> str:
+        measured = ", ".join(f"{k} {v:.1f}%" for k, v in self.metrics.items()) or "no usage figures yet"
+        lines = [f"workload {self.workload}: {self.replicas} replicas, utilization {measured}"]
+        if self.decision is not None:
+            d = self.decision
+            lines += [f"{d.direction}: {d.current_replicas} -> {d.target_replicas}", f"reason: {d.reason}"]
+            lines += [f"  {metric} proposes {n}" for metric, n in d.proposals.items()]
+        if self.vertical is not None:
+            for item in (self.vertical.cpu, self.vertical.memory):
+                lines.append(f"vertical {item.resource}: {item.reason}")
+        lines += [f"done: {line}" for line in self.applied]
+        lines += [f"not done: {line}" for line in self.refused]
+        return "\n".join(lines)
+
+
+def _measure_twice(workload: Any, engines: list[Engine]) -> LiveUsage:
+    measure(workload, engines)
+    time.sleep(SAMPLE_GAP_SECONDS)
+    return measure(workload, engines)
+
+
+def live_scale(ctx: AppContext, name: str, *, apply: bool = False, vertical: bool = False, replicas: int | None = None,
+               now: float | None = None, state_file: Path | None = None) -> LiveScaleReport:
+    specs = load_workloads(ctx.config.specs_dir, ctx.config.autoscaler.tolerance)
+    workload = specs.workloads.get(name)
+    if workload is None:
+        known = ", ".join(sorted(specs.workloads)) or "none"
+        raise LiveScaleError(f"no container workload named {name!r} in {ctx.config.specs_dir} (workloads there: {known})")
+    engines = [Engine(endpoint) for endpoint in ctx.config.docker.endpoints]
+    try:
+        return _scale(ctx, workload, engines, apply, vertical, replicas, time.time() if now is None else now, state_file)
+    finally:
+        for engine in engines:
+            engine.close()
+
+
+def _scale(ctx: AppContext, workload: Any, engines: list[Engine], apply: bool, vertical: bool, replicas: int | None,
+           now: float, state_file: Path | None) -> LiveScaleReport:
+    if replicas is not None:
+        current = len(survey(engines).of(workload.name))
+        report = LiveScaleReport(workload.name, current, {})
+        _execute(ctx, workload, engines, report, current, replicas, "set by hand")
+        return report
+    usage = _measure_twice(workload, engines)
+    report = LiveScaleReport(workload.name, usage.current_replicas, usage.metrics)
+    if workload.horizontal is not None:
+        path = state_file or history_path(ctx.config.data_dir, workload.name)
+        try:
+            history = load_history(path)
+        except HistoryFormatError as exc:
+            raise LiveScaleError(f"{path}: {exc}", exit_code=1) from None
+        decision, history = decide(workload.horizontal, usage.current_replicas, usage.metrics, history, now, assume_applied=False)
+        report.decision = decision
+        if apply and decision.direction != "no_scale":
+            if _execute(ctx, workload, engines, report, decision.current_replicas, decision.target_replicas, decision.reason):
+                history = history.record_event(now, decision.current_replicas, decision.target_replicas)
+        save_history(path, history)
+    if workload.vertical is not None and usage.cpu_millis:
+        cpu_limit, memory_limit = current_limits(usage.replicas)
+        report.vertical = recommend_vertical(workload.vertical, list(usage.cpu_millis), list(usage.memory_bytes), cpu_limit, memory_limit)
+        if apply and vertical and report.vertical.changes:
+            if execute_resize(workload, engines, ctx.gate, ctx.events, usage.replicas, report.vertical):
+                report.applied.append("limits changed in place")
+            else:
+                report.refused.append("the limits were not changed (see the event log)")
+    return report
+
+
+def _execute(ctx: AppContext, workload: Any, engines: list[Engine], report: LiveScaleReport, current: int, target: int, reason: str) -> bool:
+    done, message = execute_scale(workload, engines, ctx.gate, ctx.events, current, target, reason)
+    if done is None:
+        report.refused.append(message)
+        return False
+    report.applied.append(f"{done.before} -> {done.after} replicas" + "".join(f", +{n}" for n in done.created) + "".join(f", -{n}" for n in done.removed))
+    return True
