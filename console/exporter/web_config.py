@@ -167,7 +167,7 @@ def parse_web_config(text: str, path: str = "<web config>", base_dir: Path = Pat
         key, _ = sections["rate_limit"]
         problems.add(key, "rate_limit is not supported by rtm-console", "remove it, or put a rate-limiting proxy in front")
     if "tls_server_config" in sections:
-        tls = _tls(sections["tls_server_config"][1], problems, base_dir)
+        tls = _tls(*sections["tls_server_config"], problems, base_dir)
     if "basic_auth_users" in sections:
         users = _users(sections["basic_auth_users"][1], problems)
     if "http_server_config" in sections:
@@ -222,7 +222,8 @@ def _file(node: Node, problems: _Problems, what: str, base_dir: Path) -> Path | 
     return base_dir / Path(text).expanduser()  # an absolute path stays as it is
 
 
-def _tls(node: Node, problems: _Problems, base_dir: Path) -> TlsServerConfig | None:
+def _tls(section: Node, node: Node, problems: _Problems, base_dir: Path) -> TlsServerConfig | None:
+    """`section` is the tls_server_config key (what missing keys are reported at), `node` its value."""
     keys = _mapping(node, problems, "tls_server_config", TLS_KEYS)
     if not keys:
         return None  # an empty section, as exporter-toolkit: TLS stays off
@@ -237,9 +238,9 @@ def _tls(node: Node, problems: _Problems, base_dir: Path) -> TlsServerConfig | N
     cert_file = _file(keys["cert_file"][1], problems, "cert_file", base_dir) if "cert_file" in keys else None
     key_file = _file(keys["key_file"][1], problems, "key_file", base_dir) if "key_file" in keys else None
     if "cert_file" not in keys and "cert" not in keys:
-        problems.add(node, "tls_server_config needs cert_file", "the server certificate (PEM)")
+        problems.add(section, "tls_server_config needs cert_file", "the server certificate (PEM)")
     if "key_file" not in keys and "key" not in keys:
-        problems.add(node, "tls_server_config needs key_file", "the server's private key (PEM)")
+        problems.add(section, "tls_server_config needs key_file", "the server's private key (PEM)")
     client_auth = "NoClientCert"
     if "client_auth_type" in keys:
         value_node = keys["client_auth_type"][1]
@@ -270,7 +271,7 @@ def _tls(node: Node, problems: _Problems, base_dir: Path) -> TlsServerConfig | N
             elif value is not None:
                 versions[name] = value
     if TLS_VERSIONS[versions["min_version"]] > TLS_VERSIONS[versions["max_version"]]:
-        problems.add(keys.get("min_version", (node,))[0], "min_version is above max_version")
+        problems.add(keys.get("min_version", (section,))[0], "min_version is above max_version")
     prefer = True
     if "prefer_server_cipher_suites" in keys:
         prefer = _bool(keys["prefer_server_cipher_suites"][1], problems, "prefer_server_cipher_suites") is not False

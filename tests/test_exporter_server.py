@@ -1,0 +1,187 @@
+"""The exporter's HTTP server on loopback: routes, probes, gzip, TLS with client certificates,
+basic auth. Certificates are made with the openssl command for each test session."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import ssl
+import threading
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from console.config import ListenAddress
+from console.exporter.runtime import ExporterStartError, build_registry, serve_exporter
+from console.exporter.server import ExporterServer
+from console.exporter.web_config import load_web_config
+from console.poller import Poller
+from test_exporter_helpers import ScriptedBackend, container, make_pki, wait_until
+
+LOOPBACK = ListenAddress("127.0.0.1", 0)
+
+
+def get(url_host: str, port: int, path: str, headers: dict[str, str] | None = None,
+        context: ssl.SSLContext | None = None) -> tuple[int, dict[str, str], bytes]:
+    connection = (http.client.HTTPSConnection(url_host, port, context=context, timeout=10) if context
+                  else http.client.HTTPConnection(url_host, port, timeout=10))
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def poller():
+    engine = ScriptedBackend("docker@scripted", "containers", [container("web-0")])
+    engine.gate = threading.Event()  # the first poll waits until the test opens the gate
+    poller = Poller([engine], interval=60)
+    poller.engine = engine  # type: ignore[attr-defined]
+    yield poller
+    engine.gate.set()
+    poller.stop()
+
+
+def test_routes_probes_and_gzip(poller):
+    server = ExporterServer(build_registry(poller), LOOPBACK, ready=poller.ready)
+    server.start()
+    host, port = server.address
+    try:
+        assert host == "127.0.0.1"  # loopback unless told otherwise
+        assert get(host, port, "/startup")[0] == 503
+        server.mark_started()
+        assert get(host, port, "/startup")[0] == 200
+        assert get(host, port, "/health")[0] == 200
+
+        poller.start()
+        status, _, body = get(host, port, "/ready")
+        assert status == 503  # the backend's first poll has not ended
+        poller.engine.gate.set()
+        wait_until(poller.ready, "the first poll")
+        assert get(host, port, "/ready")[0] == 200
+
+        status, headers, body = get(host, port, "/")
+        assert status == 200 and headers["content-type"].startswith("text/html") and b'href="/metrics"' in body
+        status, headers, body = get(host, port, "/metrics")
+        assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert b'rtm_container_cpu_usage_seconds_total{container="web-0"' in body
+        status, headers, compressed = get(host, port, "/metrics", {"Accept-Encoding": "gzip"})
+        assert headers["content-encoding"] == "gzip" and b"rtm_backend_up" in gzip.decompress(compressed)
+        status, headers, body = get(host, port, "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
+        assert headers["content-type"].startswith("application/openmetrics-text") and body.endswith(b"# EOF\n")
+        assert get(host, port, "/nothing-here")[0] == 404
+    finally:
+        server.stop()
+
+
+def test_ready_says_which_backend_it_waits_for(poller):
+    exporter = serve_exporter(poller, LOOPBACK)
+    try:
+        host, port = exporter.server.address
+        poller.start()
+        status, _, body = get(host, port, "/ready")
+        assert status == 503 and b"waiting for the first poll of docker@scripted" in body
+    finally:
+        exporter.stop()
+
+
+def test_a_busy_port_is_a_start_error_for_people(poller):
+    first = serve_exporter(poller, LOOPBACK)
+    try:
+        with pytest.raises(ExporterStartError, match="cannot listen on 127.0.0.1:.*another process uses it"):
+            serve_exporter(poller, ListenAddress("127.0.0.1", first.server.address[1]))
+    finally:
+        first.stop()
+
+
+# ------------------------------------------------------------------------ TLS, basic auth
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _client_context(pki: Path, cert: str | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    if cert is not None:
+        context.load_cert_chain(pki / f"{cert}.crt", pki / f"{cert}.key")
+    return context
+
+
+def _serve_with(tmp_path: Path, poller: Poller, text: str) -> ExporterServer:
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    server = ExporterServer(build_registry(poller), LOOPBACK, load_web_config(path))
+    server.start()
+    return server
+
+
+def _refused(host: str, port: int, path: str = "/metrics", **kwargs) -> bool:
+    try:
+        get(host, port, path, **kwargs)
+    except (ssl.SSLError, ConnectionError, http.client.HTTPException, OSError):
+        return True
+    return False
+
+
+def test_tls_serves_https_and_refuses_plain_http(pki, tmp_path, poller):
+    server = _serve_with(tmp_path, poller, f"tls_server_config:\n  cert_file: {pki}/server.crt\n  key_file: {pki}/server.key\n")
+    host, port = server.address
+    try:
+        assert server.url.startswith("https://")
+        status, _, body = get(host, port, "/metrics", context=_client_context(pki))
+        assert status == 200 and b"rtm_backend_up" in body
+        assert _refused(host, port)  # plain HTTP to the TLS port
+        untrusting = ssl.create_default_context()  # does not trust the test CA
+        assert _refused(host, port, context=untrusting)
+    finally:
+        server.stop()
+
+
+def test_client_certificates_are_required_and_verified(pki, tmp_path, poller):
+    server = _serve_with(tmp_path, poller, (
+        f"tls_server_config:\n  cert_file: {pki}/server.crt\n  key_file: {pki}/server.key\n"
+        f"  client_ca_file: {pki}/ca.crt\n  client_auth_type: RequireAndVerifyClientCert\n"
+        "  client_allowed_sans: [scraper.example]\n"
+    ))
+    host, port = server.address
+    try:
+        assert get(host, port, "/metrics", context=_client_context(pki, "client"))[0] == 200
+        assert _refused(host, port, context=_client_context(pki))  # no client certificate
+        assert _refused(host, port, context=_client_context(pki, "rogue"))  # signed by another CA
+        assert _refused(host, port, context=_client_context(pki, "other"))  # the CA's, but a SAN not allowed
+    finally:
+        server.stop()
+
+
+def test_basic_auth_over_tls_accepts_the_right_credentials_and_refuses_others(pki, tmp_path, poller):
+    hashed = bcrypt.hashpw(b"scrape-me", bcrypt.gensalt(4)).decode()
+    server = _serve_with(tmp_path, poller, (
+        f"tls_server_config:\n  cert_file: {pki}/server.crt\n  key_file: {pki}/server.key\n"
+        f"basic_auth_users:\n  prometheus: {hashed}\n"
+        "http_server_config:\n  headers: {X-Content-Type-Options: nosniff}\n"
+    ))
+    host, port = server.address
+    context = _client_context(pki)
+
+    def auth(user: str, password: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+    try:
+        status, headers, body = get(host, port, "/metrics", auth("prometheus", "scrape-me"), context=context)
+        assert status == 200 and b"rtm_backend_up" in body
+        assert headers["x-content-type-options"] == "nosniff"
+        for wrong in (auth("prometheus", "nope"), auth("admin", "scrape-me"), {}):
+            status, headers, body = get(host, port, "/metrics", wrong, context=context)
+            assert status == 401 and headers["www-authenticate"].startswith("Basic realm=")
+            assert b"rtm_" not in body
+        assert get(host, port, "/", context=context)[0] == 401
+        # Probe endpoints answer without credentials (they reveal only their status).
+        assert get(host, port, "/health", context=context)[0] == 200
+    finally:
+        server.stop()
