@@ -368,6 +368,24 @@ def test_memory_moves_live_within_the_balloon_range_and_restart_fields_are_named
         handler.delete(name, with_disk=True)
 
 
+def test_a_larger_disk_is_grown_under_the_running_vm(handler, conn, run_id) -> None:
+    name = f"rtmtest-{run_id}-grow"
+    apply(handler, vm_doc(name))
+    try:
+        bigger = vm_doc(name, storage={"size": "80Mi"})
+        (update,) = handler.plan(bigger, HERE)
+        assert update.diff == (("storage.size", 64 * 1024 * 1024, 80 * 1024 * 1024),)
+        assert "storage.size changes live" in update.note
+        lines = handler.apply(bigger, HERE, [update], lambda _line: None)
+        assert lines == [f"vm/{name}: disk grown to {80 * 1024 * 1024} bytes"]
+        assert volume_facts(conn, "default", f"{name}.qcow2") == ("qcow2", 80 * 1024 * 1024)
+        assert state(conn, name) == 1
+        (smaller,) = handler.plan(vm_doc(name), HERE)
+        assert "volumes are never shrunk" in smaller.note
+    finally:
+        handler.delete(name, with_disk=True)
+
+
 def test_a_vm_without_balloon_refuses_live_memory_changes(handler, backend, run_id) -> None:
     name = f"rtmtest-{run_id}-noballoon"
     apply(handler, vm_doc(name, memory={"balloon": False}, storage=None))

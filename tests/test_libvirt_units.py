@@ -493,3 +493,17 @@ def test_unknown_uri_is_unreachable_with_uri_cause_and_hint() -> None:
     assert "/nonexistent/libvirt-sock" in availability.cause
     assert "libvirtd" in availability.hint
     assert backend.availability().state == "unreachable"
+
+
+def test_backend_fits_the_backend_protocol_and_importing_it_loads_no_libvirt() -> None:
+    import subprocess
+    import sys
+
+    from backends.base import Backend
+
+    backend = LibvirtBackend("test:///default", name="t")
+    assert isinstance(backend, Backend) and backend.kind == "vms" and backend.name == "libvirt@t"
+    assert backend.availability().state == "pending"
+    code = "import sys, backends.libvirt; print('libvirt' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from backends.base import Availability
-from backends.libvirt.actions import VmActions
+from backends.libvirt.actions import VmActions, remove_domain
 from backends.libvirt.connection import SANDBOX_URI, LibvirtConnection, libvirt_module
 from backends.libvirt.host_checks import KvmStatus, probe_kvm
 from backends.libvirt.stats import DomainSample, StatsTracker
@@ -172,6 +172,10 @@ class LibvirtBackend:
 
     def domain_xml(self, name: str, *, inactive: bool = False) -> str:
         return self.actions.domain_xml(name, inactive=inactive)
+
+    def delete(self, name: str, *, with_disk: bool = False) -> list[str]:
+        """Stops and undefines one VM of this host; its volumes go only `with_disk`."""
+        return self.connection.call(lambda conn: remove_domain(conn, name, self.name, with_disk=with_disk), f"delete vm {name!r}")
 
 
 def _pidfile_start_time(sample: DomainSample) -> float | None:

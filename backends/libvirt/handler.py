@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from backends.base import BackendUnavailable
 from backends.handlers import ApplyError, Change
-from backends.libvirt.actions import domain_volumes, remove_domain, undefine
+from backends.libvirt.actions import domain_volumes, undefine
 from backends.libvirt.backend import LibvirtBackend
 from backends.libvirt.connection import error_code, is_local_uri, libvirt_module
 from backends.libvirt.domain_xml import (
@@ -101,8 +101,11 @@ class Difference:
 
     def describe(self, running: bool) -> str:
         parts = []
-        if self.live:
-            parts.append(f"{', '.join(self.live)} change{'s' if len(self.live) == 1 else ''} live")
+        live = [field for field in self.live if field != "state"]
+        if live:
+            parts.append(f"{', '.join(live)} change{'s' if len(live) == 1 else ''} live")
+        if "state" in self.live:
+            parts.append("the shut-off VM is started")
         if self.restart:
             parts.append(f"{', '.join(self.restart)} need{'s' if len(self.restart) == 1 else ''} a restart" if running
                          else f"{', '.join(self.restart)} take{'s' if len(self.restart) == 1 else ''} effect at the start")
@@ -196,8 +199,7 @@ class LibvirtVmHandler:
         for resource, change in wanted.items():
             if change.action == "delete":
                 name = resource.split("/", 1)[1]
-                backend = self._find(name)
-                lines = backend.connection.call(lambda conn: remove_domain(conn, name, backend.name, with_disk=False), f"delete vm {name!r}")
+                lines = self._find(name).delete(name, with_disk=False)
                 for line in lines:
                     progress(line)
                 done += lines
@@ -218,7 +220,7 @@ class LibvirtVmHandler:
             say(f"{vm.resource}: {note}")
         created_volume: str | None = None
         defined = False
-        step = "start"
+        step = f"create {vm.resource}"
         try:
             storage = vm.spec.storage
             if storage is not None:
@@ -331,7 +333,7 @@ class LibvirtVmHandler:
         targets = self._members(name)
         lines: list[str] = []
         for vm_name, backend in targets:
-            lines += backend.connection.call(lambda conn: remove_domain(conn, vm_name, backend.name, with_disk=with_disk), f"delete vm {vm_name!r}")
+            lines += backend.delete(vm_name, with_disk=with_disk)
         return lines
 
     def list(self) -> list[VmInfo]:
