@@ -18,7 +18,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from backends.aws_lambda import FunctionNotFound, LambdaSpecError, make_lambda_backends
+from backends.aws_lambda import AwsLocation, FunctionNotFound, LambdaBackend, LambdaSpecError, make_lambda_backends
 from backends.aws_lambda import mapping as m
 from backends.handlers import ApplyError
 from console.config import AwsSettings
@@ -229,6 +229,24 @@ def test_list_shows_the_function_with_its_triggers_and_cloudwatch_numbers(aws, h
     assert (info.invocations, info.errors) == (3, 1)
     assert info.duration.maximum_seconds == pytest.approx(0.3)
     assert info.duration.average_seconds == pytest.approx(0.2)
+
+
+def test_metrics_are_fetched_at_most_once_a_minute_with_fake_clock(aws_endpoint: str, handler, function: str) -> None:
+    handler.apply(sample(function), SAMPLES, [], progress=lambda _line: None)
+    now = [1000.0]
+    backend = LambdaBackend(AwsLocation("us-east-1", None, aws_endpoint), monotonic=lambda: now[0])
+    calls: Counter = Counter()
+    backend.clients.session.events.register("before-call", lambda model, **_: calls.update([model.name]))
+    backend.poll()
+    first = calls["GetMetricData"]
+    assert first >= 1
+    now[0] += 59
+    backend.poll()
+    assert calls["GetMetricData"] == first and calls["ListFunctions"] == 2
+    now[0] += 2
+    backend.poll()
+    assert calls["GetMetricData"] > first
+    backend.close()
 
 
 def test_describe_and_invoke(handler, function: str) -> None:

@@ -5,6 +5,10 @@ named and APIs tagged as ours: see triggers.py) and their CloudWatch metrics ove
 hours: invocations, errors, average / maximum / p95 duration. Where CloudWatch has no data
 for a function (never invoked in the window, or moto), those fields are None rather than 0,
 so "no data" is not mistaken for "no traffic".
+
+CloudWatch bills GetMetricData per metric requested and Lambda's metrics have one-minute
+resolution, so the numbers are fetched at most once a minute however often the poller asks
+(five metrics per function every 2 s would cost real money on a large account).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from backends.base import Availability
 from backends.records import DurationStats, FunctionInfo, KindSnapshot
 
 METRICS_WINDOW_SECONDS = 24 * 3600
+METRICS_REFRESH_SECONDS = 60.0
 _QUERIES_PER_CALL = 500  # GetMetricData's limit
 _BASE_STATS = (("invocations", "Invocations", "Sum"), ("errors", "Errors", "Sum"),
                ("average", "Duration", "Average"), ("maximum", "Duration", "Maximum"))
@@ -44,14 +49,23 @@ class LambdaBackend:
 
     kind = "functions"
 
-    def __init__(self, location: AwsLocation, *, read_only: bool = False, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        location: AwsLocation,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.location = location
         self.clients = AwsClients(location)
         self.name = f"lambda@{location.label}"
         self.endpoint = location.endpoint
         self.read_only = read_only
-        self.clock = clock
+        self.clock = clock  # wall clock: the metrics window, snapshot times
+        self.monotonic = monotonic  # the metrics cache's age
         self._percentiles = True  # cleared when the endpoint cannot compute p95 (moto)
+        self._cached_metrics: tuple[float, dict[str, FunctionMetrics]] | None = None
 
     # Backend protocol
 
@@ -68,10 +82,12 @@ class LambdaBackend:
 
     # listing
 
-    def functions(self) -> tuple[FunctionInfo, ...]:
+    def functions(self, *, fresh_metrics: bool = False) -> tuple[FunctionInfo, ...]:
+        """The location's functions; metrics from the last minute unless `fresh_metrics`."""
         configurations = list(self.clients.pages("lambda", "list_functions", "Functions"))
         triggers = self.triggers()
-        metrics = self.metrics([c["FunctionName"] for c in configurations])
+        names = [c["FunctionName"] for c in configurations]
+        metrics = self.metrics(names) if fresh_metrics else self.recent_metrics(names)
         return tuple(
             function_info(c, self.location.region, triggers.get(c["FunctionName"], ()), metrics.get(c["FunctionName"], NO_METRICS))
             for c in sorted(configurations, key=lambda c: c["FunctionName"])
@@ -87,6 +103,17 @@ class LambdaBackend:
         for function, expressions in managed_rules(self.clients).items():
             found.setdefault(function, []).extend(f"cron {e}" for e in expressions)
         return {name: tuple(sorted(t, key=lambda text: (not text.startswith("http"), text))) for name, t in found.items()}
+
+    def recent_metrics(self, names: Sequence[str]) -> dict[str, FunctionMetrics]:
+        """`metrics`, reused for METRICS_REFRESH_SECONDS unless a function is new to it."""
+        now = self.monotonic()
+        if self._cached_metrics is not None:
+            fetched_at, cached = self._cached_metrics
+            if now - fetched_at < METRICS_REFRESH_SECONDS and set(names) <= set(cached):
+                return cached
+        fresh = self.metrics(names)
+        self._cached_metrics = (now, fresh)
+        return fresh
 
     def metrics(self, names: Sequence[str]) -> dict[str, FunctionMetrics]:
         """CloudWatch's numbers for each function over the last 24 hours."""

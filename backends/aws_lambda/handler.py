@@ -196,13 +196,13 @@ class LambdaHandler:
     # --------------------------------------------------------------------------- list/describe
 
     def list(self) -> list[FunctionInfo]:
-        """Functions in every configured location; an unreachable location is left out
-        unless all are unreachable."""
+        """Functions in every configured location, with metrics fetched now; an unreachable
+        location is left out unless all are unreachable."""
         found: list[FunctionInfo] = []
         failures: list[BackendUnavailable] = []
         for backend in self.backends:
             try:
-                found.extend(backend.functions())
+                found.extend(backend.functions(fresh_metrics=True))
             except BackendUnavailable as exc:
                 failures.append(exc)
         if failures and len(failures) == len(self.backends):
