@@ -1,0 +1,107 @@
+"""Thresholds from the specs: Prometheus alerting rules, and the breaches the console shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from backends.base import Availability
+from backends.records import KindSnapshot
+from console.eventlog import Event
+from console.exporter.alerts import alert_rules, breached, render_alert_rules, thresholds_from_documents
+from console.poller import BackendState, PollState
+from rtm.documents import load_file, load_text
+from test_exporter_helpers import container, promtool
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample-specs"
+NOW = 1_800_000_000.0
+
+
+def web_thresholds():
+    thresholds, notes = thresholds_from_documents(load_file(SAMPLES / "workload-web.yaml").documents)
+    return {(t.alert, t.probe): t for t in thresholds}, notes
+
+
+def test_the_sample_workload_gives_rules_promtool_accepts(tmp_path):
+    documents = [d for f in sorted(SAMPLES.glob("*.yaml")) for d in load_file(f).documents]
+    path = tmp_path / "rules.yml"
+    path.write_text(render_alert_rules(documents))
+    result = promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert "SUCCESS: 9 rules found" in result.stdout.decode()
+
+
+def test_thresholds_take_their_numbers_from_the_specs():
+    thresholds, _ = web_thresholds()
+    cpu = thresholds[("RtmWorkloadCpuAboveTarget", None)]
+    assert (cpu.limit, cpu.base, cpu.seconds) == (70, 0.1, 60)  # target 70 %, request 100m, scale_up_cooldown 60s
+    assert cpu.source.endswith("workload-web.yaml:33")
+    memory = thresholds[("RtmWorkloadMemoryAboveTarget", None)]
+    assert (memory.limit, memory.base) == (80, 32 * 2**20)
+    liveness = thresholds[("RtmProbeFailing", "liveness")]
+    assert (liveness.limit, liveness.seconds) == (3, 60)  # retries 3 x interval 10s, at least a minute
+    assert thresholds[("RtmWorkloadRestarting", None)].limit == 3
+    assert thresholds[("RtmWorkloadReplicasMissing", None)].limit == 2
+
+    rules = {(r["alert"], r["labels"].get("probe")): r for g in alert_rules(list(thresholds.values()))["groups"] for r in g["rules"]}
+    cpu_rule = rules[("RtmWorkloadCpuAboveTarget", None)]
+    assert cpu_rule["expr"].endswith("/ 0.1 > 70") and cpu_rule["for"] == "1m"
+    assert rules[("RtmWorkloadMemoryAboveTarget", None)]["expr"].endswith("/ 33554432 > 80")
+    assert rules[("RtmProbeFailing", "readiness")]["expr"] == 'increase(rtm_probe_failures_total{workload="web", probe="readiness"}[1m]) >= 2'
+
+
+def test_a_workload_without_requests_or_limits_gets_a_note_instead_of_a_cpu_rule():
+    text = """
+name: api
+ContainerRuntime:
+  base_image: "alpine:3.18"
+  security: {user: "1000"}
+AutoScalingPolicy:
+  horizontal: {min_replicas: 1, max_replicas: 3, target_cpu_utilization: 60}
+"""
+    thresholds, notes = thresholds_from_documents(load_text(text).documents)
+    assert "RtmWorkloadCpuAboveTarget" not in {t.alert for t in thresholds}
+    assert any("cpu utilization needs resources.requests or resources.limits" in note for note in notes)
+    rendered = render_alert_rules(load_text(text).documents)
+    assert "# note: ContainerRuntime/api: cpu utilization needs" in rendered
+    assert yaml.safe_load(rendered)["groups"]  # comments do not break the YAML
+
+
+def _state(containers, backends=()) -> PollState:
+    states = {
+        "docker@local": BackendState("docker@local", "containers", Availability("docker", "unix:///d.sock", "connected"),
+                                     KindSnapshot("containers", "docker@local", tuple(containers), NOW, 0.01), 1.0, None, 1),
+    }
+    for backend in backends:
+        states[backend.name] = backend
+    return PollState(states, 1)
+
+
+def test_breaches_follow_the_same_thresholds():
+    thresholds, _ = web_thresholds()
+    busy = [container("web-0", cpu_ratio=0.09, health="unhealthy"), container("web-1", cpu_ratio=0.08), container("web-2", state="exited", cpu_ratio=None)]
+    down = BackendState("libvirt@qemu", "vms", Availability("libvirt", "qemu:///system", "unreachable", cause="connection refused"),
+                        None, None, "connection refused", 2)
+    pending = BackendState("lambda", "functions", Availability("lambda", "aws", "pending"))
+    events = [Event(NOW - 10, "probe_failed", "web", message=f"liveness probe failed ({n}/3)") for n in (1, 2, 3)]
+    events += [Event(NOW - 7200, "restart", "web"), Event(NOW - 5, "restart", "web")]
+    found = {(b.threshold.alert, b.subject): b for b in breached(list(thresholds.values()), _state(busy, [down, pending]), events, NOW)}
+
+    cpu = found[("RtmWorkloadCpuAboveTarget", "web")]
+    assert round(cpu.value) == 85  # (9 % + 8 %) / 2 of one core, over a 0.1-core request; the exited replica left out
+    assert ("RtmContainerUnhealthy", "web-0") in found
+    assert ("RtmBackendDown", "libvirt@qemu") in found
+    assert ("RtmBackendDown", "lambda") not in found  # not polled yet
+    assert ("RtmBackendDown", "docker@local") not in found
+    assert found[("RtmProbeFailing", "web")].value == 3
+    assert ("RtmWorkloadRestarting", "web") not in found  # one restart in the hour, the other is older
+    assert ("RtmWorkloadMemoryAboveTarget", "web") not in found  # 20 MiB of 32 MiB is 62 %
+    assert ("RtmWorkloadReplicasMissing", "web") not in found  # two running, two asked for
+
+
+def test_nothing_is_breached_by_a_quiet_workload():
+    thresholds, _ = web_thresholds()
+    quiet = [container("web-0", cpu_ratio=0.01), container("web-1", cpu_ratio=0.02)]
+    assert breached(list(thresholds.values()), _state(quiet), [], NOW) == ()
+    assert [b.threshold.alert for b in breached(list(thresholds.values()), _state(quiet[:1]), [], NOW)] == ["RtmWorkloadReplicasMissing"]
