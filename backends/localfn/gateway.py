@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -257,6 +258,14 @@ class LengthRequired(Exception):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # wrk and browsers open many connections at once
+
+    def handle_error(self, request: object, client_address: tuple) -> None:
+        # The default prints a traceback to stderr, which would tear through the console's screen.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            logger.debug("connection from %s ended: %s", client_address[0], error)
+        else:
+            logger.exception("the gateway failed serving %s", client_address[0])
 
     def __init__(self, address: tuple[str, int], backend: GatewayBackend, max_body_bytes: int) -> None:
         self.backend = backend

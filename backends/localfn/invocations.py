@@ -24,7 +24,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,9 @@ class InvocationRecord:
     log_lines: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Field by field rather than dataclasses.asdict, which deep-copies and costs more than
+        # the rest of recording an invocation.
+        data = {name: getattr(self, name) for name in _FIELDS}
         data["log_lines"] = list(self.log_lines[-MAX_RECORDED_LOG_LINES:])
         return data
 
@@ -63,6 +65,9 @@ class InvocationRecord:
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         known["log_lines"] = tuple(known.get("log_lines") or ())
         return cls(**known)
+
+
+_FIELDS = tuple(InvocationRecord.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
