@@ -18,7 +18,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from backends.aws_lambda import AwsLocation, FunctionNotFound, LambdaBackend, LambdaSpecError, make_lambda_backends
+from backends.aws_lambda import FunctionNotFound, LambdaSpecError, make_lambda_backends
 from backends.aws_lambda import mapping as m
 from backends.handlers import ApplyError
 from console.config import AwsSettings
@@ -59,6 +59,16 @@ def handler(aws_endpoint: str, role_arn: str):
 
 
 @pytest.fixture
+def calls(handler) -> Counter:
+    """Counts the AWS operations the handler makes: registered on the sessions before any
+    client exists (clients copy the session's hooks when they are created)."""
+    counter: Counter = Counter()
+    for backend in handler.backends:
+        backend.clients.session.events.register("before-call", lambda model, **_: counter.update([model.name]))
+    return counter
+
+
+@pytest.fixture
 def function(handler, run_id: str):
     """A unique function name; whatever a test deployed under it is deleted afterwards."""
     name = f"rtmtest-{run_id}-{uuid.uuid4().hex[:6]}"
@@ -75,12 +85,6 @@ def sample(name: str, **changes) -> Document:
     return dataclasses.replace(document, specs=FrozenMap({"ServerlessRuntime": spec}))
 
 
-def count_calls(handler) -> Counter:
-    """Counts the AWS operations the handler's clients make (registered before they exist)."""
-    calls: Counter = Counter()
-    for backend in handler.backends:
-        backend.clients.session.events.register("before-call", lambda model, **_: calls.update([model.name]))
-    return calls
 
 
 def rules_of(aws, function: str) -> list[dict]:
@@ -153,17 +157,18 @@ def test_deploy_sample_creates_function_rule_api_and_permissions(aws, handler, f
     }
 
 
-def test_reapply_changes_nothing(aws, handler, function: str) -> None:
+def test_reapply_changes_nothing(aws, handler, calls: Counter, function: str) -> None:
     document = sample(function)
     handler.apply(document, SAMPLES, handler.plan(document, SAMPLES), progress=lambda _line: None)
     before = inventory(aws, function)
     assert len(before["statements"]) == 2 and before["routes"] == ["POST /api/function"]
 
-    calls = count_calls(handler)
+    calls.clear()
     plan = handler.plan(document, SAMPLES)
     assert {c.action for c in plan} == {"unchanged"}
     lines = handler.apply(document, SAMPLES, plan, progress=lambda _line: None)
     assert lines == [f"function {function} in us-east-1 already matches the spec"]
+    assert calls["GetFunctionConfiguration"] == 2  # plan and apply each read the function
     assert not [name for name in calls if name.startswith(MUTATING)], f"re-apply changed something: {calls}"
     assert inventory(aws, function) == before
 
@@ -231,22 +236,32 @@ def test_list_shows_the_function_with_its_triggers_and_cloudwatch_numbers(aws, h
     assert info.duration.average_seconds == pytest.approx(0.2)
 
 
-def test_metrics_are_fetched_at_most_once_a_minute_with_fake_clock(aws_endpoint: str, handler, function: str) -> None:
-    handler.apply(sample(function), SAMPLES, [], progress=lambda _line: None)
+def test_polls_reuse_triggers_and_metrics_until_they_age_with_fake_clock(handler, calls: Counter, function: str) -> None:
     now = [1000.0]
-    backend = LambdaBackend(AwsLocation("us-east-1", None, aws_endpoint), monotonic=lambda: now[0])
-    calls: Counter = Counter()
-    backend.clients.session.events.register("before-call", lambda model, **_: calls.update([model.name]))
-    backend.poll()
-    first = calls["GetMetricData"]
-    assert first >= 1
-    now[0] += 59
-    backend.poll()
-    assert calls["GetMetricData"] == first and calls["ListFunctions"] == 2
-    now[0] += 2
-    backend.poll()
-    assert calls["GetMetricData"] > first
-    backend.close()
+    backend = handler.primary
+    backend.monotonic = lambda: now[0]
+    handler.apply(sample(function), SAMPLES, [], progress=lambda _line: None)
+
+    def poll_triggers() -> tuple[str, ...]:
+        calls.clear()
+        return next(f for f in backend.poll().items if f.name == function).triggers
+
+    assert poll_triggers() == ("http POST /api/function", "cron cron(0 0 * * ? *)")
+    assert calls["ListRules"] and calls["GetApis"] and calls["GetMetricData"]
+    now[0] += 29
+    poll_triggers()
+    assert calls["ListFunctions"] == 1 and not (calls["ListRules"] or calls["GetApis"] or calls["GetMetricData"])
+
+    every_five = (Trigger("cron", schedule=parse_schedule("*/5 * * * *")),)
+    handler.apply(sample(function, triggers=every_five), SAMPLES, [], progress=lambda _line: None)
+    assert poll_triggers() == ("cron rate(5 minutes)",)  # this process changed it: read again at once
+
+    now[0] += 31
+    poll_triggers()
+    assert calls["ListRules"] and not calls["GetMetricData"]
+    now[0] += 30
+    poll_triggers()
+    assert calls["GetMetricData"]
 
 
 def test_describe_and_invoke(handler, function: str) -> None:
@@ -289,8 +304,7 @@ def test_delete_leaves_nothing_behind(aws, handler, function: str) -> None:
     {"timeout": 901.0},
     {"environment": FrozenMap({"BLOB": "x" * 5000})},
 ], ids=["deprecated-runtime", "both-day-fields", "timeout-901s", "environment-5kb"])
-def test_refused_specs_make_no_aws_call(handler, function: str, changes: dict) -> None:
-    calls = count_calls(handler)
+def test_refused_specs_make_no_aws_call(handler, calls: Counter, function: str, changes: dict) -> None:
     for step in (lambda d: handler.plan(d, SAMPLES), lambda d: handler.apply(d, SAMPLES, [], lambda _line: None)):
         with pytest.raises(LambdaSpecError):
             step(sample(function, **changes))

@@ -6,9 +6,12 @@ hours: invocations, errors, average / maximum / p95 duration. Where CloudWatch h
 for a function (never invoked in the window, or moto), those fields are None rather than 0,
 so "no data" is not mistaken for "no traffic".
 
-CloudWatch bills GetMetricData per metric requested and Lambda's metrics have one-minute
-resolution, so the numbers are fetched at most once a minute however often the poller asks
-(five metrics per function every 2 s would cost real money on a large account).
+Polls are cheap for AWS too: CloudWatch bills GetMetricData per metric requested and Lambda's
+metrics have one-minute resolution, so the numbers are fetched at most once a minute however
+often the poller asks (five metrics per function every 2 s would cost real money on a large
+account); the triggers (two calls per managed rule or API) are read again every 30 s, when the
+set of functions changes, or after this process applied or deleted something. Only the
+function list itself is read on every poll. `get functions` and `describe` read everything.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from backends.records import DurationStats, FunctionInfo, KindSnapshot
 
 METRICS_WINDOW_SECONDS = 24 * 3600
 METRICS_REFRESH_SECONDS = 60.0
+TRIGGERS_REFRESH_SECONDS = 30.0
 _QUERIES_PER_CALL = 500  # GetMetricData's limit
 _BASE_STATS = (("invocations", "Invocations", "Sum"), ("errors", "Errors", "Sum"),
                ("average", "Duration", "Average"), ("maximum", "Duration", "Maximum"))
@@ -63,9 +67,10 @@ class LambdaBackend:
         self.endpoint = location.endpoint
         self.read_only = read_only
         self.clock = clock  # wall clock: the metrics window, snapshot times
-        self.monotonic = monotonic  # the metrics cache's age
+        self.monotonic = monotonic  # the caches' age
         self._percentiles = True  # cleared when the endpoint cannot compute p95 (moto)
         self._cached_metrics: tuple[float, dict[str, FunctionMetrics]] | None = None
+        self._cached_triggers: tuple[float, frozenset[str], dict[str, tuple[str, ...]]] | None = None
 
     # Backend protocol
 
@@ -82,12 +87,12 @@ class LambdaBackend:
 
     # listing
 
-    def functions(self, *, fresh_metrics: bool = False) -> tuple[FunctionInfo, ...]:
-        """The location's functions; metrics from the last minute unless `fresh_metrics`."""
+    def functions(self, *, fresh: bool = False) -> tuple[FunctionInfo, ...]:
+        """The location's functions; triggers and metrics read recently unless `fresh`."""
         configurations = list(self.clients.pages("lambda", "list_functions", "Functions"))
-        triggers = self.triggers()
         names = [c["FunctionName"] for c in configurations]
-        metrics = self.metrics(names) if fresh_metrics else self.recent_metrics(names)
+        triggers = self.triggers() if fresh else self.recent_triggers(names)
+        metrics = self.metrics(names) if fresh else self.recent_metrics(names)
         return tuple(
             function_info(c, self.location.region, triggers.get(c["FunctionName"], ()), metrics.get(c["FunctionName"], NO_METRICS))
             for c in sorted(configurations, key=lambda c: c["FunctionName"])
@@ -103,6 +108,22 @@ class LambdaBackend:
         for function, expressions in managed_rules(self.clients).items():
             found.setdefault(function, []).extend(f"cron {e}" for e in expressions)
         return {name: tuple(sorted(t, key=lambda text: (not text.startswith("http"), text))) for name, t in found.items()}
+
+    def recent_triggers(self, names: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """`triggers`, reused for TRIGGERS_REFRESH_SECONDS while the set of functions stays."""
+        now, current = self.monotonic(), frozenset(names)
+        if self._cached_triggers is not None:
+            fetched_at, known, cached = self._cached_triggers
+            if now - fetched_at < TRIGGERS_REFRESH_SECONDS and known == current:
+                return cached
+        fresh = self.triggers()
+        self._cached_triggers = (now, current, fresh)
+        return fresh
+
+    def forget_cached(self) -> None:
+        """Called after this process changed functions or triggers: the next poll reads all."""
+        self._cached_triggers = None
+        self._cached_metrics = None
 
     def recent_metrics(self, names: Sequence[str]) -> dict[str, FunctionMetrics]:
         """`metrics`, reused for METRICS_REFRESH_SECONDS unless a function is new to it."""

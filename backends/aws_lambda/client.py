@@ -62,9 +62,9 @@ class AwsLocation:
         return self.endpoint_url or f"https://lambda.{self.region}.amazonaws.com"
 
     def where(self) -> str:
-        """For availability reports: "region us-east-1 (profile prod) at https://..."."""
-        profile = f" (profile {self.profile})" if self.profile else ""
-        return f"region {self.region}{profile} at {self.endpoint}"
+        """For availability reports: "https://... (region us-east-1, profile prod)"."""
+        profile = f", profile {self.profile}" if self.profile else ""
+        return f"{self.endpoint} (region {self.region}{profile})"
 
 
 def locations(settings: AwsSettings) -> list[AwsLocation]:

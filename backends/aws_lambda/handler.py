@@ -115,7 +115,7 @@ class LambdaHandler:
         label = self.primary.location.label
         configuration = _configuration(clients, deployment.name)  # unreachable: nothing done yet
         journal = Journal(progress)
-        step = "read the triggers"
+        step = f"apply function {deployment.name}"
         try:
             if configuration is None:
                 step = f"create function {deployment.name}"
@@ -126,10 +126,13 @@ class LambdaHandler:
                 self._update(clients, deployment, configuration, journal)
             step = "set up the triggers"
             TriggerSync(clients, deployment, function_arn, read_live(clients, deployment.name), journal).run()
-        except (AwsCallError, BackendUnavailable, TimeoutError) as exc:
+        except Exception as exc:  # whatever failed, leave nothing half-created
             left = journal.roll_back()
             cause = str(exc) + (f"; could not undo: {', '.join(left)}" if left else "")
-            raise ApplyError(journal.done, step, cause, _hint(exc)) from None
+            expected = isinstance(exc, (AwsCallError, BackendUnavailable, TimeoutError))
+            raise ApplyError(journal.done, step, cause, _hint(exc)) from (None if expected else exc)
+        finally:
+            self.primary.forget_cached()  # the next poll shows what changed, not a cached past
         return journal.done or [f"function {deployment.name} in {label} already matches the spec"]
 
     def _create(self, clients: AwsClients, deployment: m.FunctionDeployment, journal: Journal) -> str:
@@ -181,16 +184,14 @@ class LambdaHandler:
         if configuration is None and not live.rules and not live.apis:
             raise FunctionNotFound(f"no function {name} in {self._labels()}")
         journal = Journal()
-        remove_all(clients, name, live, journal)
-        if configuration is not None:
-            clients.call("lambda", "delete_function", FunctionName=name)
-            journal.did(f"deleted function {name} from {backend.location.label}")
         try:
-            clients.call("logs", "delete_log_group", logGroupName=f"/aws/lambda/{name}")
-            journal.did(f"deleted log group /aws/lambda/{name}")
-        except AwsCallError as exc:
-            if not exc.not_found:
-                raise
+            remove_all(clients, name, live, journal)
+            if configuration is not None:
+                clients.call("lambda", "delete_function", FunctionName=name)
+                journal.did(f"deleted function {name} from {backend.location.label}")
+            _delete_log_group(clients, name, journal)
+        finally:
+            backend.forget_cached()
         return journal.done
 
     # --------------------------------------------------------------------------- list/describe
@@ -202,7 +203,7 @@ class LambdaHandler:
         failures: list[BackendUnavailable] = []
         for backend in self.backends:
             try:
-                found.extend(backend.functions(fresh_metrics=True))
+                found.extend(backend.functions(fresh=True))
             except BackendUnavailable as exc:
                 failures.append(exc)
         if failures and len(failures) == len(self.backends):
@@ -291,6 +292,16 @@ def _configuration(clients: AwsClients, name: str) -> dict | None:
         if exc.not_found:
             return None
         raise
+
+
+def _delete_log_group(clients: AwsClients, name: str, journal: Journal) -> None:
+    try:
+        clients.call("logs", "delete_log_group", logGroupName=f"/aws/lambda/{name}")
+    except AwsCallError as exc:
+        if exc.not_found:
+            return  # never invoked, or logs kept elsewhere
+        raise
+    journal.did(f"deleted log group /aws/lambda/{name}")
 
 
 def _describe_triggers(live: LiveTriggers) -> dict[str, Any]:
