@@ -188,15 +188,16 @@ def _http_gaps(route: m.HttpTrigger, api: LiveApi, live: LiveTriggers, function_
         gaps.append("route target")
     if api.auto_deploy is not True:
         gaps.append("$default stage")
-    source = m.execute_api_arn(*_where(function_arn), api.api_id, route)
+    source = _route_source_arn(function_arn, api.api_id, route)
     if live.statement(route.statement_id) != Statement(route.statement_id, "apigateway.amazonaws.com", source):
         gaps.append("permission")
     return gaps
 
 
-def _where(function_arn: str) -> tuple[str, str]:
-    _partition, region, account = m.arn_parts(function_arn)
-    return region, account
+def _route_source_arn(function_arn: str, api_id: str, route: m.HttpTrigger) -> str:
+    """The execute-api ARN in the function's own partition, region and account."""
+    partition, region, account = m.arn_parts(function_arn)
+    return m.execute_api_arn(region, account, api_id, route, partition)
 
 
 def _stale(deployment: m.FunctionDeployment, live: LiveTriggers) -> tuple[list[LiveRule], list[LiveApi], list[LiveRoute], list[Statement]]:
@@ -312,9 +313,8 @@ class TriggerSync:
         elif api.auto_deploy is False:
             self.clients.call("apigatewayv2", "update_stage", ApiId=api.api_id, StageName=m.DEFAULT_STAGE, AutoDeploy=True)
             self.journal.did(f"turned on auto-deploy for the {m.DEFAULT_STAGE} stage of API {api.api_id}")
-        region, account = _where(self.function_arn)
         for route in self.deployment.http:
-            source = m.execute_api_arn(region, account, api.api_id, route)
+            source = _route_source_arn(self.function_arn, api.api_id, route)
             self._permission(m.http_permission_params(self.name, route, source), f"route {route.route_key}")
 
     def _integration(self, api: LiveApi) -> str:
