@@ -45,8 +45,8 @@ def state_name(code: int) -> str:
 
 
 class VmActions:
-    """The actions on the VMs of one host. `sleep` and `clock` are injectable for tests of the
-    shutdown wait; the defaults are the real ones."""
+    """The actions on the VMs of one host. `clock`, `sleep` and `poll_interval` pace the wait
+    of a graceful shutdown."""
 
     def __init__(self, connection: LibvirtConnection, host: str, *, shutdown_timeout: float = 60.0,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,

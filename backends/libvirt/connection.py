@@ -9,6 +9,7 @@ so the daemon itself refuses changes: a second wall behind the action gate.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from types import ModuleType
@@ -18,6 +19,7 @@ from backends.base import Availability, BackendUnavailable, one_line
 from backends.libvirt.errors import LibvirtCallError
 
 T = TypeVar("T")
+log = logging.getLogger("rtm.backends.libvirt")
 
 SANDBOX_URI = "test:///default"
 INSTALL_HINT = "pip install 'rtm-console[libvirt]' (it builds against libvirt-dev with pkg-config and gcc)"
@@ -115,7 +117,11 @@ class LibvirtConnection:
             except libvirt.libvirtError as error:
                 raise self._fail("unreachable", _message(error), hint_for(self.uri, _message(error))) from None
             if self._on_open is not None and not self.read_only:
-                self._on_open(self._conn)
+                try:
+                    self._on_open(self._conn)
+                except libvirt.libvirtError as error:
+                    # A convenience (the sandbox's seed objects); the connection works without it.
+                    log.warning("setting up %s after connecting failed: %s", self.uri, _message(error))
             self._state, self._cause, self._hint = "connected", "", ""
             return self._conn
 
