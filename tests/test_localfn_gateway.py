@@ -287,3 +287,16 @@ def test_stopping_the_runtime_stops_its_workers_and_frees_the_host_lock(tmp_path
     runtime.stop()
     assert not any(process_exists(pid) for pid in pids)
     assert not runtime.host_state().hosted
+
+
+def test_a_gateway_address_in_use_is_reported_with_what_to_do(tmp_path) -> None:
+    from backends.localfn.runtime import GatewayAddressInUse
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        runtime = LocalFunctionsRuntime(tmp_path / "data", "127.0.0.1", port)
+        with pytest.raises(GatewayAddressInUse, match=f"cannot listen on 127.0.0.1:{port}.*functions.gateway_listen"):
+            runtime.start()
+    assert not runtime.host_state().hosted  # the host lock was given back

@@ -164,3 +164,33 @@ def test_closing_the_pool_stops_every_worker(function) -> None:
     pid = pool.invoke(function, {}, "r1").result["pid"]
     pool.close()
     assert not process_exists(pid)
+
+
+def test_a_busy_worker_dies_with_its_host_process(tmp_path: Path) -> None:
+    """A host killed with SIGKILL cannot stop its workers; the kernel must (parent-death signal)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    deploy(tmp_path / "data", tmp_path, "sleeper", """
+        import os, pathlib, time
+        def handler(event, context):
+            pathlib.Path(event["marker"]).write_text(str(os.getpid()))
+            time.sleep(60)
+    """, timeout="120s")
+    marker = tmp_path / "running"
+    host = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+        from backends.localfn.pool import WorkerPool
+        from backends.localfn.store import FunctionStore
+        function = FunctionStore({str(tmp_path / "data")!r}).get("sleeper")
+        WorkerPool().invoke(function, {{"marker": {str(marker)!r}}}, "r1")
+    """)])
+    try:
+        worker_pid = int(wait_until(lambda: marker.exists() and marker.read_text()))
+        assert process_exists(worker_pid)  # busy in the handler
+    finally:
+        host.kill()
+        host.wait()
+    wait_until(lambda: not process_exists(worker_pid))

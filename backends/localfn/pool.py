@@ -139,8 +139,10 @@ class WorkerPool:
         if worker is None:
             try:
                 worker = self._spawner.submit(self._start, function).result()
-            except BaseException:
+            except BaseException as exc:
                 self._release(group, None, reusable=False)
+                if self._closed:  # the spawner was shut down under us
+                    raise PoolClosed("the local functions runtime is stopping") from exc
                 raise
             with self._lock:
                 self._running.add(worker)
