@@ -88,8 +88,9 @@ def _profile_region(profile: str | None) -> str | None:
         return None  # reported when the location is first used
 
 
-class AwsCallError(Exception):
-    """AWS refused one request (not the connection or the credentials)."""
+class AwsCallError(ValueError):
+    """AWS refused one request (not the connection or the credentials): a ValueError, so the
+    commands report it in one line like other refused requests."""
 
     def __init__(self, location: AwsLocation, operation: str, code: str, message: str) -> None:
         super().__init__(f"{operation} in {location.region}: {code}: {one_line(message)}")
