@@ -75,8 +75,10 @@ class PullProgress:
             self.layers[layer] = (int(detail.get("current") or 0), int(detail["total"]))
         if layer and status in ("Download complete", "Pull complete", "Already exists"):
             self.finished.add(layer)
+            if layer in self.layers:  # complete: the last progress message may have come earlier
+                self.layers[layer] = (self.layers[layer][1], self.layers[layer][1])
         now = self.clock()
-        if status.startswith("Pulling from") or now - self._last_report >= PROGRESS_EVERY:
+        if status.startswith("Pulling from") or status == "Pull complete" or now - self._last_report >= PROGRESS_EVERY:
             self._last_report = now
             self.report(self.line())
 
