@@ -1,22 +1,38 @@
 """What applying a document would send, per kind, without contacting anything.
 
-Each runtime backend registers a pure renderer for its kind in RENDERERS; the tuning renderer
-lives in rtm. A kind without a renderer is reported as such rather than silently skipped.
+Each kind's renderer is named as "module:function" and imported only when a document of that
+kind is rendered, so rendering a tuning spec never loads a backend. Renderers are pure:
+(document, spec, base_dir) -> a JSON-ready value.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Callable
 
 from rtm.documents import Document
-from rtm.tuning import render_tuning
 
-# kind -> renderer(document, spec, base_dir) -> JSON-ready value
-Renderer = Callable[[Document, Any, Path], Any]
-RENDERERS: dict[str, Renderer] = {
-    "PerformanceTuning": lambda _doc, spec, _base: render_tuning(spec),
+RENDERERS: dict[str, str] = {
+    "PerformanceTuning": "console.render:render_tuning_spec",
+    "ContainerRuntime": "backends.docker:render_container_runtime",
+    "VirtualMachineRuntime": "backends.libvirt.handler:render_document",
+    "ServerlessRuntime": "backends.aws_lambda.mapping:render_document",
 }
+
+
+def render_tuning_spec(_document: Document, spec: Any, _base_dir: Path) -> Any:
+    from rtm.tuning import render_tuning
+
+    return render_tuning(spec)
+
+
+def renderer(kind: str) -> Callable[[Document, Any, Path], Any] | None:
+    target = RENDERERS.get(kind)
+    if target is None:
+        return None
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def render_documents(documents: tuple[Document, ...], base_dir: Path) -> list[dict]:
@@ -26,9 +42,9 @@ def render_documents(documents: tuple[Document, ...], base_dir: Path) -> list[di
         if document.name:
             entry["name"] = document.name
         for kind, spec in document.specs.items():
-            renderer = RENDERERS.get(kind)
-            if renderer is not None:
-                entry[kind] = renderer(document, spec, base_dir)
+            render = renderer(kind)
+            if render is not None:
+                entry[kind] = render(document, spec, base_dir)
         if document.nodes is not None:
             entry["Nodes"] = [{"id": n.id, "cpu_millis": n.cpu, "memory_bytes": n.memory, "labels": n.all_labels, "weight": n.weight, "connections": n.connections} for n in document.nodes]
         rendered.append(entry)

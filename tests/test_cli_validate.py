@@ -158,3 +158,25 @@ def test_mangled_files_through_the_cli_never_print_a_traceback(tmp_path: Path) -
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert "not UTF-8" in result.stdout and "too many values" in result.stdout
+
+
+def test_render_runtime_kinds_contacts_nothing_and_loads_no_sdk() -> None:
+    """Each runtime kind renders what its backend would send, without importing an SDK."""
+    code = (
+        "import sys, json; from pathlib import Path; from rtm.documents import load_file; from console.render import render_documents\n"
+        "out = {}\n"
+        "for name in ('workload-web', 'vm-runtime', 'serverless-runtime'):\n"
+        "    p = Path('sample-specs') / f'{name}.yaml'\n"
+        "    out[name] = render_documents(load_file(p).documents, p.parent)\n"
+        "print(json.dumps({'out': out, 'sdks': sorted(m for m in ('docker', 'libvirt', 'boto3') if m in sys.modules)}, default=str))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["sdks"] == []
+    container = data["out"]["workload-web"][0]["ContainerRuntime"]
+    assert container["requests"][0]["path"] == "/containers/create?name=web-0"
+    vm = data["out"]["vm-runtime"][0]["VirtualMachineRuntime"][0]
+    assert "<smm state=\"on\" />" in vm["domain_xml"] and "qcow2" in vm["volume_xml"]
+    function = data["out"]["serverless-runtime"][0]["ServerlessRuntime"]
+    assert function["CreateFunction"]["Runtime"] == "python3.12"
