@@ -76,6 +76,7 @@ def _run(ctx: AppContext, args: argparse.Namespace) -> int:
         samples_dir=_samples_dir(),
         backends={backend.name: backend for backend in backends},
         exporter_note=exporter_note,
+        poll_clock=poller.clock,
     )
     app = RtmConsole(services, options)
     poller.start()

@@ -21,6 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from console.gate import ACTIONS, register_action
+
+try:  # declares workload.apply, resource.delete, node.cordon and node.uncordon
+    import console.commands.resources  # noqa: F401
+except ImportError:  # without the resource commands those actions are simply not offered
+    pass
 from console.tui.services import ConsoleServices
 
 # The console's own change: writing a spec file from the editor (kept as NAME~ beforehand).

@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -45,7 +45,7 @@ from console.tui.screens.placement import PlacementScreen
 from console.tui.screens.scaling import ScalingScreen
 from console.tui.services import ConsoleOptions, ConsoleServices
 from console.tui.views import NodeRates, Row, row_key
-from console.tui.widgets.status_header import StatusHeader, header_text
+from console.tui.widgets.status_header import HeaderInfo, StatusHeader
 from themes import EDITOR_THEMES, STYLESHEET, THEME_NAMES, THEMES
 
 # (pane id, title, key)
@@ -108,6 +108,7 @@ class RtmConsole(App[int]):
             self.register_theme(theme)
         self.theme = self.options.theme if self.options.theme in THEMES else "dark"
         self.history = NodeHistory()
+        self._history_lock = threading.Lock()  # fed on poller threads, read on the event loop
         self.paused = False
         self.state: PollState | None = None
         self._pending: PollState | None = None
@@ -120,18 +121,24 @@ class RtmConsole(App[int]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield StatusHeader(self._header())
-        with TabbedContent(initial="nodes", id="panes"):
+        # Kept by reference: while another screen is on top, queries would not find them.
+        self.header = StatusHeader(self._header())
+        self.tabs = TabbedContent(initial="nodes", id="panes")
+        self.panes = {pane: PANE_CLASSES[pane](id=f"pane-{pane}") for pane, _, _ in PANES}
+        yield self.header
+        with self.tabs:
             for pane, title, key in PANES:
                 with TabPane(f"{key} {title}", id=pane):
-                    yield PANE_CLASSES[pane](id=f"pane-{pane}")
+                    yield self.panes[pane]
         yield Footer()
 
     def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self._theme_changed(self.current_theme)
         self._unsubscribe = self.services.source.subscribe(self._on_poll)
-        self._apply_state(self.services.source.latest())
+        latest = self.services.source.latest()
+        self._record_history(latest)
+        self._apply_state(latest)
         self._retune_intervals("nodes")
         self.pane("nodes").focus_table()  # type: ignore[attr-defined]
         if self.options.kiosk and self.options.cycle_interval > 0:
@@ -142,16 +149,18 @@ class RtmConsole(App[int]):
             self._unsubscribe()
 
     def pane(self, pane_id: str) -> Any:
-        return self.query_one(f"#pane-{pane_id}")
+        return self.panes[pane_id]
 
     @property
     def active_pane(self) -> str:
-        return self.query_one(TabbedContent).active or "nodes"
+        return self.tabs.active or "nodes"
 
     # ------------------------------------------------------------------ live data
 
     def _on_poll(self, state: PollState) -> None:
-        """Called on a poller thread: keep the newest state, wake the app once."""
+        """Called on a poller thread: record the node history (every poll counts, even while
+        the screen is busy or paused), keep the newest state, wake the app once."""
+        self._record_history(state)
         with self._pending_lock:
             if self._pending is None or state.version > self._pending.version:
                 self._pending = state
@@ -170,8 +179,7 @@ class RtmConsole(App[int]):
         if self.state is not None and state.version < self.state.version:
             return
         self.state = state
-        self._record_history(state)
-        self.query_one(StatusHeader).update(self._header())
+        self.header.show(self._header())
         if self.paused:
             return
         active = self.active_pane
@@ -182,24 +190,34 @@ class RtmConsole(App[int]):
 
     def _record_history(self, state: PollState) -> None:
         keys = set()
-        for backend in state.of_kind("nodes"):
-            if backend.snapshot is None:
-                continue
-            for node in backend.snapshot.items:
-                key = row_key(node, backend.name)
-                keys.add(key)
-                self.history.add(key, node, backend.snapshot.taken_at)  # type: ignore[arg-type]
-        self.history.forget_missing(keys)
+        with self._history_lock:
+            for backend in state.of_kind("nodes"):
+                if backend.snapshot is None:
+                    continue
+                for node in backend.snapshot.items:
+                    key = row_key(node, backend.name)
+                    keys.add(key)
+                    self.history.add(key, node, backend.snapshot.taken_at)  # type: ignore[arg-type]
+            self.history.forget_missing(keys)
 
     def node_rates(self) -> dict[str, NodeRates]:
-        return dict(self.history.rates())
+        with self._history_lock:
+            return dict(self.history.rates())
 
-    def _header(self) -> Any:
-        return header_text(
+    def node_series(self, key: str) -> dict[str, list[float]]:
+        """A copy of one node's recent history, by series name (cpu, memory, disk, network)."""
+        with self._history_lock:
+            series = self.history.series(key)
+            if series is None:
+                return {}
+            return {name: list(getattr(series, name)) for name in ("cpu", "memory", "disk", "network")}
+
+    def _header(self) -> HeaderInfo:
+        return HeaderInfo(
             self.options.mode,
             self.options.kiosk_lock,
             self.state,
-            self.services.unavailable,
+            tuple(self.services.unavailable),
             self.options.refresh_interval,
             self.paused,
             self.services.exporter_note,
@@ -218,7 +236,8 @@ class RtmConsole(App[int]):
             except KeyError:
                 continue
 
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+    @on(TabbedContent.TabActivated, "#panes")
+    def _pane_activated(self, event: TabbedContent.TabActivated) -> None:
         pane_id = event.pane.id or "nodes"
         self._retune_intervals(pane_id)
         pane = self.pane(pane_id)
@@ -232,7 +251,7 @@ class RtmConsole(App[int]):
     # ------------------------------------------------------------------ navigation
 
     def action_show_pane(self, pane_id: str) -> None:
-        self.query_one(TabbedContent).active = pane_id
+        self.tabs.active = pane_id
 
     def _cycle_pane(self) -> None:
         if isinstance(self.screen, Screen) and self.screen is not self.screen_stack[0]:
@@ -327,7 +346,7 @@ class RtmConsole(App[int]):
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
-        self.query_one(StatusHeader).update(self._header())
+        self.header.show(self._header())
         if not self.paused and self.state is not None:
             self._apply_state(self.state)
         self.notify("Display paused: data keeps being collected." if self.paused else "Display resumed.")
@@ -341,8 +360,8 @@ class RtmConsole(App[int]):
 
     def _theme_changed(self, theme: Any) -> None:
         editor_theme = EDITOR_THEMES.get(getattr(theme, "name", ""), "css")
-        for editor in self.query("#spec-editor"):
-            editor.theme = editor_theme  # type: ignore[attr-defined]
+        if hasattr(self, "panes"):
+            self.panes["specs"].editor.theme = editor_theme
 
     # ------------------------------------------------------------------ screens
 

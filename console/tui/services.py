@@ -72,7 +72,8 @@ class ConsoleServices:
     cordons: CordonStore | None = None
     debug_log: Path | None = None
     samples_dir: Path | None = None
-    clock: Callable[[], float] = time.time  # wall clock, for ages and uptimes
+    clock: Callable[[], float] = time.time  # wall clock, for uptimes and decisions
+    poll_clock: Callable[[], float] = time.monotonic  # the poller's clock, for snapshot ages
     backends: Mapping[str, Backend] = field(default_factory=dict)  # by name, as polled
 
     exporter_note: str = ""  # what --metrics-listen did, for the header

@@ -46,6 +46,8 @@ class EventsPane(ResourcePane):
 
     def _show(self, events: list[Event], error: str) -> None:
         self._events, self._log_error = events, error
+        if not self.table.is_mounted:
+            return
         self.table.show_rows(self.rows_from(self._state, 0.0))  # type: ignore[arg-type]
         banner = self.query_one(".banner")
         banner.update(error)  # type: ignore[attr-defined]

@@ -41,9 +41,9 @@ class NodesPane(ResourcePane):
 
     def update_history(self) -> None:
         row = self.table.selected_row()
-        series = self.console.history.series(row.key) if row is not None else None
+        series = self.console.node_series(row.key) if row is not None else {}
         for key, label in SERIES:
-            values = list(getattr(series, key)) if series is not None else []
+            values = series.get(key, [])
             self.query_one(f"#spark-{key}", Sparkline).data = values
             caption = label
             if values:

@@ -81,6 +81,7 @@ class ResourcePane(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.builder = RowBuilder(self.kind) if self.kind != "events" else None
+        self.table = ResourceTable(COLUMNS[self.kind])  # exists before the pane is mounted
         self._state: PollState | None = None
         self._stale = False
 
@@ -92,11 +93,7 @@ class ResourcePane(Vertical):
         yield Static("", classes="banner -empty")
         yield Static(EMPTY_HINTS.get(self.kind, ""), classes="empty-hint -hidden")
         yield Input(placeholder="filter: words that must all appear in a row (Esc clears)")
-        yield ResourceTable(COLUMNS[self.kind])
-
-    @property
-    def table(self) -> ResourceTable:
-        return self.query_one(ResourceTable)
+        yield self.table
 
     # ------------------------------------------------------------------ data
 
@@ -108,12 +105,13 @@ class ResourcePane(Vertical):
             self.refresh_rows()
 
     def refresh_rows(self) -> None:
-        if not self._stale or self._state is None or not self.is_mounted:
-            return
+        if not self._stale or self._state is None or not self.table.is_mounted or not self.query(".banner"):
+            return  # not composed yet: shown when it is
         self._stale = False
-        state, now = self._state, self.console.services.clock()
-        self.table.show_rows(self.rows_from(state, now))
-        self._update_banner(state, now)
+        services = self.console.services
+        state = self._state
+        self.table.show_rows(self.rows_from(state, services.clock()))
+        self._update_banner(state, services.poll_clock())
 
     def rows_from(self, state: PollState, now: float) -> list[Row]:
         assert self.builder is not None

@@ -85,10 +85,10 @@ class SpecsPane(Vertical):
 
     DEFAULT_CSS = """
     SpecsPane #spec-body { height: 1fr; }
-    SpecsPane #spec-files { width: 30; border-right: solid $secondary; }
+    SpecsPane #spec-files { width: 26; }
     SpecsPane #spec-title { height: 1; padding: 0 1; background: $panel; }
     SpecsPane TextArea { height: 1fr; }
-    SpecsPane #spec-findings { height: 6; border-top: solid $secondary; }
+    SpecsPane #spec-findings { height: 6; }
     SpecsPane #spec-status { height: 1; padding: 0 1; }
     """
 

@@ -46,7 +46,7 @@ class DetailsScreen(ModalScreen[None]):
         self.handler = handler
         self.resource_name = name
         self.follow_logs = follow_logs
-        self._closing = threading.Event()
+        self._stop_streams = threading.Event()
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -77,7 +77,7 @@ class DetailsScreen(ModalScreen[None]):
             text = str(exc)
         except Exception as exc:  # shown as one line naming the debug log, never a traceback
             text = log_exception(exc, f"describe {self.resource_name}")
-        if not self._closing.is_set():
+        if not self._stop_streams.is_set():
             self.app.call_from_thread(self.query_one("#describe", Static).update, text)
 
     @work(thread=True, group="details")
@@ -85,7 +85,7 @@ class DetailsScreen(ModalScreen[None]):
         log = self.query_one("#logs", RichLog)
         try:
             for line in self.handler.logs(self.resource_name, follow=True, tail=LOG_TAIL):
-                if self._closing.is_set():
+                if self._stop_streams.is_set():
                     return
                 self.app.call_from_thread(log.write, line)
         except BackendUnavailable as exc:
@@ -94,9 +94,9 @@ class DetailsScreen(ModalScreen[None]):
             message = log_exception(exc, f"logs of {self.resource_name}")
         else:
             message = "(the log stream ended)"
-        if not self._closing.is_set():
+        if not self._stop_streams.is_set():
             self.app.call_from_thread(log.write, message)
 
     def action_close(self) -> None:
-        self._closing.set()
+        self._stop_streams.set()
         self.dismiss(None)

@@ -49,17 +49,21 @@ class ResourceTable(DataTable):
     def on_mount(self) -> None:
         for column in self.resource_columns:
             self.add_column(self._header(column), key=column.key)
+        if self._all_rows:
+            self._apply()
 
     # ------------------------------------------------------------------ public interface
 
-    def show_rows(self, rows: Sequence[Row]) -> TableDiff:
-        """Make the table show `rows` (through the current filter and sort)."""
+    def show_rows(self, rows: Sequence[Row]) -> TableDiff | None:
+        """Make the table show `rows` (through the current filter and sort); before the table
+        is mounted the rows are kept and shown when it is."""
         self._all_rows = list(rows)
-        return self._apply()
+        return self._apply() if self.is_mounted else None
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text
-        self._apply()
+        if self.is_mounted:
+            self._apply()
 
     def sort_by(self, column: int) -> None:
         """Sort by a column; choosing the same column again reverses the order."""

@@ -1,15 +1,16 @@
-"""The header: the console's mode and each backend's availability, in one or two lines.
+"""The header: the console's mode and each backend's availability, in one to three lines.
 
-`interactive` or `KIOSK` (with `[locked]` when the keyboard cannot quit), then every backend
-as `name: state` (connected, unreachable, not installed, sandbox, read-only), the refresh
-interval and whether the display is paused. Words, not only colours, so it reads the same in
+`interactive` or `KIOSK read-only` (with `[locked]` when the keyboard cannot quit), PAUSED
+when the display is paused, then every backend as `name state` (up, DOWN, not installed,
+connecting; "(sandbox)" and "(read-only)" where they apply), and the refresh interval. Words, not only colours, so it reads the same in
 monochrome (NO_COLOR) and high contrast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import dataclass
 
+from rich.console import Console
 from rich.text import Text
 from textual.widgets import Static
 
@@ -18,23 +19,37 @@ from console.poller import PollState
 
 STATE_WORDS = {
     "pending": "connecting",
-    "connected": "connected",
-    "unreachable": "unreachable",
+    "connected": "up",
+    "unreachable": "DOWN",
     "not_installed": "not installed",
-    "disabled": "disabled",
+    "disabled": "off",
 }
 STATE_STYLES = {"connected": "bold", "unreachable": "bold reverse", "not_installed": "dim", "pending": "italic"}
 
 
-def header_text(
-    mode: str,
-    locked: bool,
-    state: PollState | None,
-    unavailable: Iterable[Availability],
-    interval: float,
-    paused: bool,
-    note: str = "",
-) -> Text:
+@dataclass(frozen=True)
+class HeaderInfo:
+    mode: str
+    locked: bool
+    state: PollState | None
+    unavailable: tuple[Availability, ...]
+    interval: float
+    paused: bool
+    note: str = ""
+
+
+def header_text(info: HeaderInfo, width: int = 0, console: Console | None = None) -> Text:
+    """The full header; when it would take more than two lines of `width`, a summary that
+    still names every backend that is not up."""
+    full = _header(info, compact=False)
+    if not width:
+        return full
+    lines = len(full.wrap(console, width)) if console is not None else -(-full.cell_len // width)
+    return full if lines <= 2 else _header(info, compact=True)
+
+
+def _header(info: HeaderInfo, compact: bool) -> Text:
+    mode, locked, state, unavailable = info.mode, info.locked, info.state, info.unavailable
     text = Text()
     text.append(" rtm-console ", style="bold reverse")
     text.append(" ")
@@ -44,34 +59,56 @@ def header_text(
             text.append(" [locked]", style="bold")
     else:
         text.append("interactive")
-    text.append(f"  refresh {interval:g}s")
-    if paused:
-        text.append("  PAUSED", style="bold reverse")
-    text.append("  │ ")
+    if info.paused:
+        text.append(" PAUSED", style="bold reverse")
+    text.append(" │ ")
     entries: list[tuple[str, Availability]] = []
     if state is not None:
         entries += [(name, backend.availability) for name, backend in state.backends.items()]
     entries += [(availability.backend, availability) for availability in unavailable]
+    if compact:
+        up = sum(1 for _, availability in entries if availability.state == "connected")
+        text.append(f"{len(entries)} backends, {up} up")
+        entries = [(name, a) for name, a in entries if a.state != "connected"]
+        if entries:
+            text.append("; ")
     for index, (name, availability) in enumerate(entries):
         if index:
             text.append("  ")
-        text.append(f"{name}: ")
+        text.append(f"{name} ")
         text.append(STATE_WORDS.get(availability.state, availability.state), style=STATE_STYLES.get(availability.state, ""))
         if availability.sandbox:
-            text.append(" [sandbox]", style="italic")
+            text.append(" (sandbox)", style="italic")
         if availability.read_only:
-            text.append(" [read-only]", style="italic")
-    if note:
-        text.append(f"  │ {note}")
+            text.append(" (read-only)", style="italic")
+    text.append(f" │ every {info.interval:g}s")
+    if info.note:
+        text.append(f" │ {info.note}")
     return text
 
 
 class StatusHeader(Static):
+    """Shows a HeaderInfo, re-laid out for the terminal's width."""
+
+    def __init__(self, info: HeaderInfo) -> None:
+        super().__init__()
+        self.info = info
+
+    def show(self, info: HeaderInfo) -> None:
+        self.info = info
+        self.refresh(layout=True)
+
+    def render(self) -> Text:
+        return header_text(self.info, self.size.width, self.app.console)
+
+    def on_resize(self) -> None:
+        self.refresh(layout=True)
+
     DEFAULT_CSS = """
     StatusHeader {
         dock: top;
         height: auto;
-        max-height: 2;
+        max-height: 3;
         background: $panel;
         color: $foreground;
     }
