@@ -14,7 +14,6 @@ import pytest
 from console.eventlog import EventLog
 from console.gate import ActionGate
 from console.supervisor.autoscaler import history_path, load_history, save_history
-from console.supervisor.engines import parse_docker_time
 from console.supervisor.membership import UpstreamWriter
 from console.supervisor.probe_runner import http_probe, tcp_probe
 from console.supervisor.runtime import engine_detection
@@ -75,11 +74,6 @@ def test_specs_with_errors_are_reported_and_skipped(tmp_path):
     specs = load_workloads(tmp_path)
     assert list(specs.workloads) == ["web"]
     assert len(specs.problems) == 1 and "bad.yaml" in specs.problems[0]
-
-
-def test_docker_timestamps_with_nanoseconds():
-    assert parse_docker_time("2026-01-02T03:04:05.123456789Z") == pytest.approx(1767323045.123456)
-    assert parse_docker_time("0001-01-01T00:00:00Z") is None
 
 
 # --- probes against real local servers -----------------------------------------------------------

@@ -10,8 +10,8 @@ it. A scaling event is recorded only after the change succeeded.
 
 Vertical: the usage seen at each evaluation (per replica) is kept in a rolling window;
 `rtm.autoscaling.recommend_vertical` turns it into cpu and memory limits, applied to every
-running replica with an in-place update (NanoCpus, Memory and MemorySwap together, so a raised
-memory limit is never above its swap limit). Replicas created later get the spec's limits.
+running replica in place by the Docker backend's `update_limits` (the swap limit moves with
+the memory limit). Replicas created later get the spec's limits.
 """
 
 from __future__ import annotations
@@ -139,30 +139,25 @@ def execute_scale(workload: Workload, engines: Sequence[Engine], gate: ActionGat
     return done, result.message
 
 
-def resize_values(recommendation: VerticalRecommendation) -> dict[str, int]:
-    values: dict[str, int] = {}
-    if recommendation.cpu.changes and recommendation.cpu.recommended is not None:
-        values["NanoCpus"] = recommendation.cpu.recommended * 1_000_000
-    if recommendation.memory.changes and recommendation.memory.recommended is not None:
-        values["Memory"] = recommendation.memory.recommended
-        values["MemorySwap"] = recommendation.memory.recommended  # the limit is the whole allowance
-    return values
+def limits_to_set(recommendation: VerticalRecommendation) -> tuple[int | None, int | None]:
+    """(cpu millis, memory bytes) to set; None leaves that limit as it is."""
+    cpu = recommendation.cpu.recommended if recommendation.cpu.changes else None
+    memory = recommendation.memory.recommended if recommendation.memory.changes else None
+    return cpu, memory
 
 
 def execute_resize(workload: Workload, engines: Sequence[Engine], gate: ActionGate, events: EventLog,
                    replicas: Sequence[Replica], recommendation: VerticalRecommendation) -> bool:
-    values = resize_values(recommendation)
-    if not values:
+    cpu, memory = limits_to_set(recommendation)
+    if cpu is None and memory is None:
         return False
     by_name = {engine.name: engine for engine in engines}
     running = [r for r in replicas if r.running and r.engine in by_name]
 
     def resize() -> list[str]:
-        for replica in running:
-            by_name[replica.engine].update_resources(replica.id, values)
-        return [f"{r.name}@{r.engine}" for r in running]
+        return [by_name[replica.engine].update_limits(replica.id, cpu, memory) for replica in running]
 
-    result = gate.run(RESIZE.name, f"workload/{workload.name}", values, resize)
+    result = gate.run(RESIZE.name, f"workload/{workload.name}", {"cpu_millis": cpu, "memory_bytes": memory}, resize)
     if not result.ok:
         events.record("scale_failed", result.message, workload=workload.name, target=f"workload/{workload.name}")
         return False
