@@ -7,7 +7,8 @@ served by a LocalFunctionsRuntime on an ephemeral loopback port in this process.
    counts: requests/s and wrk's p50/p99 latency. Every request runs in a worker process.
 2. The same wrk run against a path with no route (answered 404 by the gateway itself, no
    worker): the HTTP server's own ceiling, to show how much of the cost is the server.
-3. A Python client on one keep-alive connection, sequential: per-request latency p50/p99.
+3. A Python client on one keep-alive connection, sequential: per-request latency p50/p99; and
+   the same number of invocations straight into the pool, without HTTP.
 4. Cold start: a new worker process started and its handler imported, until ready (the pool's
    spawn + init), and the first request through the gateway after a deploy (cold, end to end).
 
@@ -90,6 +91,20 @@ def python_client(host: str, port: int, path: str, count: int) -> dict[str, floa
             "p50_ms": timings[len(timings) // 2], "p99_ms": timings[int(len(timings) * 0.99) - 1]}
 
 
+def in_process(runtime: LocalFunctionsRuntime, name: str, count: int) -> dict[str, float]:
+    """Invocations straight into the pool (no HTTP): the worker round trip plus the record."""
+    timings = []
+    began = time.perf_counter()
+    for _ in range(count):
+        start = time.perf_counter()
+        assert runtime.invoke(name, {}).result.ok
+        timings.append((time.perf_counter() - start) * 1000)
+    elapsed = time.perf_counter() - began
+    timings.sort()
+    return {"requests": count, "requests_per_second": count / elapsed,
+            "p50_ms": timings[len(timings) // 2], "p99_ms": timings[int(len(timings) * 0.99) - 1]}
+
+
 def cold_starts(runtime: LocalFunctionsRuntime, name: str, count: int) -> dict[str, float]:
     function = runtime.functions()[name]
     config = {"handler": function.definition.handler, "memory_bytes": function.definition.memory_bytes,
@@ -152,6 +167,7 @@ def main(argv: list[str]) -> int:
             else:
                 print("wrk not found: skipping the wrk runs", file=sys.stderr)
             results["python_client"] = python_client(host, int(port), "/trivial", args.python_requests)
+            results["in_process"] = in_process(runtime, "trivial", args.python_requests)
             results["cold_start_worker"] = cold_starts(runtime, "trivial", args.cold_starts)
             results["cold_first_request"] = first_request_after_deploy(runtime, folder, host, int(port), 5)
         finally:
@@ -177,6 +193,9 @@ def markdown(results: dict) -> str:
     py = results["python_client"]
     lines.append(f"| Python client, sequential keep-alive | 1 | {py['requests_per_second']:,.0f} "
                  f"| {py['p50_ms']:.2f} ms | {py['p99_ms']:.2f} ms |")
+    direct = results["in_process"]
+    lines.append(f"| in-process invoke, no HTTP (worker round trip + record) | 1 | {direct['requests_per_second']:,.0f} "
+                 f"| {direct['p50_ms']:.2f} ms | {direct['p99_ms']:.2f} ms |")
     cold = results["cold_start_worker"]
     first = results["cold_first_request"]
     lines += ["", "| cold start | n | p50 | max |", "|---|---:|---:|---:|",

@@ -300,3 +300,29 @@ def test_a_gateway_address_in_use_is_reported_with_what_to_do(tmp_path) -> None:
         with pytest.raises(GatewayAddressInUse, match=f"cannot listen on 127.0.0.1:{port}.*functions.gateway_listen"):
             runtime.start()
     assert not runtime.host_state().hosted  # the host lock was given back
+
+
+def test_boto3_invokes_a_local_function_through_the_gateway(runtime, echo, monkeypatch) -> None:
+    import boto3
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    client = boto3.client("lambda", endpoint_url=runtime.url)
+    answer = client.invoke(FunctionName="echo", Payload=json.dumps({"rawPath": "/ok"}), LogType="Tail")
+    assert answer["StatusCode"] == 200 and "FunctionError" not in answer
+    assert json.loads(answer["Payload"].read())["statusCode"] == 200
+    assert answer["ExecutedVersion"] == "1"
+    failed = client.invoke(FunctionName="echo", Payload=json.dumps({"rawPath": "/fail"}))
+    assert failed["FunctionError"] == "Unhandled"
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName="nobody", Payload=b"{}")
+
+
+def test_a_post_without_a_body_or_length_reaches_the_function(runtime, echo) -> None:
+    host, port = runtime.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(b"POST /empty HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")

@@ -8,9 +8,8 @@ response. What the gateway answers itself, with API Gateway's `{"message": ...}`
     413  a body over `max_body_bytes` (6 MB by default, Lambda's limit for a synchronous
          invoke), refused from its Content-Length before it is read, or while a chunked body
          is read; the connection is then closed
-    411  a POST/PUT/PATCH body with neither Content-Length nor chunked encoding is read to
-         the end of the connection by nobody: it is refused
 
+(a request with neither Content-Length nor chunked encoding has no body, as HTTP/1.1 says),
 and from the runtime: 502 for a handler error, a crash, out of memory or a malformed response,
 504 for a timeout, 429 when the function's workers all stay busy.
 
@@ -109,9 +108,6 @@ class _Handler(BaseHTTPRequestHandler):
         except BadRequest as exc:
             self._send(answer(HTTPStatus.BAD_REQUEST, str(exc)), request_id, close=True)
             return
-        except LengthRequired:
-            self._send(answer(HTTPStatus.LENGTH_REQUIRED, "Length Required"), request_id, close=True)
-            return
         split = urlsplit(self.path)
         raw_path = split.path or "/"
         backend = self.server.backend
@@ -159,8 +155,6 @@ class _Handler(BaseHTTPRequestHandler):
             return self._read_chunked(limit)
         value = self.headers.get("Content-Length")
         if value is None:
-            if self.command in ("POST", "PUT", "PATCH"):
-                raise LengthRequired()
             return b""
         if not value.strip().isdigit():
             raise BadRequest(f"Content-Length {value!r} is not a number")
@@ -249,10 +243,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's name)
         logger.debug("%s %s", self.client_address[0], format % args)
-
-
-class LengthRequired(Exception):
-    pass
 
 
 class _Server(ThreadingHTTPServer):
