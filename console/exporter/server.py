@@ -172,6 +172,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: Prometheus reuses its connection
     server_version = "rtm-console-exporter"
     timeout = IDLE_TIMEOUT
+    # Headers and body leave in two writes; with Nagle's algorithm the second waits for the
+    # client's delayed ACK (40 ms on Linux) on every keep-alive scrape.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
