@@ -401,7 +401,16 @@ def test_stats_restart_of_a_domain_starts_its_rates_afresh() -> None:
 
 
 @pytest.fixture()
-def sandbox_handler(run_id: str):
+def needs_libvirt_python() -> None:
+    from backends.libvirt.connection import libvirt_installed
+    from fixtures import require_service
+
+    if not libvirt_installed():
+        require_service("libvirt-python", "not installed")
+
+
+@pytest.fixture()
+def sandbox_handler(run_id: str, needs_libvirt_python: None):
     handler = make_libvirt_handlers([], sandbox=True)["vm"]
     yield handler
     for backend in handler.backends:
@@ -483,7 +492,7 @@ def test_sandbox_host_is_a_scheduler_node_carrying_libvirt(sandbox_handler: Libv
     assert node.cpu_millis > 0 and node.id == "libvirt@sandbox"
 
 
-def test_unknown_uri_is_unreachable_with_uri_cause_and_hint() -> None:
+def test_unknown_uri_is_unreachable_with_uri_cause_and_hint(needs_libvirt_python: None) -> None:
     backend = LibvirtBackend("qemu:///system?socket=/nonexistent/libvirt-sock")
     with pytest.raises(BackendUnavailable) as caught:
         backend.poll()
