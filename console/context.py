@@ -46,6 +46,7 @@ class AppContext:
     events: EventLog
     debug_log: Path
     sandbox: bool = False
+    strict: bool = False  # refuse fallbacks (a VM without KVM) instead of taking them
     _backends: list[Backend] | None = field(default=None, repr=False)
     _handlers: dict[str, RuntimeHandler] | None = field(default=None, repr=False)
     unavailable: list[Availability] = field(default_factory=list)
@@ -82,7 +83,10 @@ def open_context(args: argparse.Namespace, mode: Mode, env: dict[str, str] | Non
     debug_log = setup_debug_log(data)
     confirm = terminal_confirm() if mode == "interactive" else None
     gate = ActionGate(mode, data / AUDIT_LOG_NAME, confirm=confirm, assume_yes=bool(getattr(args, "yes", False)), env=env)
-    return AppContext(config, mode, gate, EventLog.in_data_dir(data), debug_log, sandbox=bool(getattr(args, "sandbox", False)))
+    return AppContext(
+        config, mode, gate, EventLog.in_data_dir(data), debug_log,
+        sandbox=bool(getattr(args, "sandbox", False)), strict=bool(getattr(args, "strict", False)),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,7 +147,9 @@ def _libvirt(ctx: AppContext) -> Any:
         hint = "pip install 'rtm-console[libvirt]' (needs Debian's libvirt-dev and pkg-config to compile)"
         raise _NotInstalled(Availability("libvirt", uris[0], "not_installed", cause=str(exc), hint=hint)) from exc
     module = _optional_module("backends.libvirt", "libvirt", uris[0], "reinstall rtm-console")
-    return module.make_libvirt_backends(uris, read_only=ctx.read_only)
+    options = {"read_only": ctx.read_only, "sandbox": ctx.sandbox, "shutdown_timeout": ctx.config.libvirt.shutdown_timeout}
+    backends = module.make_libvirt_backends(uris, **options)
+    return backends, module.make_libvirt_handlers(uris, strict=ctx.strict, backends=backends, **options)
 
 
 def _functions(ctx: AppContext) -> Any:
