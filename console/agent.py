@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,13 +27,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from backends.base import one_line
 from console.config import ConfigError, ListenAddress
 from console.context import AppContext, open_context
-from console.datadir import FileLock, agent_lock_path, describe_holder, iso_utc, lock_holder
+from console.datadir import FileLock, agent_lock_path, atomic_write, describe_holder, iso_utc, lock_holder
 from console.diagnostics import PROJECT_LOGGERS
 from console.eventlog import Event, EventLog
 from console.supervisor import Supervisor
@@ -43,6 +45,27 @@ log = logging.getLogger("console.agent")
 
 STATE_PATH = "/agent/state"
 STOP_TIMEOUT = 3.0  # seconds each part gets to stop
+AGENT_INFO_NAME = "agent.json"
+
+
+def agent_info_path(data_dir: Path | str) -> Path:
+    return Path(data_dir) / AGENT_INFO_NAME
+
+
+def running_agent(data_dir: Path | str) -> dict[str, Any] | None:
+    """The agent that holds this data folder's lock: {pid, host, started, url, state_url}, or
+    None when no agent runs. A console uses it to show the agent's state instead of running
+    the control loops itself."""
+    holder = lock_holder(agent_lock_path(data_dir))
+    if holder is None:
+        return None
+    try:
+        info = json.loads(agent_info_path(data_dir).read_text())
+    except (OSError, ValueError):
+        info = {}
+    if not isinstance(info, dict) or info.get("pid") != holder.get("pid"):
+        info = {}  # written by an earlier agent, or not yet by this one
+    return {**holder, **info}
 
 
 # --- logging -----------------------------------------------------------------------------------
@@ -166,7 +189,10 @@ class Agent:
         self.started_at = time.time()
         config = ctx.config
         self.events = EchoingEventLog(ctx.events.path)
-        self.engines = [Engine(endpoint) for endpoint in config.docker.endpoints]
+        self.notes: list[str] = []
+        self.backends = self._backends()
+        shared = {b.engine.name: b for b in self.backends if hasattr(b, "engine") and getattr(b, "kind", "") == "containers"}
+        self.engines = [Engine(endpoint, backend=shared.get(endpoint.name)) for endpoint in config.docker.endpoints]
         self.supervisor = Supervisor(
             config.specs_dir, self.engines, ctx.gate, self.events, config.data_dir,
             upstream_path=config.load_balancer.upstream_path, reload_command=config.load_balancer.reload_command,
@@ -177,7 +203,6 @@ class Agent:
         self.state_server: StateServer | None = None
         self.functions_runtime: Any = None
         self.url: str | None = None
-        self.notes: list[str] = []
 
     def state(self) -> dict[str, Any]:
         state = self.supervisor.state()
@@ -204,7 +229,7 @@ class Agent:
             self._serve_state_alone(listen, f"the exporter is not available ({error})")
             return
         try:
-            self.poller = Poller(self._backends(), interval=self.ctx.config.refresh_interval)
+            self.poller = Poller(self.backends, interval=self.ctx.config.refresh_interval)
             self.exporter = serve_from_context(self.ctx, self.poller, started=False)
         except ExporterStartError as error:
             if self.poller is not None:
@@ -256,7 +281,10 @@ class Agent:
             log.warning("local functions runtime not started: %s", error)
             return
         self.functions_runtime = runtime
-        handler = self.ctx.handlers().get("function") if self.poller is not None else None
+        try:
+            handler = self.ctx.handlers().get("function")
+        except Exception:  # the backends could not be built; the runtime serves anyway
+            handler = None
         if handler is not None and hasattr(handler, "attach_runtime"):
             handler.attach_runtime(runtime)
         log.info("local functions runtime serving at %s", runtime.url)
@@ -305,6 +333,8 @@ def run_agent(args: argparse.Namespace) -> int:
         agent = Agent(ctx, options)
         try:
             agent.start()
+            atomic_write(agent_info_path(ctx.config.data_dir), json.dumps(
+                {"pid": os.getpid(), "url": agent.url, "state_url": f"{agent.url}{STATE_PATH}" if agent.url else None}))
             log.info("agent started", extra={"fields": {"pid": agent.state()["agent"]["pid"], "data_dir": str(ctx.config.data_dir),
                                                         "specs_dir": str(ctx.config.specs_dir), "url": agent.url}})
             stop.wait()

@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from console.agent import running_agent
 from console.datadir import agent_lock_path, lock_holder
 from supervisor_support import labels_yaml, wait_for
 
@@ -82,6 +83,8 @@ def test_agent_serves_its_state_refuses_a_second_agent_and_stops_cleanly(tmp_pat
         wait_for(lambda: any(e["kind"] == "probe_passed" for e in _state(port)["events"]), what="a probe event in the state")
         holder = lock_holder(agent_lock_path(tmp_path / "data"))
         assert holder and holder["pid"] == agent.pid and holder["role"] == "agent"
+        found = running_agent(tmp_path / "data")  # what a console reads to show the agent's state
+        assert found["pid"] == agent.pid and found["state_url"] == f"http://127.0.0.1:{port}/agent/state"
 
         second = subprocess.run([sys.executable, "-m", "console.cli", "agent", "--specs", str(tmp_path / "specs"), "--listen", f"127.0.0.1:{_free_port()}"],
                                 env=_env(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -102,6 +105,7 @@ def test_agent_serves_its_state_refuses_a_second_agent_and_stops_cleanly(tmp_pat
     assert agent.returncode == 0
     assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
     assert lock_holder(agent_lock_path(tmp_path / "data")) is None
+    assert running_agent(tmp_path / "data") is None
     records = [json.loads(line) for line in err.splitlines() if line.strip()]
     assert {"time", "level", "logger", "message"} <= set(records[0])
     assert records[-1]["message"] == "agent stopped"

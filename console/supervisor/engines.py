@@ -97,13 +97,16 @@ class Engine:
     """One Docker engine as the supervisor uses it. Changes go through the Docker backend's own
     `ContainerActions` and replica helpers; this adds the supervisor's reads. Thread-safe."""
 
-    def __init__(self, endpoint: EngineEndpoint | Any, timeout: float = 30.0) -> None:
+    def __init__(self, endpoint: EngineEndpoint | Any, timeout: float = 30.0, backend: Any = None) -> None:
+        """`backend`: an existing DockerBackend of this engine to share (the poller's), so one
+        event stream and one stats sampler serve both; it stays its owner's to close."""
         from backends.docker.actions import ContainerActions
         from backends.docker.backend import DockerBackend
 
         self.endpoint = EngineEndpoint.of(endpoint)
         self.name = self.endpoint.name
-        self.backend = DockerBackend(self.endpoint, timeout=timeout)
+        self._owns_backend = backend is None
+        self.backend = backend if backend is not None else DockerBackend(self.endpoint, timeout=timeout)
         self.client: EngineClient = self.backend.client
         self.actions = ContainerActions([self.backend])
 
@@ -196,4 +199,5 @@ class Engine:
         return self.actions.update_limits(container_id, cpu_millis=cpu_millis, memory_bytes=memory_bytes)
 
     def close(self) -> None:
-        self.backend.close()
+        if self._owns_backend:
+            self.backend.close()
