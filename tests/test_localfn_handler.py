@@ -193,3 +193,23 @@ def test_the_backend_is_a_labelled_sandbox_that_says_who_hosts_the_runtime(tmp_p
     finally:
         runtime.stop()
     assert not local_host_state(tmp_path / "data").hosted
+
+
+def test_logs_follow_yields_the_lines_of_new_invocations(tmp_path: Path) -> None:
+    runtime = LocalFunctionsRuntime(tmp_path / "data", "127.0.0.1", 0)
+    runtime.start()
+    try:
+        handler = LocalFunctionsHandler(tmp_path / "data", runtime.url, runtime=runtime)
+        write_function(tmp_path / "followed", SIMPLE)
+        document, base = spec_document(tmp_path, "followed", code="followed")
+        _apply(handler, document, base)
+        handler.invoke("followed", {"n": 1})
+        lines = handler.logs("followed", follow=True, poll_interval=0.05)
+        first = [next(lines) for _ in range(4)]
+        assert first[0].split(" ", 1)[1].startswith("START RequestId:") and first[1] == "called with {'n': 1}"
+        handler.invoke("followed", {"n": 2})
+        later = [next(lines) for _ in range(4)]
+        assert later[1] == "called with {'n': 2}" and later[3].startswith("REPORT RequestId:")
+        lines.close()
+    finally:
+        runtime.stop()

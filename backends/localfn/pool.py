@@ -176,9 +176,9 @@ class WorkerPool:
     def _acquire(self, key: tuple[str, int]) -> tuple[_Group, WorkerProcess | None]:
         """A warm worker, or None with a slot reserved to start one."""
         deadline = self._clock() + self.queue_timeout
-        stale: list[WorkerProcess] = []
-        with self._lock:
-            try:
+        stale: list[WorkerProcess] = []  # died while idle (killed from outside): cleaned up below
+        try:
+            with self._lock:
                 while True:
                     if self._closed:
                         raise PoolClosed("the local functions runtime is stopping")
@@ -189,7 +189,7 @@ class WorkerPool:
                             group.busy += 1
                             self._running.add(worker)
                             return group, worker
-                        stale.append(worker)  # died while idle (killed from outside)
+                        stale.append(worker)
                     if group.busy < self.max_workers:
                         group.busy += 1
                         return group, None
@@ -198,9 +198,9 @@ class WorkerPool:
                         raise Throttled(f"function {key[0]} has {self.max_workers} invocations running; "
                                         f"none finished within {self.queue_timeout:g} s")
                     self._lock.wait(remaining)
-            finally:
-                for worker in stale:
-                    worker.kill()
+        finally:
+            for worker in stale:
+                worker.kill()
 
     def _release(self, group: _Group, worker: WorkerProcess | None, reusable: bool) -> None:
         name, version = group.key
