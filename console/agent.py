@@ -174,6 +174,24 @@ class StateServer:
 # --- the agent ---------------------------------------------------------------------------------
 
 
+class AgentStartError(Exception):
+    """The agent cannot start as configured; the message says why."""
+
+
+@dataclass(frozen=True)
+class _BareServer:
+    """An exporter server serving no metrics (the exporter refused the specs), stopped alike."""
+
+    server: Any
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
 @dataclass(frozen=True)
 class AgentOptions:
     autoscale_interval: float = DEFAULT_INTERVAL
@@ -216,36 +234,48 @@ class Agent:
         return state
 
     def start(self) -> None:
+        self._start_http()  # first: a bad web config or a busy address stops the agent before any loop runs
         self.supervisor.start()
-        self._start_http()
         self._start_functions()
 
     def _start_http(self) -> None:
+        """The exporter with /agent/state added. Specs the exporter refuses cost the metrics,
+        not the state: it is then served by an exporter server with no metrics, still behind
+        the web config. A bad web config or a busy address stops the agent (AgentStartError)."""
         listen = self.ctx.config.exporter.listen
         try:
-            from console.exporter.runtime import ExporterStartError, serve_from_context
+            from prometheus_client import CollectorRegistry
+
+            from console.exporter.runtime import ExporterStartError, read_web_config, serve_from_context
+            from console.exporter.server import ExporterServer
             from console.poller import Poller
         except ImportError as error:
             self._serve_state_alone(listen, f"the exporter is not available ({error})")
             return
         try:
-            self.poller = Poller(self.backends, interval=self.ctx.config.refresh_interval)
-            self.exporter = serve_from_context(self.ctx, self.poller, started=False)
+            web_config = read_web_config(self.ctx.config.exporter.web_config)
         except ExporterStartError as error:
-            if self.poller is not None:
-                self.poller.stop(timeout=STOP_TIMEOUT)
-                self.poller = None
-            self._serve_state_alone(listen, f"the exporter did not start: {one_line(str(error), 300)}")
-            return
-        if not add_state_route(self.exporter.server, self.state):
-            self.exporter.stop()
-            self.exporter = None
+            raise AgentStartError(str(error)) from None
+        self.poller = Poller(self.backends, interval=self.ctx.config.refresh_interval)
+        try:
+            self.exporter = serve_from_context(self.ctx, self.poller, started=False)
+            server = self.exporter.server
+        except ExporterStartError as error:
             self.poller = None
-            self._serve_state_alone(listen, "the exporter's server cannot take the /agent/state route")
-            return
-        self.poller.start()
-        self.exporter.server.mark_started()
-        self.url = self.exporter.url
+            self.notes.append(f"metrics are not served: {one_line(str(error), 300)}")
+            log.warning("metrics are not served: %s", error)
+            try:
+                server = ExporterServer(CollectorRegistry(), listen, web_config, title="rtm-console agent")
+            except OSError as bind_error:
+                raise AgentStartError(f"cannot listen on {listen}: {bind_error.strerror or bind_error}") from None
+            server.start()
+            self.exporter = _BareServer(server)
+        if not add_state_route(server, self.state):
+            raise AgentStartError("the exporter's server cannot take the /agent/state route")
+        if self.poller is not None:
+            self.poller.start()
+        server.mark_started()
+        self.url = server.url
         log.info("serving metrics at %s/metrics and the agent's state at %s%s", self.url, self.url, STATE_PATH)
 
     def _backends(self) -> list[Any]:
@@ -260,7 +290,9 @@ class Agent:
             return [HostBackend(cordoned=CordonStore(self.ctx.config.data_dir).is_cordoned)]
 
     def _serve_state_alone(self, listen: ListenAddress, why: str) -> None:
-        self.notes.append(f"{why}; serving the agent's state alone (no metrics, no web config)")
+        if self.ctx.config.exporter.web_config is not None:
+            raise AgentStartError(f"{why}, and the web config cannot be honoured without it")
+        self.notes.append(f"{why}; serving the agent's state alone (no metrics)")
         log.warning("%s; serving %s alone on %s", why, STATE_PATH, listen)
         self.state_server = StateServer(listen, self.state)
         self.state_server.start()
@@ -343,6 +375,9 @@ def run_agent(args: argparse.Namespace) -> int:
             agent.stop()
         log.info("agent stopped")
         return 0
+    except AgentStartError as error:
+        print(f"rtm-console agent: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(f"rtm-console agent: {error.strerror or error}", file=sys.stderr)
         return 1

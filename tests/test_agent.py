@@ -136,3 +136,30 @@ def test_agent_modules_never_import_textual():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_specs_with_errors_cost_the_metrics_not_the_state(tmp_path):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "broken.yaml").write_text("name: broken\nContainerRuntime:\n  base_image: x\n  restart_policy: sometimes\nHealthCheck: {}\n")
+    port = _free_port()
+    agent = _start_agent(tmp_path, port)
+    try:
+        state = wait_for(lambda: _state(port), what="the agent's state")
+        assert any("broken.yaml" in problem for problem in state["spec_problems"])
+        assert any(note.startswith("metrics are not served") for note in state["agent"]["notes"])
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.communicate(timeout=30)
+    assert agent.returncode == 0
+
+
+def test_a_bad_web_config_stops_the_agent_before_it_serves(tmp_path):
+    (tmp_path / "specs").mkdir()
+    web_config = tmp_path / "web.yml"
+    web_config.write_text("tls_server_config:\n  cert_file: /nonexistent/cert.pem\n  key_file: /nonexistent/key.pem\n")
+    agent = _start_agent(tmp_path, _free_port(), "--web-config", str(web_config))
+    _out, err = agent.communicate(timeout=60)
+    assert agent.returncode == 1
+    assert "rtm-console agent:" in err and "cert" in err
+    assert lock_holder(agent_lock_path(tmp_path / "data")) is None

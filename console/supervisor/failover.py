@@ -129,6 +129,7 @@ class WorkloadSupervisor:
             if key not in current:
                 del self.tracks[key]
                 self.last_seen.pop(key, None)
+                self.budgets.pop(key, None)  # a later container of the same name starts afresh
 
     def _supervise(self, key: Key, replica: Replica, now: float) -> None:
         track = self.tracks.get(key)
