@@ -156,3 +156,18 @@ def test_command_probes_are_cut_at_their_timeout(engine, docker_client, test_ima
         assert engine.exec(container.id, ["sh", "-c", "echo out; exit 4"], timeout=5).exit_code == 4
     finally:
         container.remove(force=True)
+
+
+def test_docker_unhealthy_counts_as_liveness_failure_without_a_liveness_probe(run, engine):
+    h = run("""  command: ["sh", "-c", "touch /tmp/ok; exec sleep 3600"]
+  health_check: {command: ["test", "-e", "/tmp/ok"], interval: 1s, timeout: 0.5s, retries: 1}
+FailoverStrategy:
+  recovery: {auto_restart: true, max_restart_attempts: 3, restart_delay: 1s}
+""")
+    replica = wait_for(lambda: [r for r in h.running() if r.health == "healthy"], what="a healthy replica")[0]
+    target = f"container/{replica.name}@{replica.engine}"
+    engine.exec(replica.id, ["rm", "/tmp/ok"], 5)
+    wait_for(lambda: "restart" in h.kinds(target), what="the restart")
+    scheduled = next(e for e in h.log(target) if e.kind == "restart_scheduled")
+    assert "Docker reports the container unhealthy" in scheduled.message
+    wait_for(lambda: [r for r in h.running() if r.health == "healthy"], what="healthy again after the restart")
