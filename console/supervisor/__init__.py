@@ -10,6 +10,8 @@ them itself only when no agent holds the lock. Never imports textual.
 - placement.py    adding and removing replicas through the scheduler
 - autoscaler.py   horizontal and vertical scaling from live usage
 - runtime.py      the threads that run all of it
+- embedded.py     the loops inside an interactive console, when no agent holds the lock
+- live.py         one-off decisions for `rtm-console scale --workload`
 """
 
 from console.supervisor.runtime import Supervisor
