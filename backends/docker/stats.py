@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -164,6 +165,44 @@ def _read(path: str) -> bytes:
         os.close(fd)
 
 
+class OpenFiles:
+    """Kernel files kept open and re-read with pread at offset 0 (cgroup and /proc files are
+    generated afresh on each read from the start), which saves the path lookup of an open()
+    per file per refresh. At most `budget` descriptors are kept (a quarter of the process's
+    limit by default); files beyond it are opened and closed on each read."""
+
+    def __init__(self, budget: int | None = None) -> None:
+        if budget is None:
+            soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            budget = max(0, min(soft // 4, 8192)) if soft != resource.RLIM_INFINITY else 8192
+        self.budget = budget
+        self._fds: dict[str, int] = {}
+
+    def read(self, path: str) -> bytes:
+        fd = self._fds.get(path)
+        if fd is not None:
+            return os.pread(fd, 1 << 16, 0)
+        if len(self._fds) >= self.budget:
+            return _read(path)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, 1 << 16, 0)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fds[path] = fd
+        return data
+
+    def forget(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            fd = self._fds.pop(path, None)
+            if fd is not None:
+                os.close(fd)
+
+    def close(self) -> None:
+        self.forget(list(self._fds))
+
+
 # --- cgroup files of a local engine ---------------------------------------------------------
 
 
@@ -249,18 +288,22 @@ class CgroupFiles:
                 return cls(2, f"{base}/cpu.stat", f"{base}/memory.current", f"{base}/memory.stat", f"{base}/io.stat", net)
         return None
 
-    def read(self, system_ns: int, online_cpus: int) -> Reading:
-        """Raises OSError when the container is gone."""
-        memory_stat = _read(self.memory_stat)
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.cpu, self.memory_usage, self.memory_stat, self.io, self.net)
+
+    def read(self, system_ns: int, online_cpus: int, read: Callable[[str], bytes] = _read) -> Reading:
+        """Raises OSError (or ValueError on an empty file) when the container is gone."""
+        memory_stat = read(self.memory_stat)
         if self.version == 1:
-            cpu_ns = int(_read(self.cpu))
+            cpu_ns = int(read(self.cpu))
             inactive = stat_value(memory_stat, b"total_inactive_file")
-            block = blkio_v1(_read(self.io))
+            block = blkio_v1(read(self.io))
         else:
-            cpu_ns = cpu_stat_v2_ns(_read(self.cpu))
+            cpu_ns = cpu_stat_v2_ns(read(self.cpu))
             inactive = stat_value(memory_stat, b"inactive_file")
-            block = io_stat_v2(_read(self.io))
-        return Reading(cpu_ns, system_ns, online_cpus, int(_read(self.memory_usage)), inactive, net_dev(_read(self.net)), block)
+            block = io_stat_v2(read(self.io))
+        return Reading(cpu_ns, system_ns, online_cpus, int(read(self.memory_usage)), inactive, net_dev(read(self.net)), block)
 
 
 # --- streaming stats of a remote engine -----------------------------------------------------
@@ -299,10 +342,10 @@ class StatsStream:
     Malformed frames are skipped and counted; the thread ends when the stream ends (container
     stopped or removed, engine gone) or when `stop()` is called."""
 
-    def __init__(self, client: EngineClient, container_id: str) -> None:
+    def __init__(self, client: EngineClient, container_id: str, latest: ContainerStats | None = None) -> None:
         self.client = client
         self.container_id = container_id
-        self.latest: ContainerStats | None = None
+        self.latest = latest  # a restarted stream keeps showing the last figures until its own arrive
         self.malformed_frames = 0
         self.frames = 0
         self._stop = threading.Event()
@@ -377,7 +420,7 @@ class StatsCollector:
     (streams deliver by themselves). `stats(id)` is the latest for one container."""
 
     def __init__(self, client: EngineClient, mode: StatsMode = "auto", *, mounts: CgroupMounts | None = None,
-                 proc: str = "/proc", clock_ticks: int | None = None, stream_factory: Callable[[EngineClient, str], StatsStream] = StatsStream) -> None:
+                 proc: str = "/proc", clock_ticks: int | None = None, stream_factory: Callable[..., StatsStream] = StatsStream) -> None:
         self.client = client
         self.mode = mode
         self.proc = proc
@@ -386,6 +429,7 @@ class StatsCollector:
         self._online_cpus = os.sysconf("SC_NPROCESSORS_ONLN")
         self._stream_factory = stream_factory
         self._tracked: dict[str, _Tracked] = {}
+        self._files = OpenFiles()
         self._lock = threading.Lock()
 
     @property
@@ -404,7 +448,7 @@ class StatsCollector:
             # A stream that ended while its container still runs (engine restart) starts again.
             for container_id, tracked in self._tracked.items():
                 if tracked.stream is not None and not tracked.stream.alive:
-                    tracked.stream = self._stream_factory(self.client, container_id)
+                    tracked.stream = self._stream_factory(self.client, container_id, tracked.stream.latest)
 
     def _track(self, container_id: str, pid: int) -> _Tracked:
         tracked = _Tracked(pid)
@@ -418,6 +462,8 @@ class StatsCollector:
         tracked = self._tracked.pop(container_id)
         if tracked.stream is not None:
             tracked.stream.stop()
+        if tracked.files is not None:
+            self._files.forget(tracked.files.paths)
 
     def sample(self, only: Iterable[str] | None = None) -> None:
         """Reads the cgroup files now (of `only` those containers, when given)."""
@@ -430,7 +476,7 @@ class StatsCollector:
             for _container_id, tracked in local:
                 assert tracked.files is not None
                 try:
-                    current = tracked.files.read(system_ns, self._online_cpus)
+                    current = tracked.files.read(system_ns, self._online_cpus, self._files.read)
                 except (OSError, ValueError):
                     continue  # it stopped since the last event; the next reconcile drops it
                 tracked.stats = ContainerStats.of(current, self._ratio(tracked, current))
@@ -472,4 +518,5 @@ class StatsCollector:
         with self._lock:
             for container_id in list(self._tracked):
                 self._forget(container_id)
+            self._files.close()
 
