@@ -416,7 +416,7 @@ def run_events(args: argparse.Namespace) -> int:
 def run_config(args: argparse.Namespace) -> int:
     ctx = _context(args)
     if ctx is None:
-        return 1
+        return 2  # an invalid configuration is a usage error, as for every other command
     print(json.dumps(config_as_json(ctx.config), indent=2) if args.json else render_config(ctx.config))
     return 0
 
