@@ -622,3 +622,14 @@ def test_describe_node_and_cordon_show_in_get_nodes(cli_env: dict[str, str]) -> 
     uncordoned = rtm_console(cli_env, "uncordon", host)
     assert (uncordoned.returncode, uncordoned.stdout) == (0, f"node/{host} uncordoned\n"), uncordoned.stderr
     assert this_node(cli_env)["cordoned"] is False
+
+
+def test_cordon_refuses_a_node_that_does_not_exist(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, RTM_DATA_DIR=str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "console.cli", "cordon", "node/no-such-node"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2 and 'no node is named "no-such-node"' in result.stderr
+    assert not (tmp_path / "cordons.json").exists()

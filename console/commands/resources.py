@@ -194,7 +194,7 @@ def _apply_documents(ctx: AppContext, documents: list[tuple[Path, Document]], ar
         print(f"failed: {document.label}: {result.message}", file=sys.stderr)
         if done:
             print(f"applied before the failure: {', '.join(done)}", file=sys.stderr)
-        rest = [d.label for _b, d, _h, _c in plans[index + 1:]]
+        rest = [d.label for _b, d, _h, c in plans[index + 1:] if any(x.action != "unchanged" for x in c)]
         if rest:
             print(f"not attempted: {', '.join(rest)}", file=sys.stderr)
         return 1
@@ -362,7 +362,10 @@ def run_describe(args: argparse.Namespace) -> int:
     if ctx is None:
         return 2
     try:
-        kind, name = _find(ctx, args.target)
+        try:
+            kind, name = _find(ctx, args.target)
+        except LookupError as exc:  # an unknown kind, or an ambiguous or unknown name: usage
+            return _fail(str(exc), 2)
         if kind == "node":
             details = next((to_jsonable(n) for n in _nodes(ctx) if n.id == name), None)
             if details is None:
@@ -430,6 +433,13 @@ def run_cordon(args: argparse.Namespace) -> int:
         return 2
     cordon = args.command == "cordon"
     store = CordonStore(ctx.config.data_dir)
+    if cordon:
+        from console.placement import live_nodes
+
+        known = [node.id for node in live_nodes(ctx.backends())]
+        if name not in known:
+            ctx.close()
+            return _fail(f'no node is named "{name}"; the nodes are: {", ".join(known)}', 2)
     result = ctx.gate.run(f"node.{args.command}", f"node/{name}", {}, lambda: store.set(name, cordon))
     if not result.ok:
         return _fail(result.message)
