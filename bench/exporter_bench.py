@@ -271,7 +271,10 @@ def bench_containers(count: int) -> Iterator[str]:
     host = os.environ["DOCKER_HOST"]
     image = os.environ.get("RTM_TEST_IMAGE", "rtm-busybox:1.0")
     client = docker.DockerClient(base_url=host, timeout=120)
-    labels = {"rtm.test": "1", BENCH_LABEL: str(os.getpid()), "rtm.workload": "bench"}
+    # The test labels with this process' pid: a test session's clean-up leaves them alone while
+    # this process lives, and removes them if it dies before its own clean-up.
+    labels = {"rtm.test": "1", "rtm.test.pid": str(os.getpid()), "rtm.test.run": f"bench-{os.getpid()}",
+              BENCH_LABEL: str(os.getpid()), "rtm.workload": "bench"}
     created = []
     try:
         for number in range(count):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 
 from backends.host import HostBackend
-from backends.records import DurationHistogram, DurationStats
+from backends.records import DurationHistogram, DurationStats, NetIO
 from console.eventlog import EventLog
 from console.exporter.runtime import ExporterSpecs, ExporterStartError, build_registry, load_specs
 from console.poller import Poller
@@ -286,3 +287,19 @@ def test_desired_replicas_come_from_the_workload_specs():
         poller.stop()
     assert value_of(families, "rtm_workload_replicas_desired", workload="web") == 2
     assert value_of(families, "rtm_workload_replicas", workload="web", state="running") == 1
+
+
+def test_host_ends_of_container_and_vm_interfaces_are_left_out_with_scripted_backend():
+    real = HostBackend().collect()
+    interfaces = (*real.networks, NetIO("veth3f9a2c1", 10, 20, 1, 2), NetIO("vnet7", 10, 20, 1, 2), NetIO("br-homelab", 10, 20, 1, 2))
+    node = dataclasses.replace(real, networks=interfaces)
+    poller = Poller([ScriptedBackend("host", "nodes", [node])], interval=60)
+    poller.start()
+    try:
+        assert poller.wait_ready(20)
+        families = scrape(build_registry(poller))
+    finally:
+        poller.stop()
+    devices = {s.labels["device"] for s in samples(families, "rtm_host_network_receive_bytes")}
+    assert "br-homelab" in devices and "lo" in devices
+    assert not any(device.startswith(("veth", "vnet")) for device in devices)

@@ -42,6 +42,10 @@ VM_STATES = ("running", "blocked", "paused", "shutdown", "shutoff", "crashed", "
 _VM_STATE_WORDS = {"no state": "nostate", "shutting down": "shutdown", "shut off": "shutoff",
                    "suspended (power management)": "pmsuspended", "pmsuspended": "pmsuspended"}
 HOST_INFO_LABELS = ("hostname", "zone", "os", "arch")  # fixed keys: user labels could be anything
+# Host-side ends of container (veth*) and VM (vnet*) interfaces: one per container or VM, named
+# at random and gone with it, so they would churn series; the container and VM families
+# already count that traffic.
+EXCLUDED_NETWORK_DEVICES = re.compile(r"^(veth|vnet)")
 
 
 class StateReader(Protocol):
@@ -187,7 +191,8 @@ def host_families(nodes: Iterable[NodeInfo], selection: frozenset[str] | None = 
             family = counter(name, doc, "node", "device")
             for node in nodes:
                 for interface in node.networks:
-                    family.add((node.id, interface.device), getattr(interface, attribute))
+                    if not EXCLUDED_NETWORK_DEVICES.match(interface.device):
+                        family.add((node.id, interface.device), getattr(interface, attribute))
             families.append(family)
     if wanted("network.connection_count"):
         tcp = gauge("rtm_host_tcp_connections_established", "TCP connections in state ESTABLISHED (IPv4 and IPv6).", "node")
