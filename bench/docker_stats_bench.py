@@ -125,7 +125,7 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
-def steady_state(host: str, mode: str, seconds: float, interval: float, count: int) -> dict[str, float]:
+def steady_state(host: str, mode: str, seconds: float, interval: float, count: int, label: str) -> dict[str, float]:
     backend = DockerBackend(host, stats=mode)
     engine = engine_processes(host)
     try:
@@ -136,7 +136,7 @@ def steady_state(host: str, mode: str, seconds: float, interval: float, count: i
         while any(c.state == "running" and c.cpu_ratio is None for c in backend.poll().items) and time.monotonic() < deadline:
             time.sleep(interval)
         polls: list[float] = []
-        incomplete = 0  # polls in which some running container had no CPU figure
+        incomplete = 0  # polls in which a running benchmark container had no CPU figure
         usage = resource.getrusage(resource.RUSAGE_SELF)
         own_before = usage.ru_utime + usage.ru_stime
         engine_before = cpu_seconds(engine)
@@ -147,7 +147,7 @@ def steady_state(host: str, mode: str, seconds: float, interval: float, count: i
             poll_started = time.monotonic()
             snapshot = backend.poll()
             polls.append(time.monotonic() - poll_started)
-            incomplete += any(c.state == "running" and c.cpu_ratio is None for c in snapshot.items)
+            incomplete += any(c.state == "running" and c.cpu_ratio is None and c.labels.get("rtm.bench") == label for c in snapshot.items)
             time.sleep(max(0.0, next_poll - time.monotonic()))
         wall = time.monotonic() - started
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -203,7 +203,7 @@ def main() -> int:
         print(f"\n2. steady state, {args.steady} running containers, a poll every {args.interval:g} s for {args.seconds:g} s "
               f"(made in {time.monotonic() - started:.1f} s)")
         for mode in ("cgroup",) if args.skip_stream else ("cgroup", "stream"):
-            result = steady_state(args.host, mode, args.seconds, args.interval, args.steady)
+            result = steady_state(args.host, mode, args.seconds, args.interval, args.steady, label)
             note = ""
             if mode == "cgroup":
                 verdict = "met" if result["percent_of_core"] <= GOAL_STEADY_PERCENT else "MISSED"

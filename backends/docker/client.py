@@ -11,6 +11,7 @@ backends/docker.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import socket
@@ -178,6 +179,23 @@ def request_error(error: BaseException) -> DockerRequestError:
 # --- the connection -------------------------------------------------------------------------
 
 
+@functools.cache
+def _api_class() -> type:
+    """docker.APIClient, except that an engine's own CA is not replaced by REQUESTS_CA_BUNDLE
+    or CURL_CA_BUNDLE from the environment (requests lets those override a session's
+    `verify` on every request, which breaks `tcp://` with the engine's CA)."""
+    import docker
+
+    class APIClient(docker.APIClient):  # type: ignore[misc]
+        def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if verify is None and self.verify is not True:  # a CA path, or verification off
+                settings["verify"] = self.verify
+            return settings
+
+    return APIClient
+
+
 class EngineClient:
     """A docker-py low-level client for one endpoint, opened lazily and shared by threads.
 
@@ -234,7 +252,7 @@ class EngineClient:
             tls = TLSConfig(client_cert=cert, ca_cert=files.ca, verify=files.verify)
         host = self.endpoint.host.replace("tcp://", "https://", 1) if files is not None else self.endpoint.host
         try:
-            api = docker.APIClient(
+            api = _api_class()(
                 base_url=host, version="auto", timeout=self.timeout, tls=tls,
                 use_ssh_client=host.startswith("ssh://"), max_pool_size=MAX_POOL_SIZE,
             )  # fmt: skip
