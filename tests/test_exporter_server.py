@@ -15,7 +15,7 @@ import pytest
 
 from console.config import ListenAddress
 from console.exporter.runtime import ExporterStartError, build_registry, serve_exporter
-from console.exporter.server import ExporterServer
+from console.exporter.server import ExporterServer, SharedRender
 from console.exporter.web_config import load_web_config
 from console.poller import Poller
 from test_exporter_helpers import ScriptedBackend, container, make_pki, wait_until
@@ -185,3 +185,59 @@ def test_basic_auth_over_tls_accepts_the_right_credentials_and_refuses_others(pk
         assert get(host, port, "/health", context=context)[0] == 200
     finally:
         server.stop()
+
+
+def test_scrapes_arriving_during_a_render_share_it():
+    shared = SharedRender()
+    started, release = threading.Event(), threading.Event()
+    renders = []
+
+    def render() -> bytes:
+        renders.append(1)
+        started.set()
+        release.wait(20)
+        return f"render {len(renders)}".encode()
+
+    results: list[bytes] = []
+    leader = threading.Thread(target=lambda: results.append(shared.get("text", render)))
+    leader.start()
+    assert started.wait(20)
+    followers = [threading.Thread(target=lambda: results.append(shared.get("text", render))) for _ in range(5)]
+    for thread in followers:
+        thread.start()
+    wait_until(lambda: shared.followers("text") == 5, "five scrapes waiting for the running render")
+    release.set()
+    for thread in (leader, *followers):
+        thread.join(20)
+    assert results == [b"render 1"] * 6 and len(renders) == 1
+    # Nothing is kept: the next scrape renders afresh.
+    assert shared.get("text", lambda: b"fresh") == b"fresh"
+
+
+def test_a_failed_render_fails_its_followers_too():
+    shared = SharedRender()
+    started, release = threading.Event(), threading.Event()
+
+    def broken() -> bytes:
+        started.set()
+        release.wait(20)
+        raise RuntimeError("collector bug")
+
+    errors: list[str] = []
+
+    def scrape_once() -> None:
+        try:
+            shared.get("text", broken)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    leader = threading.Thread(target=scrape_once)
+    leader.start()
+    assert started.wait(20)
+    follower = threading.Thread(target=scrape_once)
+    follower.start()
+    wait_until(lambda: shared.followers("text") == 1, "the follower to wait")
+    release.set()
+    leader.join(20)
+    follower.join(20)
+    assert errors == ["collector bug", "collector bug"]

@@ -68,6 +68,7 @@ class ExporterServer:
         self.describe_not_ready = describe_not_ready
         self.title = title
         self.auth = BasicAuthChecker(self.web_config.basic_auth_users)
+        self.renders = SharedRender()
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
         self._httpd = _HTTPServer(listen, self)  # binds now: a busy port fails here, not later
@@ -108,6 +109,55 @@ class ExporterServer:
             self._httpd.shutdown()
             self._thread.join(timeout)
         self._httpd.server_close()
+
+
+class SharedRender:
+    """Scrapes that arrive while an identical one is being rendered wait for it and share its
+    bytes, instead of each rendering the same state again (a burst of scrapers, or two
+    Prometheus servers of an HA pair). Nothing is kept afterwards: a scrape never gets data
+    older than the render that was running when it arrived."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[Any, _Flight] = {}
+
+    def get(self, key: Any, render: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            flight = self._running.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._running[key] = _Flight()
+            else:
+                flight.followers += 1
+        if leader:
+            try:
+                flight.result = render()
+            except BaseException as exc:
+                flight.error = exc
+                raise
+            finally:
+                with self._lock:
+                    del self._running[key]
+                flight.done.set()
+            return flight.result
+        flight.done.wait()
+        if flight.error is not None:
+            raise flight.error
+        return flight.result
+
+    def followers(self, key: Any) -> int:
+        """How many scrapes wait for the render of `key` running now (0 if none runs)."""
+        with self._lock:
+            flight = self._running.get(key)
+            return flight.followers if flight else 0
+
+
+class _Flight:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result = b""
+        self.error: BaseException | None = None
+        self.followers = 0
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -209,17 +259,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metrics(self, send_body: bool) -> None:
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        compress = "gzip" in self.headers.get("Accept-Encoding", "")
         try:
-            body = encoder(self.server.exporter.registry)
+            body = self.server.exporter.renders.get((content_type, compress), lambda: self._render(encoder, compress))
         except Exception:  # a bug in a collector: say so in the response, keep serving
             log.exception("collecting metrics failed")
             self._reply(500, b"collecting metrics failed; see the log\n", "text/plain; charset=utf-8", send_body)
             return
-        extra = {}
-        if "gzip" in self.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body, compresslevel=1)  # fast: scrapes are frequent, loopback cheap
-            extra["Content-Encoding"] = "gzip"
-        self._reply(200, body, content_type, send_body, extra)
+        self._reply(200, body, content_type, send_body, {"Content-Encoding": "gzip"} if compress else None)
+
+    def _render(self, encoder: Callable[[CollectorRegistry], bytes], compress: bool) -> bytes:
+        body = encoder(self.server.exporter.registry)
+        return gzip.compress(body, compresslevel=1) if compress else body  # level 1: fast, scrapes are frequent
 
     def _reply(self, status: int, body: bytes, content_type: str, send_body: bool, headers: Mapping[str, str] | None = None) -> None:
         self.send_response(status)
