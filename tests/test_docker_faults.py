@@ -172,6 +172,28 @@ def test_the_engine_is_a_docker_node_less_what_its_containers_requested(engine, 
         client.close()
 
 
+def test_replicas_are_placed_across_engines(engine, docker_client, test_labels, test_image, run_id) -> None:
+    setup = make_docker_handlers([os.environ["DOCKER_HOST"], _Endpoint("spare", engine.host)], stop_timeout=1)
+    name = f"{run_id}-spread"
+    round_robin = lambda t: t.replace('algorithms: ["least_connections", "round_robin"]', 'algorithms: ["round_robin"]')
+    document = workload_document(name, test_image, test_labels, replicas=2, edit=round_robin)
+    try:
+        done = setup.handler.apply(document, SAMPLES, setup.handler.plan(document, SAMPLES), lambda _line: None)
+        assert done == [f"created container/{name}-0 on docker@local", f"created container/{name}-1 on docker@spare"]
+        engines = {r.name: r.engine for r in setup.handler.list() if r.workload == name}
+        assert engines == {f"{name}-0": "docker@local", f"{name}-1": "docker@spare"}
+        assert [c.action for c in setup.handler.plan(document, SAMPLES)] == ["unchanged", "unchanged"]
+        grown = setup.actions.scale(name, 4)  # least_connections: where depends on the engines' other replicas
+        assert [line.rsplit(" on ", 1)[0] for line in grown] == [f"created container/{name}-2", f"created container/{name}-3"]
+        assert {line.rsplit(" on ", 1)[1] for line in grown} <= {"docker@local", "docker@spare"}
+        assert len(setup.handler.delete(name)) == 4
+    finally:
+        setup.close()
+        for client in (docker_client, engine.client()):
+            for container in client.containers.list(all=True, filters={"label": f"rtm.workload={name}"}):
+                container.remove(force=True)
+
+
 # ------------------------------------------------------------------------ image pulls
 
 

@@ -234,7 +234,7 @@ class ContainerActions:
         host = source.inspect.get("HostConfig") or {}
         shares = int(host.get("CpuShares") or 0)
         requirements = Requirements(-(-shares * 1000 // 1024) if shares else 0, int(host.get("MemoryReservation") or 0), runtime="docker")
-        return make, requirements, "round_robin"
+        return make, requirements, "least_connections"
 
 
 # Config fields that describe one container rather than the workload: not copied to a new replica.

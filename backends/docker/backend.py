@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from backends.base import Availability, BackendKind, BackendUnavailable
 from backends.docker.client import EngineClient, EngineEndpoint, EngineInfo, engine_node
@@ -145,9 +146,11 @@ class DockerBackend:
 
     def node(self) -> SchedNode:
         """The engine as a scheduler node: its capacity minus what running containers requested
-        (CPU from their shares, by the kubelet's formula backwards; memory from reservations)."""
+        (CPU from their shares, by the kubelet's formula backwards; memory from reservations),
+        with its running replicas of workloads as its connections (for least_connections)."""
         info = self.client.info()
         running = [s for s in self.containers().values() if s.running]
         cpu = sum(-(-s.cpu_shares * 1000 // 1024) for s in running if s.cpu_shares)
         memory = sum(s.memory_reservation for s in running)
-        return engine_node(self.engine, info, cpu, memory, self.cordoned(self.engine.name))
+        node = engine_node(self.engine, info, cpu, memory, self.cordoned(self.engine.name))
+        return replace(node, connections=sum(1 for s in running if s.workload is not None))

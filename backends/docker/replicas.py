@@ -192,13 +192,15 @@ def default_placement(nodes: Sequence[SchedNode], requirements: Requirements, co
 
 
 def requirements_of(document: Any) -> tuple[Requirements, str]:
-    """What one replica needs, and the algorithm, from a workload's specs."""
+    """What one replica needs, and the algorithm, from a workload's specs: the requests (or a
+    larger resource_requirements constraint), node affinity, runtime "docker"; the policy's
+    first algorithm, else least_connections (replicas spread over the engines)."""
     from rtm.scheduling import AffinityExpr
 
     spec = document.get("ContainerRuntime")
     cpu, memory = spec.resources.requests.cpu or 0, spec.resources.requests.memory or 0
     policy = document.get("SchedulingPolicy")
-    algorithm, affinity = "round_robin", ()
+    algorithm, affinity = "least_connections", ()
     if policy is not None:
         algorithm = policy.algorithms[0] if policy.algorithms else algorithm
         expressions = tuple(AffinityExpr(c.key, c.operator, c.string_values) for c in policy.constraints if c.type == "node_affinity")
