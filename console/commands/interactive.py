@@ -1,24 +1,32 @@
 """`rtm-console` with no command: the interactive console (or, with --kiosk, the read-only one).
 
 Builds everything from the shared start-up (console/context.py): configuration, data folder,
-debug log, action gate and backends; starts the poller; runs the textual app; stops the poller
-and closes the backends on the way out. Only this function and console/tui import textual.
+debug log, action gate and backends; starts the poller; in an interactive console also the
+control loops and the local functions runtime when no agent runs them (never in kiosk mode),
+and the exporter with --metrics-listen; runs the textual app; stops all of it on the way out.
+Only this function and console/tui import textual.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from backends.base import Availability
+from backends.base import Availability, one_line
 from console.config import ConfigError
-from console.diagnostics import log_exception
 from console.context import AppContext, open_context
+from console.diagnostics import log_exception
 from console.gate import AUDIT_LOG_NAME, ActionGate
 from console.poller import Poller
 
 POLLER_STOP_TIMEOUT = 3.0
+RUNTIME_STOP_TIMEOUT = 5.0
+
+log = logging.getLogger("console.interactive")
 
 
 def run_console(args: argparse.Namespace) -> int:
@@ -39,9 +47,23 @@ def run_console(args: argparse.Namespace) -> int:
 def _become_kiosk(ctx: AppContext) -> None:
     """kiosk.enabled in the config: the same as --kiosk (before any backend is opened, so
     backends that can be opened read-only are)."""
-    gate = ctx.gate
     ctx.mode = "kiosk"
-    ctx.gate = ActionGate("kiosk", ctx.config.data_dir / AUDIT_LOG_NAME, user=gate.user)
+    ctx.gate = ActionGate("kiosk", ctx.config.data_dir / AUDIT_LOG_NAME, user=ctx.gate.user)
+
+
+@dataclass
+class Background:
+    """What runs beside the screen, and how to stop it."""
+
+    notes: list[str] = field(default_factory=list)  # for the header
+    stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for stop in reversed(self.stops):
+            try:
+                stop()
+            except Exception:  # stopping is best effort; the reason goes to the debug log
+                log.exception("stopping a background service failed")
 
 
 def _run(ctx: AppContext, args: argparse.Namespace) -> int:
@@ -53,6 +75,11 @@ def _run(ctx: AppContext, args: argparse.Namespace) -> int:
     backends, handlers, unavailable = _backends(ctx)
     poller = Poller(backends, interval=config.refresh_interval)
     kiosk = ctx.mode == "kiosk"
+    background = Background()
+    exporting = _start_exporter(ctx, poller, background)
+    if not kiosk:
+        _start_loops(ctx, backends, background)
+        _host_functions(ctx, handlers, background)
     options = ConsoleOptions(
         mode="kiosk" if kiosk else "interactive",
         kiosk_lock=kiosk and bool(getattr(args, "kiosk_lock", False) or config.kiosk.lock),
@@ -60,9 +87,10 @@ def _run(ctx: AppContext, args: argparse.Namespace) -> int:
         theme=config.theme,
         sandbox=ctx.sandbox,
         refresh_interval=config.refresh_interval,
+        # The exporter reads the same poller: hidden panes then keep the normal cadence.
+        hidden_interval_factor=1.0 if exporting else 5.0,
         autoscaler_tolerance=config.autoscaler.tolerance,
     )
-    exporter_note, stop_exporter = _start_exporter(ctx, poller, args)
     services = ConsoleServices(
         source=poller,
         gate=ctx.gate,
@@ -75,18 +103,17 @@ def _run(ctx: AppContext, args: argparse.Namespace) -> int:
         debug_log=ctx.debug_log,
         samples_dir=_samples_dir(),
         backends={backend.name: backend for backend in backends},
-        exporter_note=exporter_note,
+        header_notes=tuple(background.notes),
         poll_clock=poller.clock,
     )
     app = RtmConsole(services, options)
     poller.start()
     try:
-        code = app.run()
+        app.run()
     finally:
-        if stop_exporter is not None:
-            stop_exporter()
+        background.stop()
         poller.stop(timeout=POLLER_STOP_TIMEOUT)
-    return int(code or 0) if app.return_code in (None, 0) else int(app.return_code)
+    return app.return_code or 0
 
 
 def _backends(ctx: AppContext) -> tuple[list[Any], dict[str, Any], tuple[Availability, ...]]:
@@ -114,14 +141,71 @@ def _samples_dir() -> Any:
         return None
 
 
-def _start_exporter(ctx: AppContext, poller: Poller, args: argparse.Namespace) -> tuple[str, Any]:
-    """--metrics-listen: serve the exporter from this process over the console's poller."""
-    listen = getattr(args, "metrics_listen", None) or ctx.config.exporter.console_listen
-    if not listen:
-        return "", None
+def _start_exporter(ctx: AppContext, poller: Poller, background: Background) -> bool:
+    """--metrics-listen (exporter.console_listen): serve the exporter over this poller."""
+    listen = ctx.config.exporter.console_listen
+    if listen is None:
+        return False
     try:
-        from console.exporter import start_exporter  # type: ignore[attr-defined]
+        from console.exporter import start_exporter
     except ImportError:
-        return f"metrics: not served ({listen}: the exporter is not part of this installation)", None
-    stop = start_exporter(poller, str(listen), ctx)
-    return f"metrics on {listen}", stop
+        background.notes.append(f"metrics not served on {listen}: the exporter is not installed")
+        return False
+    try:
+        background.stops.append(start_exporter(poller, listen, ctx))
+    except Exception as exc:  # address in use, bad web config, a spec it refuses: the console
+        # still opens (its editor may be how the operator fixes the spec), and says why.
+        log.warning("exporter not started on %s: %s", listen, exc)
+        background.notes.append(f"metrics NOT served on {listen}: {one_line(str(exc), 160)}")
+        return False
+    background.notes.append(f"metrics on {listen}")
+    return True
+
+
+def _start_loops(ctx: AppContext, backends: list[Any], background: Background) -> None:
+    """The control loops (probes, failover, autoscaling) run here when no agent runs them."""
+    try:
+        from console.supervisor.embedded import EmbeddedLoops
+    except ImportError:
+        return
+    loops = EmbeddedLoops(ctx)
+    engines = {b.engine.name: b for b in backends if getattr(b, "kind", "") == "containers" and hasattr(b, "engine")}
+    try:
+        started = loops.start(engines)
+    except Exception as exc:  # the console still works without its loops
+        background.notes.append(f"control loops not started: {log_exception(exc, 'starting the control loops')}")
+        return
+    if started:
+        background.stops.append(loops.stop)
+        background.notes.append("control loops: here")
+    else:
+        holder = loops.holder() or {}
+        background.notes.append(f"control loops: {holder.get('role', 'agent')} pid {holder.get('pid', '?')}")
+
+
+def _host_functions(ctx: AppContext, handlers: dict[str, Any], background: Background) -> None:
+    """Serve the local functions runtime from this console while it is open, unless another
+    process (the agent) already does."""
+    if ctx.config.functions.target != "local":
+        return
+    try:
+        from backends.localfn import make_local_runtime
+    except ImportError:
+        return
+    runtime = make_local_runtime(ctx.config, role="console")
+    try:
+        runtime.start()
+    except Exception as exc:  # hosted by the agent, or the gateway's address is taken
+        background.notes.append(f"functions: {one_line(str(exc), 120)}")
+        return
+    handler = handlers.get("function")
+    if handler is not None and hasattr(handler, "attach_runtime"):
+        handler.attach_runtime(runtime)
+
+    def stop() -> None:
+        if handler is not None and hasattr(handler, "attach_runtime"):
+            handler.attach_runtime(None)
+        runtime.stop(timeout=RUNTIME_STOP_TIMEOUT)
+
+    background.stops.append(stop)
+    background.notes.append(f"functions served at {runtime.url}")

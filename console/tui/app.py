@@ -220,7 +220,7 @@ class RtmConsole(App[int]):
             tuple(self.services.unavailable),
             self.options.refresh_interval,
             self.paused,
-            self.services.exporter_note,
+            " │ ".join(self.services.header_notes),
         )
 
     def _retune_intervals(self, active: str) -> None:

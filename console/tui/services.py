@@ -76,7 +76,7 @@ class ConsoleServices:
     poll_clock: Callable[[], float] = time.monotonic  # the poller's clock, for snapshot ages
     backends: Mapping[str, Backend] = field(default_factory=dict)  # by name, as polled
 
-    exporter_note: str = ""  # what --metrics-listen did, for the header
+    header_notes: tuple[str, ...] = ()  # what runs beside the screen (loops, runtime, exporter)
 
     def handler(self, resource: str) -> RuntimeHandler | None:
         return self.handlers.get(resource)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.conftest import recorded_app
+from tui.conftest import recorded_app, wait_for
 
 PANES = ("nodes", "containers", "vms", "functions", "specs", "events")
 KEYS = {"nodes": "1", "containers": "2", "vms": "3", "functions": "4", "specs": "5", "events": "6"}
@@ -26,6 +26,10 @@ def _show(pane: str):
         if pane == "specs":
             specs = pilot.app.pane("specs")
             specs.open_file(next(f for f in specs.files if f.path.name == "broken.yaml"))
+            await wait_for(pilot, lambda: len(specs.findings) == 2)
+        else:
+            # The events are read in a worker: wait until they are on screen.
+            await wait_for(pilot, lambda: pilot.app.pane(pane).table.rows_shown)
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
 

@@ -1,0 +1,120 @@
+"""Kiosk mode: every key binding pressed and every palette command run, on every pane, and
+nothing changed: the audit log holds only refusals, the data and specs folders are unchanged,
+the VMs of the sandbox are as they were, and the locked console is still running."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from textual.binding import Binding
+
+from console.datadir import read_jsonl
+from console.gate import AUDIT_LOG_NAME
+from console.tui.app import PANES
+from console.tui.panes.resource import ResourcePane
+from tui.conftest import host_backend, libvirt_sandbox, wait_for
+
+SIZE = (120, 40)
+SPECS = Path("tests/tui/fixtures/specs")
+NOT_COMPARED = {AUDIT_LOG_NAME}  # the one file kiosk mode writes: its refusals
+
+
+def _fingerprint(*folders: Path) -> dict[str, str]:
+    found = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.name not in NOT_COMPARED:
+                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def _vms() -> list[tuple[str, str]]:
+    reader = libvirt_sandbox(read_only=True)
+    try:
+        return sorted((vm.name, vm.state) for vm in reader.list_vms())
+    finally:
+        reader.close()
+
+
+def _keys(bindings: list) -> list[str]:
+    keys = []
+    for binding in bindings:
+        if isinstance(binding, Binding):
+            keys += [key.strip() for key in binding.key.split(",")]
+        else:  # (key, action, description) tuples
+            keys.append(binding[0])
+    return keys
+
+
+async def _close_screens(pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    while len(pilot.app.screen_stack) > 1:
+        pilot.app.pop_screen()
+        await pilot.pause()
+
+
+async def test_kiosk_refuses_every_change_from_every_key_and_command(live_console, tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    shutil.copytree(SPECS, specs)
+    data = tmp_path / "data"
+    data.mkdir()
+    vms_before = _vms()
+    console = live_console([host_backend(data), libvirt_sandbox(read_only=True)],
+                           mode="kiosk", kiosk_lock=True, specs=specs)
+    app = console.app
+    before = _fingerprint(data, specs)
+    pressed: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        assert await wait_for(pilot, lambda: app.pane("nodes").table.rows_shown)
+        for pane_id, _, key in PANES:
+            await pilot.press(key)
+            await pilot.pause()
+            pane = app.pane(pane_id)
+            if isinstance(pane, ResourcePane):
+                await wait_for(pilot, lambda: pane.table.rows_shown or pane_id in ("containers", "functions", "events"))
+                pane.table.focus()
+            else:
+                pane.open_file(next(f for f in pane.files if f.path.name == "web.yaml"))
+                await pilot.pause()
+            # The console's own keys and palette once (on the first pane); each pane's keys and
+            # its row commands on every pane.
+            first = pane_id == PANES[0][0]
+            console_keys = _keys(app.BINDINGS) if first else []
+            for key_name in console_keys + _keys(type(pane).BINDINGS):
+                if key_name in [str(k) for _, _, k in PANES]:
+                    continue  # switching panes is covered by the outer loop
+                await pilot.press(key_name)
+                pressed.append(f"{pane_id}:{key_name}")
+                await _close_screens(pilot)
+                assert app.is_running, f"{key_name} quit the locked kiosk"
+                await pilot.press(key)  # back to the pane under test
+                if isinstance(pane, ResourcePane):
+                    pane.table.focus()
+            commands = list(app.get_system_commands(app.screen))
+            if not first:
+                commands = [c for c in commands if c.help.endswith("through the action gate") or "(Enter)" in c.help
+                            or c.title in ("Save spec", "New spec", "Apply spec")]
+            for command in commands:
+                result = command.callback()
+                if hasattr(result, "__await__"):
+                    await result
+                pressed.append(f"{pane_id}:palette:{command.title}")
+                await _close_screens(pilot)
+                assert app.is_running, f"{command.title} quit the locked kiosk"
+                await pilot.press(key)
+        await app.workers.wait_for_complete()
+    audit = read_jsonl(console.data_dir / AUDIT_LOG_NAME)
+    assert audit, "the change keys never reached the gate"
+    assert {record["result"] for record in audit} == {"refused"}
+    assert {record["error"] for record in audit} == {"refused_read_only"}
+    refused = {record["action"] for record in audit}
+    assert {"node.cordon", "node.uncordon", "spec.save", "resource.start", "resource.stop",
+            "resource.restart"} <= refused
+    assert _fingerprint(data, specs) == before
+    assert not (data / "cordons.json").exists()
+    assert _vms() == vms_before
+    assert any(p.endswith(":q") for p in pressed) and any(p.endswith("palette:Show Events") for p in pressed)
+    assert not any("palette:Quit" in p for p in pressed)  # a locked kiosk offers no Quit

@@ -1,0 +1,189 @@
+"""End to end: the installed `rtm-console` in a real terminal (tmux), read off the screen.
+
+Each test starts its own tmux session running `.venv/bin/rtm-console` with a data folder and a
+config file of its own, sends keys, reads the screen with `capture-pane`, and quits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CONSOLE = Path(sys.executable).with_name("rtm-console")
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Terminal:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:  # one at a time: "Escape" then "P" must not arrive as Alt+P
+            subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
+            time.sleep(0.15)
+
+    def screen(self, escapes: bool = False) -> str:
+        command = ["tmux", "capture-pane", "-p", "-t", self.name] + (["-e"] if escapes else [])
+        result = subprocess.run(command, capture_output=True, text=True)
+        return result.stdout
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} did not appear; the screen shows:\n{self.screen()}")
+
+    def alive(self) -> bool:
+        return subprocess.run(["tmux", "has-session", "-t", self.name], capture_output=True).returncode == 0
+
+
+def _start(tmp_path: Path, term: str = "xterm-256color", extra_env: dict[str, str] | None = None,
+           args: str = "") -> Terminal:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data, config_home = tmp_path / "data", tmp_path / "config"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "refresh_interval: 1s\n"
+        f"specs_dir: {tmp_path / 'specs'}\n"
+        "docker:\n  endpoints: [unix:///nonexistent/docker.sock]\n"
+        "functions:\n  target: local\n"
+    )
+    status = tmp_path / "exit-status"
+    env = {"TERM": term, "RTM_DATA_DIR": str(data), "XDG_CONFIG_HOME": str(config_home),
+           "HOME": str(tmp_path), **(extra_env or {})}
+    assignments = " ".join(f"{key}={value}" for key, value in env.items())
+    # The exit status is written to a file and the pane lingers briefly so tests can read both.
+    command = (f"cd {ROOT} && env -u NO_COLOR {assignments} {CONSOLE} --config {config} {args}; "
+               f"echo $? > {status}; sleep 2")
+    name = f"rtm-e2e-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["tmux", "new", "-d", "-s", name, "-x", "120", "-y", "40", command], check=True)
+    terminal = Terminal(name)
+    terminal.status_file = status  # type: ignore[attr-defined]
+    return terminal
+
+
+@pytest.fixture
+def terminals() -> Iterator[list[Terminal]]:
+    started: list[Terminal] = []
+    yield started
+    for terminal in started:
+        subprocess.run(["tmux", "kill-session", "-t", terminal.name], capture_output=True)
+
+
+def _exit_status(terminal: Terminal, timeout: float = 15.0) -> int:
+    status_file: Path = terminal.status_file  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if status_file.exists() and status_file.read_text().strip():
+            return int(status_file.read_text())
+        time.sleep(0.2)
+    raise AssertionError(f"rtm-console did not exit; the screen shows:\n{terminal.screen()}")
+
+
+@pytest.mark.parametrize("term", ["xterm-256color", "tmux-256color", "xterm"])
+def test_switch_panes_and_quit_in_tmux(terminals, tmp_path: Path, term: str) -> None:
+    terminal = _start(tmp_path, term=term)
+    terminals.append(terminal)
+    screen = terminal.wait_for("host up")
+    assert "interactive" in screen and "1 Nodes" in screen and "NODE" in screen
+    terminal.keys("3")
+    terminal.wait_for("VCPUS")  # the VMs table's header
+    terminal.keys("2")
+    screen = terminal.wait_for("RESTARTS")  # the containers table's header
+    assert "/nonexistent/docker.sock" in screen or "not installed" in screen or "DOWN" in screen
+    terminal.keys("6")
+    terminal.wait_for("MESSAGE")
+    terminal.keys("5")
+    terminal.wait_for("specs folder")
+    terminal.keys("1", "?")
+    terminal.wait_for("Command palette")
+    terminal.keys("Escape")
+    time.sleep(0.3)
+    terminal.keys("q")
+    assert _exit_status(terminal) == 0
+
+
+def test_kiosk_lock_ignores_quit_keys_and_shows_the_lock(terminals, tmp_path: Path) -> None:
+    terminal = _start(tmp_path, args="--kiosk --kiosk-lock")
+    terminals.append(terminal)
+    screen = terminal.wait_for("KIOSK read-only")
+    assert "[locked]" in screen
+    terminal.keys("q", "C-q", "C-c")
+    time.sleep(1.0)
+    assert "KIOSK read-only" in terminal.screen()
+    assert not (tmp_path / "exit-status").exists()
+
+
+def _rgb_of_256(index: int) -> tuple[int, int, int]:
+    """The xterm 256-colour palette (tmux hands colours on in it)."""
+    basic = [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128, 0, 128), (0, 128, 128),
+             (192, 192, 192), (128, 128, 128), (255, 0, 0), (0, 255, 0), (255, 255, 0), (0, 0, 255),
+             (255, 0, 255), (0, 255, 255), (255, 255, 255)]
+    if index < 16:
+        return basic[index]
+    if index >= 232:
+        grey = 8 + (index - 232) * 10
+        return (grey, grey, grey)
+    steps = (0, 95, 135, 175, 215, 255)
+    index -= 16
+    return (steps[index // 36], steps[index // 6 % 6], steps[index % 6])
+
+
+def _colours(screen_with_escapes: str) -> set[tuple[int, int, int]]:
+    """Every colour in the SGR sequences of the screen, as RGB."""
+    found = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", screen_with_escapes):
+        numbers = [int(n) for n in params.split(";") if n]
+        index = 0
+        while index < len(numbers):
+            number = numbers[index]
+            if number in (38, 48) and index + 1 < len(numbers):
+                if numbers[index + 1] == 2:
+                    found.add(tuple(numbers[index + 2:index + 5]))
+                    index += 5
+                    continue
+                if numbers[index + 1] == 5:
+                    found.add(_rgb_of_256(numbers[index + 2]))
+                    index += 3
+                    continue
+            elif 30 <= number <= 37 or 40 <= number <= 47:
+                found.add(_rgb_of_256(number % 10))
+            elif 90 <= number <= 97 or 100 <= number <= 107:
+                found.add(_rgb_of_256(number % 10 + 8))
+            index += 1
+    return found
+
+
+def test_no_color_draws_only_greys(terminals, tmp_path: Path) -> None:
+    colour = _start(tmp_path / "a", extra_env={})
+    plain = _start(tmp_path / "b", extra_env={"NO_COLOR": "1"})
+    terminals.extend([colour, plain])
+    colour.wait_for("host up")
+    plain.wait_for("host up")
+    assert any(r != g or g != b for r, g, b in _colours(colour.screen(escapes=True)))
+    assert all(r == g == b for r, g, b in _colours(plain.screen(escapes=True)))
+
+
+def test_a_broken_config_file_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("refresh_interval: 0.1s\ntheme: purple\n")
+    env = {**os.environ, "RTM_DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    result = subprocess.run([str(CONSOLE), "--config", str(config)], capture_output=True, text=True,
+                            env=env, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert f"{config}:1:" in result.stderr and f"{config}:2:" in result.stderr
+    assert "Traceback" not in result.stderr
