@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from backends.host import HostBackend
-from backends.records import DurationHistogram, DurationStats, NetIO
+from backends.records import DurationHistogram, DurationStats, FilesystemInfo, NetIO
 from console.eventlog import EventLog
 from console.exporter.runtime import ExporterSpecs, ExporterStartError, build_registry, load_specs
 from console.poller import Poller
@@ -289,10 +289,12 @@ def test_desired_replicas_come_from_the_workload_specs():
     assert value_of(families, "rtm_workload_replicas", workload="web", state="running") == 1
 
 
-def test_host_ends_of_container_and_vm_interfaces_are_left_out_with_scripted_backend():
+def test_container_interfaces_and_layers_are_left_out_of_host_metrics_with_scripted_backend():
     real = HostBackend().collect()
     interfaces = (*real.networks, NetIO("veth3f9a2c1", 10, 20, 1, 2), NetIO("vnet7", 10, 20, 1, 2), NetIO("br-homelab", 10, 20, 1, 2))
-    node = dataclasses.replace(real, networks=interfaces)
+    layer = FilesystemInfo("overlay", "/srv/docker/overlay2/0a1b2c/merged", "overlay", 100, 50, 0.5)
+    root_in_container = FilesystemInfo("overlay", "/", "overlay", 100, 50, 0.5)
+    node = dataclasses.replace(real, networks=interfaces, filesystems=(layer, root_in_container))
     poller = Poller([ScriptedBackend("host", "nodes", [node])], interval=60)
     poller.start()
     try:
@@ -303,3 +305,4 @@ def test_host_ends_of_container_and_vm_interfaces_are_left_out_with_scripted_bac
     devices = {s.labels["device"] for s in samples(families, "rtm_host_network_receive_bytes")}
     assert "br-homelab" in devices and "lo" in devices
     assert not any(device.startswith(("veth", "vnet")) for device in devices)
+    assert [s.labels["mountpoint"] for s in samples(families, "rtm_host_filesystem_size_bytes")] == ["/"]

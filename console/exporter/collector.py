@@ -30,7 +30,7 @@ from prometheus_client.core import (
 )
 
 from backends.base import Availability
-from backends.records import ContainerInfo, FunctionInfo, NodeInfo, VmInfo
+from backends.records import ContainerInfo, FilesystemInfo, FunctionInfo, NodeInfo, VmInfo
 from console.exporter.event_counts import EventCounter
 from console.poller import PollState
 from rtm import __version__
@@ -46,6 +46,13 @@ HOST_INFO_LABELS = ("hostname", "zone", "os", "arch")  # fixed keys: user labels
 # at random and gone with it, so they would churn series; the container and VM families
 # already count that traffic.
 EXCLUDED_NETWORK_DEVICES = re.compile(r"^(veth|vnet)")
+
+
+def is_container_layer(fs: FilesystemInfo) -> bool:
+    """An overlay mount other than "/" is a container's root (an engine with a data root of its
+    own is not caught by the host's /var/lib/docker exclusion): one per container, so left out
+    like node_exporter leaves out overlay. Inside a container, "/" itself stays."""
+    return fs.fstype == "overlay" and fs.mountpoint != "/"
 
 
 class StateReader(Protocol):
@@ -161,6 +168,8 @@ def host_families(nodes: Iterable[NodeInfo], selection: frozenset[str] | None = 
         readonly = gauge("rtm_host_filesystem_readonly", "1 if the filesystem is mounted read-only.", *fs_labels)
         for node in nodes:
             for fs in node.filesystems:
+                if is_container_layer(fs):
+                    continue
                 labels = (node.id, fs.device, fs.fstype, fs.mountpoint)
                 size.add(labels, fs.size_bytes)
                 avail.add(labels, fs.avail_bytes)
