@@ -11,15 +11,16 @@ Both run as processes of their own on loopback, in the same run, on the same hos
 2. 100 concurrent scrapers (threads, one keep-alive connection each) against our exporter for
    30 s: requests, errors, latency under load. Bounded by the clock, loopback only.
 3. When a Docker engine ($DOCKER_HOST) and libvirt (qemu:///system) answer: 50 containers
-   (labelled rtm.test=1) and 5 small VMs (64 MiB, no disk, TCG) are created, our exporter
-   serves host + containers + VMs, and its scrape latency is measured again. Everything
-   created is removed at the end.
+   (labelled rtm.test=1) on a private dockerd started for the run (so exactly 50, whatever
+   else runs on the shared engine; --shared-engine uses $DOCKER_HOST instead) and 5 small VMs
+   (64 MiB, no disk, TCG) are created, our exporter serves host + containers + VMs, and its
+   scrape latency is measured again. Everything created is removed at the end.
 
 Goals (exit status 1 if one is missed): our median host scrape no slower than node_exporter's;
 no error under 100 concurrent scrapers; p99 below 50 ms with 50 containers and 5 VMs.
 
 Usage: python bench/exporter_bench.py [--scrapes 300] [--clients 100] [--duration 30]
-       [--containers 50] [--vms 5] [--skip-engines] [--json FILE]
+       [--containers 50] [--vms 5] [--skip-engines] [--shared-engine] [--json FILE]
 """
 
 from __future__ import annotations
@@ -264,11 +265,25 @@ def measure_concurrent(port: int, clients: int, duration: float) -> LoadResult:
 
 
 @contextlib.contextmanager
-def bench_containers(count: int) -> Iterator[str]:
-    """`count` sleeping containers on $DOCKER_HOST; yields the engine address."""
+def bench_engine(shared: bool) -> Iterator[str]:
+    """The address of a Docker engine holding only the benchmark's containers: a private dockerd
+    (the test setup's helper; needs root) with the test image copied from $DOCKER_HOST, or with
+    `shared` the $DOCKER_HOST engine itself, whatever else runs there."""
+    if shared:
+        yield os.environ["DOCKER_HOST"]
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fixtures.engines import free_bridge_cidr, private_dockerd
+
+    with private_dockerd(bridge_cidr=free_bridge_cidr(), images=[os.environ.get("RTM_TEST_IMAGE", "rtm-busybox:1.0")]) as engine:
+        yield engine.host
+
+
+@contextlib.contextmanager
+def bench_containers(count: int, host: str) -> Iterator[str]:
+    """`count` sleeping containers on the engine at `host`; yields `host`."""
     import docker
 
-    host = os.environ["DOCKER_HOST"]
     image = os.environ.get("RTM_TEST_IMAGE", "rtm-busybox:1.0")
     client = docker.DockerClient(base_url=host, timeout=120)
     # The test labels with this process' pid: a test session's clean-up leaves them alone while
@@ -362,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--vms", type=int, default=5)
     parser.add_argument("--skip-engines", action="store_true")
+    parser.add_argument("--shared-engine", action="store_true", help="put the containers on $DOCKER_HOST instead of a private dockerd")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--docker", help=argparse.SUPPRESS)
@@ -400,7 +416,10 @@ def main(argv: list[str] | None = None) -> int:
             vms = args.vms if libvirt_ok else 0
             print(f"\nhost + {containers} containers + {vms} VMs: {args.scrapes} scrapes" + (f" ({why})" if why else ""), flush=True)
             with contextlib.ExitStack() as stack:
-                docker_host = stack.enter_context(bench_containers(containers)) if containers else None
+                docker_host = None
+                if containers:
+                    engine = stack.enter_context(bench_engine(args.shared_engine))
+                    docker_host = stack.enter_context(bench_containers(containers, engine))
                 libvirt_uri = stack.enter_context(bench_vms(vms, "qemu:///system")) if vms else None
                 ours = stack.enter_context(rtm_exporter(docker_host, libvirt_uri))
                 if containers:
