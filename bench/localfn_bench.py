@@ -159,6 +159,7 @@ def main(argv: list[str]) -> int:
             results: dict[str, object] = {
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                 "max_workers": args.max_workers,
+                "load_before": os.getloadavg()[0],  # other work on the machine skews every number
             }
             if shutil.which("wrk"):
                 results["wrk_function"] = [wrk(f"{runtime.url}/trivial", int(c), args.duration)
@@ -170,6 +171,7 @@ def main(argv: list[str]) -> int:
             results["in_process"] = in_process(runtime, "trivial", args.python_requests)
             results["cold_start_worker"] = cold_starts(runtime, "trivial", args.cold_starts)
             results["cold_first_request"] = first_request_after_deploy(runtime, folder, host, int(port), 5)
+            results["load_after"] = os.getloadavg()[0]
         finally:
             runtime.stop()
 
@@ -181,7 +183,8 @@ def main(argv: list[str]) -> int:
 
 
 def markdown(results: dict) -> str:
-    lines = [f"Machine: {results['machine']}; max_workers {results['max_workers']}.", "",
+    lines = [f"Machine: {results['machine']}; max_workers {results['max_workers']}; 1-minute load average "
+             f"{results['load_before']:.1f} before, {results['load_after']:.1f} after.", "",
              "| what | connections | requests/s | p50 | p99 |", "|---|---:|---:|---:|---:|"]
     for run in results.get("wrk_function", []):
         lines.append(f"| wrk -> trivial function | {run['connections']} | {run['requests_per_second']:,.0f} "

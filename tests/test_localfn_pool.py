@@ -194,3 +194,19 @@ def test_a_busy_worker_dies_with_its_host_process(tmp_path: Path) -> None:
         host.kill()
         host.wait()
     wait_until(lambda: not process_exists(worker_pid))
+
+
+def test_requests_beyond_the_worker_limit_queue_and_are_served_in_turn(function) -> None:
+    pool = WorkerPool(max_workers=1, queue_timeout=60)
+    results = []
+    try:
+        callers = [threading.Thread(target=lambda i=i: results.append(
+            pool.invoke(function, {"action": "sleep", "seconds": 0.2}, f"r{i}"))) for i in range(4)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+    finally:
+        pool.close()
+    assert [r.outcome for r in results] == ["ok"] * 4
+    assert len({r.result["pid"] for r in results}) == 1  # one worker, reused by each in turn

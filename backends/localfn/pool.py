@@ -63,10 +63,14 @@ class GroupState:
 
 
 class _Group:
-    def __init__(self, key: tuple[str, int]) -> None:
+    def __init__(self, key: tuple[str, int], lock: threading.Lock) -> None:
         self.key = key
         self.idle: list[WorkerProcess] = []  # most recently used last: reused first, stays warm
         self.busy = 0  # running an invocation or starting
+        # Requests waiting for a slot of this group. One condition per group, woken one at a
+        # time: waking every waiter of every function on each release costs more than the
+        # invocation itself when many connections queue.
+        self.slot_free = threading.Condition(lock)
 
 
 def worker_environment(function: StoredFunction, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -118,7 +122,8 @@ class WorkerPool:
         self.queue_timeout = queue_timeout
         self.init_timeout = init_timeout
         self._clock = clock
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)  # close() waits on it for busy workers
         self._groups: dict[tuple[str, int], _Group] = {}
         self._current: dict[str, int] | None = None  # name -> version served; None: all are
         self._running: set[WorkerProcess] = set()
@@ -182,7 +187,7 @@ class WorkerPool:
                 while True:
                     if self._closed:
                         raise PoolClosed("the local functions runtime is stopping")
-                    group = self._groups.setdefault(key, _Group(key))
+                    group = self._groups.get(key) or self._groups.setdefault(key, _Group(key, self._lock))
                     while group.idle:
                         worker = group.idle.pop()
                         if worker.alive():
@@ -195,9 +200,10 @@ class WorkerPool:
                         return group, None
                     remaining = deadline - self._clock()
                     if remaining <= 0:
+                        group.slot_free.notify()  # a wake-up this waiter may have taken goes on
                         raise Throttled(f"function {key[0]} has {self.max_workers} invocations running; "
                                         f"none finished within {self.queue_timeout:g} s")
-                    self._lock.wait(remaining)
+                    group.slot_free.wait(remaining)
         finally:
             for worker in stale:
                 worker.kill()
@@ -211,7 +217,9 @@ class WorkerPool:
             if keep:
                 group.idle.append(worker)  # type: ignore[arg-type]
             self._forget_if_empty(group)
-            self._lock.notify_all()
+            group.slot_free.notify()
+            if self._closed:
+                self._drained.notify_all()
         if worker is not None and not keep:
             worker.stop()
 
@@ -221,6 +229,7 @@ class WorkerPool:
     def _forget_if_empty(self, group: _Group) -> None:
         if not group.idle and not group.busy and not self._is_current(*group.key):
             self._groups.pop(group.key, None)
+            group.slot_free.notify_all()  # its waiters move on to the group that replaces it
 
     # ------------------------------------------------------------------------------ versions
 
@@ -274,13 +283,13 @@ class WorkerPool:
             idle = [w for g in self._groups.values() for w in g.idle]
             for group in self._groups.values():
                 group.idle.clear()
-            self._lock.notify_all()
+                group.slot_free.notify_all()  # waiters see the pool closed
         for worker in idle:
             worker.stop(grace=0.5)
         deadline = time.monotonic() + timeout
         with self._lock:
             while self._running and time.monotonic() < deadline:
-                self._lock.wait(max(0.0, deadline - time.monotonic()))
+                self._drained.wait(max(0.0, deadline - time.monotonic()))
             overdue = list(self._running)
         for worker in overdue:  # their requests end with an error result
             worker.interrupt()
