@@ -32,7 +32,7 @@ from prometheus_client.core import (
 from backends.base import Availability
 from backends.records import ContainerInfo, FilesystemInfo, FunctionInfo, NodeInfo, VmInfo
 from console.exporter.event_counts import EventCounter
-from console.poller import PollState
+from console.poller import BackendState, PollState
 from rtm import __version__
 
 CONTAINER_STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
@@ -385,8 +385,7 @@ def backend_families(state: PollState, unavailable: Sequence[Availability], now:
     duration = gauge("rtm_backend_poll_duration_seconds", "How long the last good poll took.", "backend")
     age = gauge("rtm_backend_data_age_seconds", "Seconds since the last good poll.", "backend")
     for backend in state.backends.values():
-        ok = backend.error is None and backend.availability.connected and backend.snapshot is not None
-        up.add((backend.name, backend.availability.endpoint), int(ok))
+        up.add((backend.name, backend.availability.endpoint), int(_is_up(backend)))
         polls.add((backend.name,), backend.polls)
         if backend.snapshot is not None:
             duration.add((backend.name,), backend.snapshot.duration_seconds)
@@ -449,11 +448,11 @@ class RtmCollector:
         return families
 
 
+def _is_up(backend: BackendState) -> bool:
+    """The latest poll succeeded (so its snapshot is current)."""
+    return backend.error is None and backend.snapshot is not None
+
+
 def _fresh_records(state: PollState) -> list[object]:
-    """Records of the backends whose latest poll succeeded."""
-    return [
-        item
-        for backend in state.backends.values()
-        if backend.error is None and backend.snapshot is not None
-        for item in backend.snapshot.items
-    ]
+    """Records of the backends that are up; a failed backend's last snapshot is left out."""
+    return [item for backend in state.backends.values() if _is_up(backend) for item in backend.snapshot.items]  # type: ignore[union-attr]
