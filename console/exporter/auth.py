@@ -25,8 +25,8 @@ CACHE_SIZE = 1024
 class BasicAuthChecker:
     def __init__(self, users: Mapping[str, str]) -> None:
         self._users = {user: hashed.encode() for user, hashed in users.items()}
-        cost = next((hashed.split("$")[2] for hashed in users.values()), "10")  # "$2b$COST$..."
-        self._dummy = bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(int(cost)))
+        cost = next((hashed.split("$")[2] for hashed in users.values()), None)  # "$2b$COST$..."
+        self._dummy = bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(int(cost))) if cost else b""
         self._salt = os.urandom(16)
         self._cache: OrderedDict[bytes, bool] = OrderedDict()
         self._lock = threading.Lock()
@@ -38,7 +38,7 @@ class BasicAuthChecker:
     def check(self, authorization: str | None) -> bool:
         """Whether an `Authorization` header carries the credentials of a configured user."""
         credentials = parse_basic(authorization)
-        if credentials is None:
+        if credentials is None or not self._users:
             return False
         user, password = credentials
         key = hmac.new(self._salt, user.encode() + b"\0" + password.encode(), hashlib.sha256).digest()
