@@ -158,6 +158,7 @@ def steady_state(host: str, mode: str, seconds: float, interval: float, count: i
             "poll_ms_median": 1000 * statistics.median(polls),
             "polls": len(polls),
             "incomplete": incomplete,
+            "running": sum(1 for c in snapshot.items if c.state == "running"),
             "wall": wall,
         }
     finally:
@@ -210,7 +211,8 @@ def main() -> int:
                 note = f"; goal <= {GOAL_STEADY_PERCENT} %: {verdict}"
                 status |= result["percent_of_core"] > GOAL_STEADY_PERCENT
             print(f"   {mode:>6}: this process {result['percent_of_core']:.2f} % of one core{note}; "
-                  f"engine {result['engine_percent_of_core']:.1f} %; poll median {result['poll_ms_median']:.1f} ms over {result['polls']} polls"
+                  f"engine {result['engine_percent_of_core']:.1f} %; poll median {result['poll_ms_median']:.1f} ms over {result['polls']} polls "
+                  f"of {result['running']} running containers"
                   + (f", {result['incomplete']} with a container lacking CPU %" if result["incomplete"] else ""))
     finally:
         remove_containers(client, label)
