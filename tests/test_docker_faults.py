@@ -128,6 +128,90 @@ def _poll_or_none(backend: DockerBackend, container_id: str):
     return record if record is not None and record.cpu_ratio is not None else None
 
 
+class FreezingProxy:
+    """tcp://127.0.0.1:PORT in front of an engine's unix socket. `partition()` freezes every open
+    connection (data is swallowed both ways, nothing is closed: a half-open path) and refuses new
+    ones; `heal()` lets new connections through again, while the frozen ones stay frozen."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"tcp://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.generation = 0
+        self.partitioned = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.partitioned:
+                client.close()
+                continue
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.socket_path)
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target, self.generation), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, generation: int) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            if generation == self.generation:
+                try:
+                    target.sendall(data)
+                except OSError:
+                    break
+        for end in (source, target):
+            end.close()
+
+    def partition(self) -> None:
+        self.generation += 1
+        self.partitioned = True
+
+    def heal(self) -> None:
+        self.partitioned = False
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_after_a_network_partition_a_silent_event_stream_is_replaced(engine, test_image, test_labels, run_id) -> None:
+    proxy = FreezingProxy(engine.host.removeprefix("unix://"))
+    backend = DockerBackend(proxy.address, timeout=2)
+    client = engine.client()
+    try:
+        backend.poll()
+        proxy.partition()
+        with pytest.raises(BackendUnavailable):
+            backend.poll()
+        created = client.containers.run(test_image, ["sleep", "600"], detach=True, init=True, name=f"{run_id}-unseen", labels=test_labels)
+        proxy.heal()
+        # The old event stream is still open but will never speak again: only a new
+        # subscription can show the container started during the partition.
+        seen = eventually(lambda: any(c.id == created.id for c in _poll_quietly(backend)), 20, 0.5)
+        assert seen
+    finally:
+        backend.close()
+        proxy.close()
+        for container in client.containers.list(all=True, filters={"label": "rtm.test=1"}):
+            container.remove(force=True)
+        client.close()
+
+
+def _poll_quietly(backend: DockerBackend) -> tuple:
+    try:
+        return backend.poll().items
+    except BackendUnavailable:
+        return ()
+
+
 def test_listing_over_two_engines_keeps_the_one_that_answers(engine, test_labels) -> None:
     engine.stop()
     try:
@@ -162,7 +246,9 @@ def test_the_engine_is_a_docker_node_less_what_its_containers_requested(engine, 
         assert empty.cpu_millis == info["NCPU"] * 1000 and empty.memory_bytes == info["MemTotal"]
         document = workload_document(f"{run_id}-node", test_image, test_labels, replicas=2)
         setup.handler.apply(document, SAMPLES, setup.handler.plan(document, SAMPLES), lambda _line: None)
-        busy = eventually(lambda: next((n for n in setup.nodes() if n.cpu_millis < empty.cpu_millis), None), 10)
+        # The table follows the engine's events: wait until both replicas are in it.
+        busy = eventually(lambda: next((n for n in setup.nodes() if n.connections == 2), None), 10)
+        assert busy is not None
         assert busy.cpu_millis == info["NCPU"] * 1000 - 2 * 100  # requests.cpu 100m each
         assert busy.memory_bytes == info["MemTotal"] - 2 * 32 * 1024 * 1024  # requests.memory 32Mi each
     finally:

@@ -82,6 +82,7 @@ class DockerBackend:
         self.stream_warmup = stream_warmup
         self.cordoned = cordoned
         self._polled = False
+        self._unreachable_since: float | None = None
 
     # .. Backend protocol
 
@@ -104,7 +105,7 @@ class DockerBackend:
         """Every container of the engine with its latest statistics; BackendUnavailable when the
         engine does not answer."""
         self.watch.start()
-        self.client.ping()
+        self._ping()
         if not self.watch.wait_synced(self.first_poll_timeout if not self._polled else self.client.timeout):
             raise BackendUnavailable(self._unsynced_availability())
         states = self.watch.containers()
@@ -116,6 +117,21 @@ class DockerBackend:
             container_info(state, self.stats.stats(container_id), self.name)
             for container_id, state in sorted(states.items(), key=lambda item: item[1].name)
         )
+
+    def _ping(self) -> None:
+        """Checks that the engine answers. After an outage, an event stream older than the
+        outage is dropped and subscribed again: over TCP it may be half-open and silent."""
+        try:
+            self.client.ping()
+        except BackendUnavailable:
+            if self._unreachable_since is None:
+                self._unreachable_since = time.monotonic()
+            raise
+        if self._unreachable_since is not None:
+            subscribed = self.watch.subscribed_at
+            if subscribed is None or subscribed < self._unreachable_since:
+                self.watch.reconnect()
+            self._unreachable_since = None
 
     def _complete_cpu(self, first: bool) -> None:
         """Second readings for containers seen for the first time, so CPU % is there at once."""

@@ -240,7 +240,6 @@ class EngineClient:
 
     def _connect(self) -> Any:
         try:
-            import docker
             from docker.tls import TLSConfig
         except ImportError as error:  # pragma: no cover - docker is a dependency
             self._availability = Availability(BACKEND_TYPE, self.endpoint.host, "not_installed", str(error), "pip install docker")

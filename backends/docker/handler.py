@@ -124,13 +124,20 @@ class ContainerHandler:
         return changes
 
     def _check_runtime_somewhere(self, document: Document, base_dir: Path) -> None:
-        """A runtime other than the default must exist on some engine (checked per engine on create)."""
+        """A runtime other than the default must exist on some engine that answers (it is
+        checked again on the chosen engine when a replica is created)."""
         spec = document.get("ContainerRuntime")
         if spec.runtime == "containerd":
             return
         runtimes: set[str] = set()
+        problems: list[BackendUnavailable] = []
         for backend in self.backends:
-            runtimes |= backend.info().runtimes
+            try:
+                runtimes |= backend.info().runtimes
+            except BackendUnavailable as error:
+                problems.append(error)
+        if problems and len(problems) == len(self.backends):
+            raise problems[0]
         workload_request(document, base_dir, engine_runtimes=runtimes)
 
     @staticmethod
@@ -263,14 +270,15 @@ class ContainerHandler:
 
     def describe(self, name: str) -> dict[str, Any]:
         replicas = find_replicas(self.backends, name)
+        records = {c.id: c for b in {r.backend for r in replicas} for c in self._records(b)}
         if replicas:
-            return {"workload": name, "replicas": [self._describe_one(r.backend, r.inspect) for r in replicas]}
+            return {"workload": name, "replicas": [self._describe_one(r.backend, r.inspect, records.get(r.id)) for r in replicas]}
         backend, data = find_container(self.backends, name)
-        return self._describe_one(backend, data)
+        return self._describe_one(backend, data, next((c for c in self._records(backend) if c.id == data["Id"]), None))
 
-    def _describe_one(self, backend: DockerBackend, data: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _describe_one(backend: DockerBackend, data: dict[str, Any], record: ContainerInfo | None) -> dict[str, Any]:
         config, host, state = data.get("Config") or {}, data.get("HostConfig") or {}, data.get("State") or {}
-        record = next((c for c in self._records(backend) if c.id == data["Id"]), None)
         health = state.get("Health") or {}
         return {
             "name": str(data.get("Name", "")).lstrip("/"),

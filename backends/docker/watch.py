@@ -141,6 +141,7 @@ class EngineWatch:
         self._closed = threading.Event()
         self._stream: Any = None
         self._thread: threading.Thread | None = None
+        self.subscribed_at: float | None = None  # monotonic time of the current subscription
 
     # .. lifecycle
 
@@ -175,6 +176,11 @@ class EngineWatch:
     def containers(self) -> dict[str, ContainerState]:
         with self._lock:
             return dict(self._table)
+
+    def reconnect(self) -> None:
+        """Drops the current subscription; the thread subscribes and lists again at once. For a
+        stream that may have outlived an outage without noticing (a half-open TCP connection)."""
+        self._cancel_stream()
 
     def refresh(self, container_id: str) -> ContainerState | None:
         """Re-inspects one container now (after an action, without waiting for its event)."""
@@ -212,6 +218,7 @@ class EngineWatch:
         filters = {"type": ["container"], "event": list(WATCHED_EVENTS)}
         # Subscribe before listing, so nothing that happens in between is missed.
         self._stream = self.client.call(lambda api: api.events(filters=filters, decode=True))
+        self.subscribed_at = time.monotonic()
         try:
             self._sync()
             self._synced.set()
