@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from console.commands import agent_cmd, resources, scaling, scheduling, spec_commands
+from console.commands import agent_cmd, exporter_cmd, resources, scaling, scheduling, spec_commands
 
-COMMAND_MODULES = [spec_commands, resources, scheduling, scaling, agent_cmd]
+COMMAND_MODULES = [spec_commands, resources, scheduling, scaling, exporter_cmd, agent_cmd]
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:

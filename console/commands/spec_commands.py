@@ -34,11 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print what applying a spec would send, without contacting anything",
         description="Print what applying would send: the Docker create request, the libvirt domain XML, "
         "the Lambda CreateFunction request and trigger calls, the tuning settings. Contacts nothing.",
-        epilog="examples:\n  rtm-console render sample-specs/performance-tuning.yaml\n  rtm-console render web.yaml --format yaml",
+        epilog="examples:\n  rtm-console render sample-specs/performance-tuning.yaml\n  rtm-console render web.yaml --format yaml\n  rtm-console render --alert-rules specs/ > rtm-alerts.yml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     render.add_argument("path", metavar="PATH", type=Path)
     render.add_argument("--format", choices=("json", "yaml"), default="json")
+    render.add_argument("--alert-rules", action="store_true", help="print Prometheus alerting rules for the thresholds of the specs under PATH (file or folder)")
     render.set_defaults(handler=run_render)
 
     samples = subparsers.add_parser("samples", help="print the folder of the bundled sample specs")
@@ -81,6 +82,10 @@ def print_findings(findings: list[Finding], fmt: str = "text") -> None:
 
 
 def run_render(args: argparse.Namespace) -> int:
+    if args.alert_rules:
+        from console.commands.exporter_cmd import render_alert_rules_command
+
+        return render_alert_rules_command([args.path])
     try:
         result = load_file(args.path)
     except OSError as exc:
