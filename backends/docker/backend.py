@@ -163,7 +163,10 @@ class DockerBackend:
     def node(self) -> SchedNode:
         """The engine as a scheduler node: its capacity minus what running containers requested
         (CPU from their shares, by the kubelet's formula backwards; memory from reservations),
-        with its running replicas of workloads as its connections (for least_connections)."""
+        with its running replicas of workloads as its connections (for least_connections).
+        BackendUnavailable when the engine does not answer."""
+        self.watch.start()
+        self._ping()
         info = self.client.info()
         running = [s for s in self.containers().values() if s.running]
         cpu = sum(-(-s.cpu_shares * 1000 // 1024) for s in running if s.cpu_shares)
