@@ -133,7 +133,10 @@ class ContainerActions:
             raise ExecTimeout(f"{' '.join(argv)} in {name} ran longer than {timeout:g} s" + (" and was killed" if killed else ""),
                               output, "" if killed else "the command may still be running in the container")
         if failure:
-            raise failure[0]
+            error = failure[0]
+            if isinstance(error, DockerRequestError):
+                raise error
+            raise client.unavailable(error) or DockerRequestError(f"exec in {name} broke off: {error}") from None
         exit_code = client.call(lambda api: api.exec_inspect(exec_id)).get("ExitCode")
         return ExecResult(int(exit_code if exit_code is not None else -1), output)
 
