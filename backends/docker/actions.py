@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backends.base import BackendUnavailable
 from backends.docker.backend import DockerBackend
 from backends.docker.errors import DockerRequestError, ExecTimeout
 from backends.docker.mapping import (
@@ -134,7 +135,7 @@ class ContainerActions:
                               output, "" if killed else "the command may still be running in the container")
         if failure:
             error = failure[0]
-            if isinstance(error, DockerRequestError):
+            if isinstance(error, (DockerRequestError, BackendUnavailable)):
                 raise error
             raise client.unavailable(error) or DockerRequestError(f"exec in {name} broke off: {error}") from None
         exit_code = client.call(lambda api: api.exec_inspect(exec_id)).get("ExitCode")
