@@ -302,3 +302,24 @@ def test_jvm_heap_larger_than_container_limit_warns() -> None:
 def test_metric_declared_with_the_wrong_type() -> None:
     line, col, _, message = only("ResourceMetrics:\n  cpu:\n    context_switches: gauge\n")
     assert (line, col) == (3, 23) and "context_switches is a cumulative count" in message
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("8080", (8080, None, None, "tcp")),
+        ("9000:90", (90, 9000, None, "tcp")),
+        ("127.0.0.1:8080:80/udp", (80, 8080, "127.0.0.1", "udp")),
+        ("[::1]:8080:80", (80, 8080, "::1", "tcp")),
+    ],
+)
+def test_port_mappings(text: str, expected: tuple) -> None:
+    from rtm.kinds.container import parse_port
+
+    port = parse_port(text)
+    assert (port.container_port, port.host_port, port.host_ip, port.protocol) == expected
+
+
+def test_port_out_of_range() -> None:
+    line, col, _, message = only('ContainerRuntime:\n  base_image: a\n  security: {user: "1"}\n  ports: ["70000:80"]\n')
+    assert (line, col) == (4, 11) and "from 1 to 65535" in message
