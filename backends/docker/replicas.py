@@ -18,6 +18,7 @@ from backends.docker.errors import ContainerNotFound, DockerRequestError, Runtim
 from backends.docker.images import Progress, ensure_image
 from backends.docker.mapping import LABEL_REPLICA, LABEL_SPEC_HASH, LABEL_WORKLOAD, RESOURCE_FIELDS, CreateRequest
 from rtm.scheduling import Requirements, SchedNode, schedule
+from rtm.scheduling.from_spec import requirements
 
 # nodes, what one replica needs, how many, algorithm -> one engine name per new replica
 Placement = Callable[[Sequence[SchedNode], Requirements, int, str], Sequence[str]]
@@ -192,22 +193,12 @@ def default_placement(nodes: Sequence[SchedNode], requirements: Requirements, co
 
 
 def requirements_of(document: Any) -> tuple[Requirements, str]:
-    """What one replica needs, and the algorithm, from a workload's specs: the requests (or a
-    larger resource_requirements constraint), node affinity, runtime "docker"; the policy's
-    first algorithm, else least_connections (replicas spread over the engines)."""
-    from rtm.scheduling import AffinityExpr
-
-    spec = document.get("ContainerRuntime")
-    cpu, memory = spec.resources.requests.cpu or 0, spec.resources.requests.memory or 0
+    """What one replica needs (rtm.scheduling.from_spec: the policy's resource_requirements,
+    else the container's requests; node affinity; runtime "docker") and the algorithm: the
+    policy's first, else least_connections (replicas spread over the engines)."""
     policy = document.get("SchedulingPolicy")
-    algorithm, affinity = "least_connections", ()
-    if policy is not None:
-        algorithm = policy.algorithms[0] if policy.algorithms else algorithm
-        expressions = tuple(AffinityExpr(c.key, c.operator, c.string_values) for c in policy.constraints if c.type == "node_affinity")
-        affinity = (expressions,) if expressions else ()
-        for constraint in (c for c in policy.constraints if c.type == "resource_requirements"):
-            cpu, memory = max(cpu, constraint.cpu or 0), max(memory, constraint.memory or 0)
-    return Requirements(cpu, memory, affinity, runtime="docker"), algorithm
+    algorithm = policy.default_algorithm if policy is not None else "least_connections"
+    return requirements(document), algorithm
 
 
 def choose_engines(backends: Sequence[DockerBackend], requirements: Requirements, count: int, algorithm: str,
