@@ -22,10 +22,14 @@ from typing import Any, Literal
 
 from console.gate import ACTIONS, register_action
 
-try:  # declares workload.apply, resource.delete, node.cordon and node.uncordon
-    import console.commands.resources  # noqa: F401
-except ImportError:  # without the resource commands those actions are simply not offered
-    pass
+# Modules that declare actions the console offers: the resource commands (workload.apply,
+# resource.delete, node.cordon, node.uncordon) and the supervisor (workload.scale). Without one
+# of them, its actions are simply not offered.
+for _declaring in ("console.commands.resources", "console.supervisor.actions"):
+    try:
+        __import__(_declaring)
+    except ImportError:
+        pass
 from console.tui.services import ConsoleServices
 
 # The console's own change: writing a spec file from the editor (kept as NAME~ beforehand).
@@ -38,6 +42,7 @@ RESOURCE_OF_PANE = {"containers": "container", "vms": "vm", "functions": "functi
 register_action("resource.start", description="start a stopped container or VM")
 register_action("resource.stop", destructive=True, description="stop a running container or VM")
 register_action("resource.restart", destructive=True, description="restart a container or VM")
+register_action("container.exec", description="run a command in a running container and show its output")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ VERBS: tuple[ResourceVerb, ...] = (
     ResourceVerb("stop", "resource.stop", ("stop", "shutdown"), "backend", "Stop", ("containers", "vms")),
     ResourceVerb("restart", "resource.restart", ("restart", "reboot"), "backend", "Restart", ("containers", "vms")),
     ResourceVerb("delete", "resource.delete", ("delete",), "handler", "Delete", ("containers", "vms", "functions")),
+    ResourceVerb("exec", "container.exec", ("exec",), "backend", "Exec", ("containers",)),
     ResourceVerb("cordon", "node.cordon", (), "cordons", "Cordon", ("nodes",)),
     ResourceVerb("uncordon", "node.uncordon", (), "cordons", "Uncordon", ("nodes",)),
 )
@@ -84,14 +90,23 @@ def carrier(verb: str, pane: str, services: ConsoleServices, backend: str | None
         if store is None:
             return None
         return lambda node_id: store.set(node_id, verb == "cordon")
+    handler = services.handler(RESOURCE_OF_PANE[pane])
     if spec.on == "handler":
-        return _method(services.handler(RESOURCE_OF_PANE[pane]), spec.methods)
+        return _method(handler, spec.methods)
+    # Lifecycle methods live on the backend that reported the resource (libvirt: one host),
+    # or on the actions of the kind's handler, which find the resource on any engine (Docker).
     names = [backend] if backend is not None else list(services.backend_names(pane))
-    for name in names:
-        method = _method(services.backends.get(name), spec.methods)
+    owners = [owner for name in names for owner in _with_actions(services.backends.get(name))]
+    for owner in (*owners, *_with_actions(handler)):
+        method = _method(owner, spec.methods)
         if method is not None:
             return method
     return None
+
+
+def _with_actions(owner: Any) -> tuple[Any, ...]:
+    """An object and the `actions` it carries (backends and handlers group their changes so)."""
+    return (owner, getattr(owner, "actions", None)) if owner is not None else ()
 
 
 def available(verb: str, pane: str, services: ConsoleServices) -> bool:
@@ -113,5 +128,16 @@ def apply_available(services: ConsoleServices, resource: str) -> bool:
     )
 
 
+def scaler(services: ConsoleServices) -> Callable[..., Any] | None:
+    """The callable that sets a workload's replica count (`workload.scale`), if any."""
+    if not is_declared("workload.scale"):
+        return None
+    for owner in _with_actions(services.handler("container")):
+        method = _method(owner, ("scale",))
+        if method is not None:
+            return method
+    return None
+
+
 def scale_available(services: ConsoleServices) -> bool:
-    return is_declared("workload.scale") and _method(services.handler("container"), ("scale",)) is not None
+    return scaler(services) is not None

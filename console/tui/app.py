@@ -39,7 +39,7 @@ from console.tui.panes.runtimes import ContainersPane, FunctionsPane, VmsPane
 from console.tui.panes.specs import SpecsPane
 from console.tui.planning import find_specs
 from console.tui.screens.details import DetailsScreen
-from console.tui.screens.dialogs import ConfirmScreen, TextPromptScreen, UnsavedScreen
+from console.tui.screens.dialogs import ConfirmScreen, OutputScreen, TextPromptScreen, UnsavedScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.placement import PlacementScreen
 from console.tui.screens.scaling import ScalingScreen
@@ -76,6 +76,7 @@ PANE_ALIASES = {
 }
 ALIAS_TO_PANE = {alias: pane for pane, aliases in PANE_ALIASES.items() for alias in aliases}
 KIOSK_CYCLE = ("nodes", "containers", "vms", "functions", "events")
+EXEC_TIMEOUT = 30.0  # seconds a command run with exec may take
 
 
 class PollUpdated(Message):
@@ -416,19 +417,46 @@ class RtmConsole(App[int]):
             self.notify(f"{row.backend} cannot {verb} {row.name}.", severity="warning")
             return
         resource = "node" if pane == "nodes" else actions.RESOURCE_OF_PANE[pane]
-        name = row.name
-        self.run_gated(spec.action, f"{resource}/{name}", {"backend": row.backend}, lambda: do(name))
+        name, target = row.name, f"{resource}/{row.name}"
+        if verb == "exec":
+            def run(command: str | None) -> None:
+                if command:
+                    self.run_gated(spec.action, target, {"command": command, "backend": row.backend},
+                                   lambda: do(name, command, timeout=EXEC_TIMEOUT),
+                                   on_done=lambda value: self.push_screen(OutputScreen(f"{target}: {command}", value)))
+
+            self.ask_text(f"Command to run in {target} (sh -c, at most {EXEC_TIMEOUT:g} s):", run)
+            return
+        self.run_gated(spec.action, target, {"backend": row.backend}, lambda: do(name))
+
+    def run_gated(self, action: str, target: str, params: dict[str, Any], fn: Callable[[], Any],
+                  destructive: bool = False, confirm: str | None = None,
+                  on_done: Callable[[Any], None] | None = None) -> None:
+        """Run `fn` through the gate in a thread worker. `confirm` asks first in the console (for
+        steps the operator confirms though the gate would not ask, such as executing a
+        scaling decision); `on_done` gets the value of a successful run on the event loop."""
+        if confirm is None:
+            self._gated_worker(action, target, params, fn, destructive, on_done)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._gated_worker(action, target, params, fn, destructive, on_done)
+
+        self.push_screen(ConfirmScreen(confirm), callback=answered)
 
     @work(thread=True, group="actions")
-    def run_gated(self, action: str, target: str, params: dict[str, Any], fn: Callable[[], Any],
-                  destructive: bool = False) -> None:
+    def _gated_worker(self, action: str, target: str, params: dict[str, Any], fn: Callable[[], Any],
+                      destructive: bool, on_done: Callable[[Any], None] | None) -> None:
         result = self.services.gate.run(action, target, params, fn, destructive=destructive)
-        self.call_from_thread(self._action_done, result)
+        self.call_from_thread(self._action_done, result, on_done)
         self.services.source.refresh_now()
 
-    def _action_done(self, result: Any) -> None:
+    def _action_done(self, result: Any, on_done: Callable[[Any], None] | None = None) -> None:
         if result.ok:
             self.notify(result.message)
+            if on_done is not None:
+                on_done(result.value)
         elif result.error in ("refused_read_only", "not_confirmed"):
             self.notify(result.message, severity="warning")
         else:

@@ -65,6 +65,7 @@ class ResourcePane(Vertical):
         Binding("o", "resource('stop')", "Stop"),
         Binding("R", "resource('restart')", "Restart"),
         Binding("ctrl+d", "resource('delete')", "Delete"),
+        Binding("x", "resource('exec')", "Exec"),
         Binding("c", "resource('cordon')", "Cordon"),
         Binding("u", "resource('uncordon')", "Uncordon"),
     ]

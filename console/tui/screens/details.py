@@ -80,14 +80,18 @@ class DetailsScreen(ModalScreen[None]):
         if not self._stop_streams.is_set():
             self.app.call_from_thread(self.query_one("#describe", Static).update, text)
 
-    @work(thread=True, group="details")
     def stream_logs(self) -> None:
+        """Follow the logs in a daemon thread of its own, not a textual worker: a followed
+        stream blocks until the container writes, and the app must not wait for it to close.
+        The thread stops at the next line after the screen closes."""
+        threading.Thread(target=self._follow, name=f"rtm-logs:{self.resource_name}", daemon=True).start()
+
+    def _follow(self) -> None:
         log = self.query_one("#logs", RichLog)
         try:
             for line in self.handler.logs(self.resource_name, follow=True, tail=LOG_TAIL):
-                if self._stop_streams.is_set():
+                if self._stop_streams.is_set() or not self._show(log.write, line):
                     return
-                self.app.call_from_thread(log.write, line)
         except BackendUnavailable as exc:
             message = str(exc)
         except Exception as exc:
@@ -95,7 +99,15 @@ class DetailsScreen(ModalScreen[None]):
         else:
             message = "(the log stream ended)"
         if not self._stop_streams.is_set():
-            self.app.call_from_thread(log.write, message)
+            self._show(log.write, message)
+
+    def _show(self, write: Any, text: str) -> bool:
+        """Hand a line to the screen; False once the app has stopped."""
+        try:
+            self.app.call_from_thread(write, text)
+        except RuntimeError:  # the app is not running any more
+            return False
+        return True
 
     def action_close(self) -> None:
         self._stop_streams.set()

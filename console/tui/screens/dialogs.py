@@ -1,4 +1,5 @@
-"""Small modal dialogs: a yes/no confirmation, unsaved changes, a one-line text prompt."""
+"""Small modal dialogs: a yes/no confirmation, unsaved changes, a one-line text prompt, and
+the output of a command."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Input, Label, Static
 
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
@@ -119,4 +120,33 @@ class TextPromptScreen(ModalScreen[str | None]):
         self.dismiss(event.value.strip() or None)
 
     def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class OutputScreen(ModalScreen[None]):
+    """What a command printed (exec), with its exit code."""
+
+    DEFAULT_CSS = """
+    OutputScreen { align: center middle; }
+    OutputScreen > Vertical { width: 90%; height: 80%; border: thick $primary; background: $surface; }
+    OutputScreen #output-title { height: 1; padding: 0 1; background: $panel; width: 100%; }
+    """
+    BINDINGS = [Binding("escape,q", "close", "Close")]
+
+    def __init__(self, title: str, result: object) -> None:
+        super().__init__()
+        self.title_text = title
+        self.result = result
+
+    def compose(self) -> ComposeResult:
+        exit_code = getattr(self.result, "exit_code", None)
+        output = getattr(self.result, "output", None)
+        text = str(self.result) if output is None else output
+        with Vertical():
+            suffix = "" if exit_code is None else f"  (exit code {exit_code})"
+            yield Label(f"{self.title_text}{suffix}", id="output-title")
+            with VerticalScroll():
+                yield Static(text or "(no output)", markup=False)
+
+    def action_close(self) -> None:
         self.dismiss(None)

@@ -197,11 +197,15 @@ class ScalingScreen(Screen[None]):
         source, decision = self._source(), self.decision
         if source is None or decision is None:
             return
-        handler = self.console.services.handler("container")
-        name, target = source.document.name, decision.target_replicas
+        scale = actions.scaler(self.console.services)
+        if scale is None:
+            return
+        document, name, target = source.document, source.document.name, decision.target_replicas
         self.console.run_gated(
-            "workload.scale", f"workload/{name}", {"replicas": target},
-            lambda: handler.scale(name, target),  # type: ignore[union-attr]
+            "workload.scale", f"workload/{name}",
+            {"replicas": target, "from": decision.current_replicas, "reason": decision.reason},
+            lambda: scale(name, target, document=document, base_dir=source.path.parent),
+            confirm=f"Scale workload/{name} from {decision.current_replicas} to {target} replicas?",
         )
 
     def action_close(self) -> None:

@@ -1,0 +1,206 @@
+"""The Containers pane against the test setup's Docker engine: a container of the test's own
+shows up, and stop, start, restart, exec, logs and delete run through the gate for real."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from textual.widgets import TabbedContent
+
+from console.tui.screens.details import DetailsScreen
+from console.tui.screens.dialogs import ConfirmScreen, OutputScreen, TextPromptScreen
+from tui.conftest import host_backend, wait_for
+
+pytestmark = pytest.mark.docker
+SIZE = (140, 40)
+
+
+@pytest.fixture
+def container(docker_client, test_image, test_labels, run_id):
+    """A BusyBox container that prints a line and sleeps; removed afterwards."""
+    created = docker_client.containers.run(
+        test_image, ["sh", "-c", "echo hello-from-the-test; exec sleep 600"], name=f"{run_id}-tui",
+        labels=test_labels, detach=True, init=True,
+    )
+    yield created
+    try:
+        created.remove(force=True)
+    except Exception:  # the test deleted it already
+        pass
+
+
+def _docker_console(live_console):
+    from backends.docker import make_docker_backends
+
+    backends, handlers = make_docker_backends([os.environ["DOCKER_HOST"]])
+    return live_console([host_backend(), *backends], handlers=handlers)
+
+
+def _row(app, name: str):
+    return next((row for row in app.pane("containers").table.all_rows if row.name == name), None)
+
+
+async def _select(pilot, app, name: str) -> None:
+    await pilot.press("2")
+    assert await wait_for(pilot, lambda: _row(app, name) is not None, timeout=30)
+    pane = app.pane("containers")
+    pane.table.select_key(_row(app, name).key)
+    pane.table.focus()
+
+
+async def test_stop_start_and_restart_a_container_through_the_gate(live_console, container) -> None:
+    console = _docker_console(live_console)
+    app = console.app
+    async with app.run_test(size=SIZE) as pilot:
+        await _select(pilot, app, container.name)
+        await pilot.press("o")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.question == f"Stop container/{container.name}?"
+        await pilot.press("y")
+        assert await wait_for(pilot, lambda: _row(app, container.name).cells[1] == "exited", timeout=30)
+        await pilot.press("s")
+        assert await wait_for(pilot, lambda: _row(app, container.name).cells[1] == "running", timeout=30)
+        await pilot.press("R")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        assert await wait_for(pilot, lambda: len(console.audit()) == 3, timeout=30)
+    assert [(r["action"], r["result"]) for r in console.audit()] == [
+        ("resource.stop", "ok"), ("resource.start", "ok"), ("resource.restart", "ok")]
+
+
+async def test_exec_runs_a_command_and_shows_its_output(live_console, container) -> None:
+    console = _docker_console(live_console)
+    app = console.app
+    async with app.run_test(size=SIZE) as pilot:
+        await _select(pilot, app, container.name)
+        await pilot.press("x")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+        await pilot.press(*"echo $((6*7))", "enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, OutputScreen), timeout=30)
+        assert app.screen.result.exit_code == 0 and app.screen.result.output.strip() == "42"
+    record = console.audit()[-1]
+    assert (record["action"], record["params"]["command"], record["result"]) == ("container.exec", "echo $((6*7))", "ok")
+
+
+async def test_details_show_inspect_describe_and_following_logs(live_console, container) -> None:
+    console = _docker_console(live_console)
+    app = console.app
+    async with app.run_test(size=SIZE) as pilot:
+        await _select(pilot, app, container.name)
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        screen = app.screen
+        screen.query_one(TabbedContent).active = "tab-logs"
+        logs = screen.query_one("#logs")
+        assert await wait_for(pilot, lambda: any("hello-from-the-test" in line.text for line in logs.lines), timeout=30)
+        describe = screen.query_one("#describe")
+        assert await wait_for(pilot, lambda: "asking the backend" not in str(describe.render()), timeout=30)
+        await pilot.press("escape")
+
+
+async def test_delete_asks_naming_the_container_then_removes_it(live_console, container, docker_client) -> None:
+    import docker
+
+    console = _docker_console(live_console)
+    app = console.app
+    async with app.run_test(size=SIZE) as pilot:
+        await _select(pilot, app, container.name)
+        await pilot.press("ctrl+d")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert container.name in app.screen.question
+        await pilot.press("y")
+        assert await wait_for(pilot, lambda: _row(app, container.name) is None, timeout=30)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(container.id)
+    assert console.audit()[-1]["action"] == "resource.delete" and console.audit()[-1]["result"] == "ok"
+
+
+async def test_kiosk_refuses_every_container_action_and_the_container_keeps_running(live_console, container) -> None:
+    from backends.docker import make_docker_backends
+
+    backends, handlers = make_docker_backends([os.environ["DOCKER_HOST"]], read_only=True)
+    console = live_console([host_backend(), *backends], handlers=handlers, mode="kiosk")
+    app = console.app
+    async with app.run_test(size=SIZE) as pilot:
+        await _select(pilot, app, container.name)
+        for key in ("o", "s", "R", "ctrl+d"):
+            await pilot.press(key)
+            await pilot.pause(0.3)
+        await pilot.press("x")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+        await pilot.press(*"touch /tmp/kiosk-was-here", "enter")
+        assert await wait_for(pilot, lambda: len(console.audit()) == 5, timeout=30)
+    assert {(r["result"], r["error"]) for r in console.audit()} == {("refused", "refused_read_only")}
+    assert sorted(r["action"] for r in console.audit()) == [
+        "container.exec", "resource.delete", "resource.restart", "resource.start", "resource.stop"]
+    container.reload()
+    assert container.status == "running"
+    assert container.exec_run(["test", "-e", "/tmp/kiosk-was-here"]).exit_code == 1
+
+
+WORKLOAD_SPEC = """\
+name: {name}
+ContainerRuntime:
+  base_image: "{image}"
+  command: ["sleep", "600"]
+  security: {{user: "1000:1000"}}
+  resources:
+    limits: {{cpu: "200m", memory: "64Mi"}}
+    requests: {{cpu: "100m", memory: "16Mi"}}
+AutoScalingPolicy:
+  horizontal:
+    min_replicas: 1
+    max_replicas: 3
+    target_cpu_utilization: 50
+"""
+
+
+async def test_apply_a_spec_then_execute_a_scaling_decision(live_console, tmp_path, docker_client, test_image, run_id) -> None:
+    from textual.widgets import Select
+
+    from backends.docker import make_docker_backends
+
+    name = f"tui{run_id.replace('-', '')[-10:]}"
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "web.yaml").write_text(WORKLOAD_SPEC.format(name=name, image=test_image))
+    backends, handlers = make_docker_backends([os.environ["DOCKER_HOST"]])
+    console = live_console([host_backend(), *backends], handlers=handlers, specs=specs)
+    app = console.app
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            await pilot.pause()
+            pane = app.pane("specs")
+            pane.open_file(next(f for f in pane.files if f.path.name == "web.yaml" and not f.sample))
+            assert await wait_for(pilot, lambda: pane.last_result is not None and pane.last_result.ok)
+            await pilot.press("f6")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=30)
+            assert f"create" in app.screen.detail and f"{name}-0" in app.screen.detail
+            await pilot.press("y")
+            await pilot.press("2")
+            assert await wait_for(pilot, lambda: _row(app, f"{name}-0") is not None, timeout=60)
+            await pilot.press("H")
+            assert await wait_for(pilot, lambda: hasattr(app.screen, "decision"))
+            screen = app.screen
+            index = next(i for i, s in enumerate(screen.workloads) if s.document.name == name)
+            screen.query_one("#workload", Select).value = index
+            await pilot.pause()
+            screen.query_one("#replicas").value = "1"
+            screen.query_one("#cpu").value = "150"
+            screen.action_evaluate()
+            assert screen.decision.direction == "scale_up" and screen.decision.target_replicas == 3
+            assert not screen.query_one("#execute").disabled
+            await pilot.click("#execute")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            assert app.screen.question == f"Scale workload/{name} from 1 to 3 replicas?"
+            await pilot.press("y")
+            assert await wait_for(pilot, lambda: any(r["action"] == "workload.scale" for r in console.audit()), timeout=90)
+        names = {c.name for c in docker_client.containers.list(filters={"name": name})}
+        assert names == {f"{name}-0", f"{name}-1", f"{name}-2"}
+        actions = [(r["action"], r["result"]) for r in console.audit()]
+        assert actions == [("workload.apply", "ok"), ("workload.scale", "ok")]
+    finally:
+        for leftover in docker_client.containers.list(all=True, filters={"name": name}):
+            leftover.remove(force=True)
