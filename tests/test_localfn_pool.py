@@ -210,3 +210,14 @@ def test_requests_beyond_the_worker_limit_queue_and_are_served_in_turn(function)
         pool.close()
     assert [r.outcome for r in results] == ["ok"] * 4
     assert len({r.result["pid"] for r in results}) == 1  # one worker, reused by each in turn
+
+
+def test_idle_workers_are_stopped_after_the_idle_time(function) -> None:
+    pool = WorkerPool(idle_seconds=0.0)
+    try:
+        pid = pool.invoke(function, {}, "r1").result["pid"]
+        assert pool.worker_pids() == [pid]
+        assert pool.reap_idle() == 1
+        assert pool.worker_pids() == [] and not process_exists(pid)
+    finally:
+        pool.close()
