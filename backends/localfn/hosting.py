@@ -11,15 +11,13 @@ twice); choosing *which* process should host (the agent's lock) is the caller's 
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import json
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from backends.files import FileLock, lock_holder
 
 LOCK_NAME = "runtime.lock"
 
@@ -53,68 +51,32 @@ class RuntimeAlreadyHosted(RuntimeError):
 
 
 class HostLock:
-    """The hosting process's hold on the lock file."""
+    """The hosting process's hold on the lock file: the shared FileLock, whose holder details
+    also carry the gateway's URL once it serves."""
 
     def __init__(self, folder: Path | str, role: str) -> None:
         self.path = Path(folder) / LOCK_NAME
-        self.role = role
-        self._fd: int | None = None
+        self._lock = FileLock(self.path, role)
 
     def acquire(self) -> None:
         """Take the lock or raise RuntimeAlreadyHosted; never waits."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RuntimeAlreadyHosted(read_host_state(self.path.parent)) from None
-            raise
-        self._fd = fd
+        if not self._lock.acquire():
+            raise RuntimeAlreadyHosted(read_host_state(self.path.parent))
         self.publish(url=None)
 
     def publish(self, url: str | None) -> None:
-        """Write this host's details into the locked file (the lock stays on the same inode)."""
-        if self._fd is None:
-            return
-        details = {"pid": os.getpid(), "hostname": socket.gethostname(), "role": self.role,
-                   "url": url, "since": time.time()}
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, json.dumps(details).encode("utf-8"), 0)
+        self._lock.publish(url=url, since=time.time())
 
     def release(self) -> None:
-        if self._fd is None:
-            return
-        fd, self._fd = self._fd, None
-        try:
-            os.ftruncate(fd, 0)
-        finally:
-            os.close(fd)
+        self._lock.release()
 
 
 def read_host_state(folder: Path | str) -> HostState:
     """Who hosts the runtime whose store is `folder` (DATA/functions)."""
-    path = Path(folder) / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+    details = lock_holder(Path(folder) / LOCK_NAME)
+    if details is None:
         return HostState(hosted=False)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            raw = os.pread(fd, 4096, 0)
-            try:
-                details = json.loads(raw) if raw else {}
-            except ValueError:
-                details = {}
-            pid = details.get("pid")
-            return HostState(True, pid, details.get("hostname"), details.get("role"), details.get("url"),
-                             details.get("since"), this_process=pid == os.getpid())
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return HostState(hosted=False)
-    finally:
-        os.close(fd)
+    pid = details.get("pid")
+    return HostState(True, pid, details.get("host"), details.get("role"), details.get("url"),
+                     details.get("since"), this_process=pid == os.getpid())

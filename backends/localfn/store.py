@@ -25,7 +25,6 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from backends.files import atomic_write, ensure_private_dir
 from backends.localfn.definition import CodeSource, FunctionDefinition, copy_code
 
 STORE_FOLDER = "functions"
@@ -157,7 +157,7 @@ class FunctionStore:
                 stored = StoredFunction(
                     replace(definition, code_sha256=sha256),
                     number, time.time() if now is None else now, versions / str(number) / "code", str(code.path))
-                _write_json(staging / "function.json", stored.to_json())
+                atomic_write(staging / "function.json", json.dumps(stored.to_json(), indent=1))
                 os.rename(staging, versions / str(number))
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -198,13 +198,13 @@ class FunctionStore:
         return dict(raw.get("functions", {}))
 
     def _write_index(self, functions: dict[str, Any]) -> None:
-        _write_json(self.index_path, {"format": INDEX_FORMAT, "functions": dict(sorted(functions.items()))})
+        atomic_write(self.index_path, json.dumps({"format": INDEX_FORMAT, "functions": dict(sorted(functions.items()))}, indent=1))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """One writer at a time, across threads and processes (each call opens its own
         descriptor, and flock excludes separate descriptors even within one process)."""
-        _ensure_private_dir(self.root)
+        ensure_private_dir(self.root)
         fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -217,35 +217,3 @@ def _remove_staging_leftovers(versions: Path) -> None:
     for entry in versions.iterdir():
         if entry.name.startswith(".staging-"):
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _ensure_private_dir(path: Path) -> None:
-    if not path.is_dir():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    """Replace `path` atomically: temporary file in the same folder, fsync, rename, fsync folder.
-
-    (The console's data-folder helper does the same; backends cannot import the console.)
-    """
-    payload = json.dumps(data, indent=1, sort_keys=False).encode("utf-8")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(payload)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp_name, 0o600)
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
