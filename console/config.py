@@ -1176,3 +1176,14 @@ def _json_value(name: str, value: Any) -> Any:
     if isinstance(value, tuple):
         return [_json_value(name, item) for item in value]
     return value
+
+
+def flags_from_args(args: Any) -> dict[str, Any]:
+    """The configuration keys given on the command line (argparse's namespace), by dotted key."""
+    flags = {}
+    for key in KEYS:
+        if key.flag is not None:
+            value = getattr(args, key.flag.lstrip("-").replace("-", "_"), None)
+            if value is not None:
+                flags[key.name] = value
+    return flags

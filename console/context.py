@@ -18,23 +18,13 @@ from typing import Any, Callable
 
 from backends.base import Availability, Backend
 from backends.handlers import RuntimeHandler
-from console.config import Config, load_config
+from console.config import Config, flags_from_args, load_config
 from console.datadir import ensure_private_dir
 from console.diagnostics import setup_debug_log
 from console.eventlog import EventLog
 from console.gate import AUDIT_LOG_NAME, ActionGate, Mode, terminal_confirm
 
 logger = logging.getLogger("rtm.context")
-
-# Command-line options that are also configuration keys (flag > RTM_* env > file > default).
-FLAG_KEYS = {
-    "theme": "theme",
-    "metrics_listen": "exporter.console_listen",
-    "listen": "exporter.listen",
-    "web_config": "exporter.web_config",
-    "specs": "specs_dir",
-}
-
 
 @dataclass
 class AppContext:
@@ -77,8 +67,10 @@ class AppContext:
 def open_context(args: argparse.Namespace, mode: Mode, env: dict[str, str] | None = None) -> AppContext:
     """Load the configuration (raises ConfigError), open the data folder, build the gate."""
     env = dict(os.environ if env is None else env)
-    flags = {key: getattr(args, option) for option, key in FLAG_KEYS.items() if getattr(args, option, None) is not None}
+    flags = flags_from_args(args)
     config = load_config(flags, env, getattr(args, "config", None))
+    if mode == "interactive" and config.kiosk.enabled:
+        mode = "kiosk"  # --kiosk, RTM_KIOSK_ENABLED or the config file: read-only everywhere
     data = ensure_private_dir(config.data_dir)
     debug_log = setup_debug_log(data)
     confirm = terminal_confirm() if mode == "interactive" else None

@@ -462,12 +462,18 @@ def kiosk_uncordon(cli: Cli, tmp_path: Path) -> tuple[Run, bool]:
     return run, not CordonStore(cli.data_dir).is_cordoned(socket.gethostname())
 
 
+def kiosk_invoke(cli: Cli, tmp_path: Path) -> tuple[Run, bool]:
+    run = cli("--kiosk", "invoke", "function/hello", "--payload", "{}")
+    return run, False  # refused before any backend is looked up: nothing could change
+
+
 # Every action the commands declare, with the command line that tries it in kiosk mode.
 KIOSK_CALLS: dict[str, Callable[[Cli, Path], tuple[Run, bool]]] = {
     "workload.apply": kiosk_apply,
     "resource.delete": kiosk_delete,
     "node.cordon": kiosk_cordon,
     "node.uncordon": kiosk_uncordon,
+    "function.invoke": kiosk_invoke,
 }
 
 

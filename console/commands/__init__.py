@@ -13,11 +13,23 @@ from console.commands import agent_cmd, exporter_cmd, resources, scaling, schedu
 COMMAND_MODULES = [spec_commands, resources, scheduling, scaling, exporter_cmd, agent_cmd]
 
 
+# Configuration keys whose flags belong to one command (exporter, agent), not to every one.
+COMMAND_FLAGS = ("--listen", "--web-config", "--specs")
+
+
 def add_global_options(parser: argparse.ArgumentParser) -> None:
-    """Options that apply to the console and to every command."""
+    """Options that apply to the console and to every command: one per configuration key that
+    has a flag (flag > RTM_* variable > config file > default; docs/config.md lists them all)."""
+    from console.config import KEYS
+
     parser.add_argument("--config", metavar="FILE", help="configuration file (default: $RTM_CONFIG, else $XDG_CONFIG_HOME/rtm-console/config.yaml)")
-    parser.add_argument("--kiosk", action="store_true", help="read-only console for wall screens and shared sessions")
-    parser.add_argument("--kiosk-lock", action="store_true", help="with --kiosk: the keyboard cannot quit the console")
-    parser.add_argument("--theme", metavar="NAME", help="dark, light or high-contrast")
     parser.add_argument("--sandbox", action="store_true", help="use built-in sandboxes (libvirt test driver, local functions) so every pane is alive")
-    parser.add_argument("--metrics-listen", metavar="ADDR:PORT", help="serve the Prometheus exporter while the console runs")
+    boolean = {"kiosk.enabled": "read-only console for wall screens and shared sessions", "kiosk.lock": "with --kiosk: the keyboard cannot quit the console"}
+    for key in KEYS:
+        if key.flag is None or key.flag in COMMAND_FLAGS:
+            continue
+        if key.name in boolean:
+            # default None, not False: an absent flag must not override the config file
+            parser.add_argument(key.flag, action="store_true", default=None, help=boolean[key.name])
+        else:
+            parser.add_argument(key.flag, metavar="VALUE", help=f"{key.name} (also ${key.env})")

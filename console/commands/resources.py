@@ -58,10 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     describe = add("describe", "show everything known about one resource", "  rtm-console describe container/web-0\n  rtm-console describe node/$(hostname)", run_describe)
     describe.add_argument("target", metavar="KIND/NAME")
 
-    logs = add("logs", "print a container's logs", "  rtm-console logs container/web-0 -f", run_logs)
-    logs.add_argument("target", metavar="container/NAME")
+    logs = add("logs", "print a container's or a local function's logs", "  rtm-console logs container/web-0 -f\n  rtm-console logs function/hello", run_logs)
+    logs.add_argument("target", metavar="container/NAME|function/NAME")
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("--tail", type=int, default=200, help="lines from the end (default 200)")
+
+    invoke = add("invoke", "invoke a function once and print its result", "  rtm-console invoke function/hello --payload '{\"body\": \"{\\\"name\\\": \\\"ops\\\"}\"}'", run_invoke)
+    invoke.add_argument("target", metavar="function/NAME")
+    invoke.add_argument("--payload", default="{}", help="the event, as JSON (default {})")
 
     events = add("events", "print the event log of the control loops", "  rtm-console events\n  rtm-console events -f", run_events)
     events.add_argument("-f", "--follow", action="store_true")
@@ -82,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _context(args: argparse.Namespace) -> AppContext | None:
     try:
-        return open_context(args, "kiosk" if getattr(args, "kiosk", False) else "interactive")
+        return open_context(args, "interactive")  # kiosk when the configuration says so
     except ConfigError as exc:
         for finding in exc.findings:
             print(finding, file=sys.stderr)
@@ -388,15 +392,43 @@ def run_describe(args: argparse.Namespace) -> int:
 # logs / events / config / cordon
 
 
-def run_logs(args: argparse.Namespace) -> int:
+register_action("function.invoke", description="invoke a function once")
+
+
+def run_invoke(args: argparse.Namespace) -> int:
     kind, name = split_target(args.target)
-    if kind not in (None, "container"):
-        return _fail("logs are kept for containers: write container/NAME", 2)
+    if kind not in (None, "function"):
+        return _fail("only functions are invoked: write function/NAME", 2)
+    try:
+        payload = json.loads(args.payload)
+    except ValueError as exc:
+        return _fail(f"--payload is not JSON: {exc}", 2)
     ctx = _context(args)
     if ctx is None:
         return 2
     try:
-        handler = _handler_for(ctx, "container")
+        invoke = lambda: _handler_for(ctx, "function").invoke(name, payload)  # type: ignore[attr-defined]  # noqa: E731
+        result = ctx.gate.run("function.invoke", f"function/{name}", {"payload": payload}, invoke)
+    finally:
+        ctx.close()
+    if not result.ok:
+        return _fail(result.message)
+    value = result.value.to_json() if hasattr(result.value, "to_json") else result.value
+    print(json.dumps(to_jsonable(value), indent=2, default=str))
+    return 0
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    kind, name = split_target(args.target)
+    if kind not in (None, "container", "function"):
+        return _fail("logs are kept for containers and local functions: write container/NAME or function/NAME", 2)
+    ctx = _context(args)
+    if ctx is None:
+        return 2
+    try:
+        handler = _handler_for(ctx, kind or "container")
+        if not hasattr(handler, "logs"):
+            return _fail(f"the {kind} backend keeps no logs rtm-console can read (AWS: see CloudWatch Logs)")
         for line in handler.logs(name, follow=args.follow, tail=args.tail):  # type: ignore[attr-defined]
             print(line, flush=args.follow)
     except (LookupError, BackendUnavailable) as exc:

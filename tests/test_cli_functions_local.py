@@ -1,0 +1,68 @@
+"""The sample function through the CLI on the local runtime: apply, get, invoke, logs, delete."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from backends.localfn import make_local_runtime
+from console.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample-specs" / "serverless-runtime.yaml"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    values = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RTM_"))}
+    values.update(RTM_DATA_DIR=str(tmp_path / "data"), RTM_FUNCTIONS_TARGET="local",
+                  RTM_FUNCTIONS_GATEWAY_LISTEN=f"127.0.0.1:{_free_port()}", XDG_CONFIG_HOME=str(tmp_path / "config"))
+    return values
+
+
+def rtm(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_apply_invoke_logs_delete(env: dict[str, str]) -> None:
+    applied = rtm(env, "apply", str(SAMPLE), "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert "create    function/hello" in applied.stdout
+    listed = json.loads(rtm(env, "get", "functions", "--json").stdout)
+    assert [(f["name"], f["target"], f["memory_mb"]) for f in listed] == [("hello", "local", 256)]
+
+    not_hosted = rtm(env, "invoke", "function/hello")
+    assert not_hosted.returncode == 1 and "not running" in not_hosted.stderr
+
+    config = load_config({}, env, None)
+    runtime = make_local_runtime(config)
+    runtime.start()
+    try:
+        invoked = rtm(env, "invoke", "function/hello", "--payload", json.dumps({"body": json.dumps({"name": "ops"})}))
+        assert invoked.returncode == 0, invoked.stderr
+        result = json.loads(invoked.stdout)
+        assert result["status"] == "ok" and json.loads(result["result"]["body"]) == {"message": "hello, ops"}
+        with urllib.request.urlopen(urllib.request.Request(runtime.url + "/api/function", data=b'{"name": "http"}', method="POST"), timeout=30) as response:
+            assert json.loads(response.read()) == {"message": "hello, http"}
+        logs = rtm(env, "logs", "function/hello")
+        assert logs.returncode == 0 and logs.stdout.count("REPORT RequestId") == 2
+        described = json.loads(rtm(env, "describe", "function/hello").stdout)
+        assert described["name"] == "hello"
+    finally:
+        runtime.stop()
+    deleted = rtm(env, "delete", "function/hello", "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(rtm(env, "get", "functions", "--json").stdout) == []
