@@ -203,12 +203,10 @@ def requirements_of(document: Any) -> tuple[Requirements, str]:
 
 def choose_engines(backends: Sequence[DockerBackend], requirements: Requirements, count: int, algorithm: str,
                    placement: Placement) -> list[DockerBackend]:
-    """Engines for `count` new replicas: all on the one engine when there is one, else the
-    placement function's choice among the engines that answer."""
+    """Engines for `count` new replicas: the placement function's choice among the engines that
+    answer, even when there is one (its free capacity, cordon and the affinity still count)."""
     if count == 0:
         return []
-    if len(backends) == 1:
-        return [backends[0]] * count
     by_name = {b.engine.name: b for b in backends}
     nodes = []
     for backend in backends:
