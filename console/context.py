@@ -145,7 +145,7 @@ def _libvirt(ctx: AppContext) -> Any:
 
 
 def _functions(ctx: AppContext) -> Any:
-    target = ctx.config.functions.target
+    target = "local" if ctx.sandbox else ctx.config.functions.target  # the sandbox is all embedded
     if target == "aws":
         module = _optional_module("backends.aws_lambda", "lambda", ctx.config.aws.endpoint_url or "aws", "pip install boto3")
         return module.make_lambda_backends(ctx.config.aws, read_only=ctx.read_only)
