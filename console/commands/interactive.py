@@ -90,6 +90,7 @@ def _run(ctx: AppContext, args: argparse.Namespace) -> int:
         # The exporter reads the same poller: hidden panes then keep the normal cadence.
         hidden_interval_factor=1.0 if exporting else 5.0,
         autoscaler_tolerance=config.autoscaler.tolerance,
+        freeze_startup_objects=True,
     )
     services = ConsoleServices(
         source=poller,

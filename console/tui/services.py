@@ -54,6 +54,9 @@ class ConsoleOptions:
     refresh_interval: float = 2.0
     hidden_interval_factor: float = 5.0  # panes out of sight poll this much less often
     autoscaler_tolerance: float | None = None  # the config's autoscaler.tolerance
+    # Move everything alive once the screen is up (imports, widgets) out of the garbage
+    # collector's way: full collections then walk only what changes (see app.on_mount).
+    freeze_startup_objects: bool = False
 
     @property
     def kiosk(self) -> bool:

@@ -38,7 +38,7 @@ class Terminal:
         result = subprocess.run(command, capture_output=True, text=True)
         return result.stdout
 
-    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+    def wait_for(self, text: str, timeout: float = 40.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()
@@ -60,7 +60,7 @@ def _start(tmp_path: Path, term: str = "xterm-256color", extra_env: dict[str, st
         "refresh_interval: 1s\n"
         f"specs_dir: {tmp_path / 'specs'}\n"
         "docker:\n  endpoints: [unix:///nonexistent/docker.sock]\n"
-        "functions:\n  target: local\n"
+        "functions:\n  target: local\n  gateway_listen: 127.0.0.1:0\n"
     )
     status = tmp_path / "exit-status"
     env = {"TERM": term, "RTM_DATA_DIR": str(data), "XDG_CONFIG_HOME": str(config_home),

@@ -8,10 +8,15 @@ restores the order. The cursor stays on the same row key across refreshes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+from typing import Any
+
+from rich.cells import cell_len
+from rich.markup import escape
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from console.tui.table_diff import TableDiff, diff_rows
 from console.tui.views import MISSING, Column, Row, matches_filter
@@ -26,13 +31,35 @@ REBUILD_SHARE = 0.25
 
 
 class KeyedText(Text):
-    """A cell that knows its row, so the table can be put in any order by row key."""
+    """The first cell of a row: it knows its row, so the table can be put in any order by key."""
 
     __slots__ = ("row_key",)
 
     def __init__(self, text: str, row_key: str, justify: str = "left", style: str = "") -> None:
         super().__init__(text, style=style, justify=justify, end="", no_wrap=True)  # type: ignore[arg-type]
         self.row_key = row_key
+
+
+# Cells are kept light, as a 5,000-row table holds 50,000 of them and the garbage collector
+# walks every tracked object on each full collection: text columns are plain strings (escaped
+# markup, not tracked by the collector), numeric columns share one right-aligned Text per
+# distinct value (CPU percentages, counts and uptimes repeat a lot).
+_NUMERIC_CELLS: dict[tuple[str, str], Text] = {}
+_NUMERIC_CELLS_MAX = 20_000
+
+
+def numeric_cell(text: str, style: str) -> Text:
+    cell = _NUMERIC_CELLS.get((text, style))
+    if cell is None:
+        if len(_NUMERIC_CELLS) >= _NUMERIC_CELLS_MAX:
+            _NUMERIC_CELLS.clear()
+        cell = _NUMERIC_CELLS[(text, style)] = Text(text, style=style, justify="right", end="", no_wrap=True)
+    return cell
+
+
+def text_cell(text: str, style: str) -> str:
+    escaped = escape(text)
+    return f"[{style}]{escaped}[/]" if style else escaped
 
 
 class ResourceTable(DataTable):
@@ -118,12 +145,15 @@ class ResourceTable(DataTable):
             rows.sort(key=lambda row: row.sort_values[column], reverse=self.sort_reverse)
         return rows
 
-    def _cell(self, row: Row, index: int, text: str) -> KeyedText:
-        column = self.resource_columns[index]
+    def _cell(self, row: Row, index: int, text: str) -> Any:
         style = "bold" if text in ATTENTION else ("dim" if text == MISSING else "")
-        return KeyedText(text, row.key, "right" if column.numeric else "left", style)
+        if index == 0:
+            return KeyedText(text, row.key, style=style)
+        if self.resource_columns[index].numeric:
+            return numeric_cell(text, style)
+        return text_cell(text, style)
 
-    def _cells(self, row: Row) -> list[KeyedText]:
+    def _cells(self, row: Row) -> list[Any]:
         return [self._cell(row, index, text) for index, text in enumerate(row.cells)]
 
     def _apply(self) -> TableDiff:
@@ -143,9 +173,10 @@ class ResourceTable(DataTable):
             else:
                 for key in diff.removed:
                     self.remove_row(key)
-                for row, cells in diff.changed:
-                    for index, text in cells:
-                        self.update_cell(row.key, keys[index], self._cell(row, index, text), update_width=True)
+                self._set_cells(
+                    (row, keys[index], self._cell(row, index, text), text)
+                    for row, cells in diff.changed for index, text in cells
+                )
                 for row in diff.added:
                     self.add_row(*self._cells(row), key=row.key)
                 if diff.order_changed and keys:
@@ -155,6 +186,26 @@ class ResourceTable(DataTable):
             if cursor is not None and cursor.key in self._shown:
                 self.move_cursor(row=self.get_row_index(cursor.key), scroll=False)
         return diff
+
+    def _set_cells(self, changes: Iterable[tuple[Row, ColumnKey, Any, str]]) -> None:
+        """Put new values into many cells with one repaint.
+
+        DataTable.update_cell schedules a repaint per cell and, asked to fit the column, may
+        re-measure the whole column per cell; for thousands of changed cells that is most of a
+        refresh. This does what update_cell does (textual 8's DataTable keeps cells in `_data`
+        and invalidates its render caches with `_update_count`), once for the batch, and
+        re-measures only cells wider than their column (columns grow, never shrink).
+        """
+        grew = False
+        for row, column_key, cell, text in changes:
+            self._data[RowKey(row.key)][column_key] = cell
+            if cell_len(text) > self.columns[column_key].content_width:
+                self._updated_cells.add(CellKey(RowKey(row.key), column_key))
+                grew = True
+        self._update_count += 1
+        if grew:
+            self._require_update_dimensions = True
+        self.refresh()
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()

@@ -8,7 +8,7 @@ monochrome (NO_COLOR) and high contrast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.console import Console
 from rich.text import Text
@@ -44,7 +44,9 @@ def header_text(info: HeaderInfo, width: int = 0, console: Console | None = None
     full = _header(info, compact=False)
     if not width:
         return full
-    lines = len(full.wrap(console, width)) if console is not None else -(-full.cell_len // width)
+    # Whether the backends fit is decided without the notes (they come last and may be cut).
+    core = _header(replace(info, note=""), compact=False)
+    lines = len(core.wrap(console, width)) if console is not None else -(-core.cell_len // width)
     return full if lines <= 2 else _header(info, compact=True)
 
 
