@@ -233,7 +233,8 @@ def cpu_seconds(process: Any) -> float:
     return total
 
 
-def console_run(container_count: int, function_count: int, idle_seconds: float) -> dict[str, Any]:
+def console_run(container_count: int, function_count: int, idle_seconds: float, extra_args: str = "",
+                pane: str = "2") -> dict[str, Any]:
     import psutil
 
     run = uuid.uuid4().hex[:8]
@@ -245,13 +246,14 @@ def console_run(container_count: int, function_count: int, idle_seconds: float) 
     result: dict[str, Any] = {}
     try:
         client, host, on_engine = start_containers(container_count, run)
+        created_at = time.monotonic()
         store_functions(data, function_count)
         config = work / "config.yaml"
         docker_line = f"docker:\n  endpoints: [{host}]\n" if host else ""
         config.write_text(f"refresh_interval: 2s\nspecs_dir: {work / 'specs'}\ndata_dir: {data}\n{docker_line}"
                           "functions:\n  target: local\n  gateway_listen: 127.0.0.1:0\n")
         console = ROOT / ".venv" / "bin" / "rtm-console"
-        command = f"cd {ROOT} && HOME={work} TERM=xterm-256color exec {console} --config {config} --sandbox"
+        command = f"cd {ROOT} && HOME={work} TERM=xterm-256color exec {console} --config {config} --sandbox {extra_args}"
         launched = time.perf_counter()
         subprocess.run(["tmux", "new", "-d", "-s", name, "-x", "120", "-y", "40", command], check=True)
         terminal = Terminal(name)
@@ -259,11 +261,14 @@ def console_run(container_count: int, function_count: int, idle_seconds: float) 
         import socket
 
         first_data = terminal.wait_for(socket.gethostname(), 60) - launched
-        terminal.keys("2")
-        if host:
+        terminal.keys(pane)
+        if host and pane == "2" and container_count:
             terminal.wait_for("bench-console-", 120)
         process = psutil.Process(terminal.pid())
         time.sleep(10)  # settle: stats warm up, the first polls of every backend are done
+        # An idle fleet: every container up for more than a minute, so uptimes are shown in
+        # minutes (as in a steady state) rather than ticking every second.
+        time.sleep(max(0.0, 70 - (time.monotonic() - created_at)))
         load_before = os.getloadavg()[0]
         cpu_before, wall_before = cpu_seconds(process), time.monotonic()
         time.sleep(idle_seconds)
@@ -306,6 +311,8 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--skip-table", action="store_true")
     parser.add_argument("--skip-console", action="store_true")
+    parser.add_argument("--console-args", default="", help="more rtm-console options, e.g. --kiosk")
+    parser.add_argument("--pane", default="2", help="the pane shown while idle (1-6; default 2, Containers)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args()
 
@@ -324,7 +331,7 @@ def main() -> int:
         if shutil.which("tmux") is None:
             print("console: tmux is not installed; skipped")
         else:
-            run = console_run(args.containers, args.functions, args.idle_seconds)
+            run = console_run(args.containers, args.functions, args.idle_seconds, args.console_args, args.pane)
             results["console"] = run
             print(f"console: {run['containers_on_engine']} containers on {run['docker_host']} "
                   f"({run['containers_started']} started for the run), {run['functions']} local functions, "

@@ -70,7 +70,9 @@ def percent(ratio: float | None) -> str:
 
 
 def human_duration(seconds: float | None) -> str:
-    """Uptime-style, coarse enough that it changes at most once a second: 45s, 3m12s, 5h4m, 2d3h."""
+    """Uptime-style: 45s, 3m, 5h4m, 2d3h. Seconds only in the first minute, so an uptime cell
+    changes at most once a minute after that (a refresh of a big, quiet table repaints
+    nothing rather than every row)."""
     if seconds is None or not math.isfinite(seconds):
         return MISSING
     days, rest = divmod(max(0, int(seconds)), 86400)
@@ -80,7 +82,7 @@ def human_duration(seconds: float | None) -> str:
         return f"{days}d{hours}h"
     if hours:
         return f"{hours}h{minutes}m"
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+    return f"{minutes}m" if minutes else f"{secs}s"
 
 
 def short_seconds(seconds: float | None) -> str:

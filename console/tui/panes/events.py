@@ -1,7 +1,8 @@
 """The Events pane: what the control loops did and why, newest first, from the event log.
 
-The log is a file in the data folder that the agent and other consoles append to; it is read
-in a thread worker on each refresh (never on the event loop), the last `LIMIT` events.
+The log is a file in the data folder that the agent and other consoles append to; while the
+pane is in sight it is read in a thread worker (never on the event loop) at the refresh
+interval, the last `LIMIT` events.
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ class EventsPane(ResourcePane):
         self._events: list[Event] = []
         self._log_error = ""
 
+    def on_mount(self) -> None:
+        # The log is re-read at the refresh interval while the pane is in sight (not on every
+        # backend's poll), and when it is shown.
+        self.set_interval(self.console.options.refresh_interval, self._tick)
+
+    def _tick(self) -> None:
+        if self.console.active_pane == "events" and not self.console.paused:
+            self.load_events()
+
     def receive(self, state: PollState, visible: bool) -> None:
         self._state = state
-        if visible:
-            self.load_events()
 
     def refresh_rows(self) -> None:
         self.load_events()

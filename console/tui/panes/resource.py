@@ -84,6 +84,7 @@ class ResourcePane(Vertical):
         self.builder = RowBuilder(self.kind) if self.kind != "events" else None
         self.table = ResourceTable(COLUMNS[self.kind])  # exists before the pane is mounted
         self._state: PollState | None = None
+        self._seen: tuple[object, ...] = ()
         self._stale = False
 
     @property
@@ -99,11 +100,24 @@ class ResourcePane(Vertical):
     # ------------------------------------------------------------------ data
 
     def receive(self, state: PollState, visible: bool) -> None:
-        """A new poll state; rebuilt now when the pane is in sight, else when it is shown."""
+        """A new poll state; rebuilt now when the pane is in sight, else when it is shown.
+
+        States published for other kinds of backend (every backend publishes the whole
+        state) leave this pane alone: it changes only when one of its own backends polled.
+        """
+        mine = self._fingerprint(state)
+        if mine != self._seen or self._state is None:
+            self._seen = mine
+            self._stale = True
         self._state = state
-        self._stale = True
         if visible:
             self.refresh_rows()
+
+    def _fingerprint(self, state: PollState) -> tuple[object, ...]:
+        return tuple(
+            (backend.name, id(backend.snapshot), backend.availability, backend.error)
+            for backend in state.of_kind(self.kind)  # type: ignore[arg-type]
+        )
 
     def refresh_rows(self) -> None:
         if not self._stale or self._state is None or not self.table.is_mounted or not self.query(".banner"):

@@ -95,13 +95,27 @@ class StatusHeader(Static):
     def __init__(self, info: HeaderInfo) -> None:
         super().__init__()
         self.info = info
+        self._shown: Text | None = None
 
     def show(self, info: HeaderInfo) -> None:
+        """New facts; the header repaints only when its text changes (most polls change
+        nothing in it), and lays the screen out again only when its height changes."""
         self.info = info
-        self.refresh(layout=True)
+        if not self.is_mounted or not self.size.width:
+            return
+        text = header_text(info, self.size.width, self.app.console)
+        if text == self._shown:
+            return
+        before = self._lines(self._shown)
+        self._shown = text
+        self.refresh(layout=self._lines(text) != before)
+
+    def _lines(self, text: Text | None) -> int:
+        return 0 if text is None else len(text.wrap(self.app.console, max(1, self.size.width)))
 
     def render(self) -> Text:
-        return header_text(self.info, self.size.width, self.app.console)
+        self._shown = header_text(self.info, self.size.width, self.app.console)
+        return self._shown
 
     def on_resize(self) -> None:
         self.refresh(layout=True)

@@ -1,0 +1,84 @@
+"""The resource table on screen: a refresh changes only the cells that changed, the screen
+shows the new values, sorting and filtering reorder what is drawn, the cursor stays on its row."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from backends.records import FrozenDict, KindSnapshot
+from console.poller import PollState
+from tui.conftest import recorded_app, recorded_states, screen_text, wait_for
+
+SIZE = (140, 30)
+
+
+def _with_container(state: PollState, name: str, version: int, **changes) -> PollState:
+    backend = state.backends["docker@local"]
+    items = tuple(dataclasses.replace(c, **changes) if c.name == name else c for c in backend.snapshot.items)
+    snapshot = KindSnapshot("containers", backend.name, items, backend.snapshot.taken_at + 2, 0.0)
+    backends = dict(state.backends)
+    backends["docker@local"] = dataclasses.replace(backend, snapshot=snapshot)
+    return PollState(FrozenDict(backends), version)
+
+
+def _line_of(app, name: str) -> str:
+    return next(line for line in screen_text(app).splitlines() if f" {name} " in line)
+
+
+async def test_a_refresh_updates_only_the_changed_cell_and_the_screen_shows_it(tmp_path: Path) -> None:
+    app = recorded_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = app.pane("containers").table
+        assert await wait_for(pilot, lambda: table.rows_shown)
+        before_web0 = _line_of(app, "web-0")
+        assert "8.0%" in _line_of(app, "web-1")
+        app.services.source.publish(_with_container(app.state, "web-1", app.state.version + 1, cpu_ratio=0.55))
+        assert await wait_for(pilot, lambda: "55.0%" in _line_of(app, "web-1"))
+        assert table.last_diff.changed_cells == 1
+        assert _line_of(app, "web-0") == before_web0
+
+
+async def test_sorting_by_a_column_redraws_the_rows_in_order(tmp_path: Path) -> None:
+    app = recorded_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = app.pane("containers").table
+        assert await wait_for(pilot, lambda: table.rows_shown)
+        cpu_x = sum(column.get_render_width(table) for column in table.ordered_columns[:3]) + 2
+        await pilot.click(table, offset=(cpu_x, 0))  # the CPU header
+        await pilot.pause()
+        names = [line.split()[0] for line in screen_text(app).splitlines() if line.strip().startswith(("web-", "batch"))]
+        assert names == ["batch-report", "web-1", "web-0", "web-2"]  # no CPU first, then ascending
+        assert "CPU ▲" in screen_text(app)
+
+
+async def test_the_cursor_stays_on_its_row_when_rows_move(tmp_path: Path) -> None:
+    app = recorded_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = app.pane("containers").table
+        assert await wait_for(pilot, lambda: table.rows_shown)
+        table.sort_by(3)  # CPU
+        table.select_key("docker@local/web-00000000")
+        assert table.selected_row().name == "web-0"
+        app.services.source.publish(_with_container(app.state, "web-0", app.state.version + 1, cpu_ratio=0.99))
+        assert await wait_for(pilot, lambda: table.rows_shown[-1].name == "web-0")
+        assert table.selected_row().name == "web-0"
+
+
+async def test_filtering_draws_only_the_matching_rows(tmp_path: Path) -> None:
+    app = recorded_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        assert await wait_for(pilot, lambda: app.pane("containers").table.rows_shown)
+        await pilot.press("slash", *"unhealthy")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert " web-2 " in shown and " web-0 " not in shown and " batch-report " not in shown
+
+
+def test_recorded_states_hold_every_kind() -> None:
+    kinds = {backend.kind for backend in recorded_states()[-1].backends.values()}
+    assert kinds == {"nodes", "containers", "vms", "functions"}
