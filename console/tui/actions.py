@@ -61,6 +61,7 @@ VERBS: tuple[ResourceVerb, ...] = (
     ResourceVerb("restart", "resource.restart", ("restart", "reboot"), "backend", "Restart", ("containers", "vms")),
     ResourceVerb("delete", "resource.delete", ("delete",), "handler", "Delete", ("containers", "vms", "functions")),
     ResourceVerb("exec", "container.exec", ("exec",), "backend", "Exec", ("containers",)),
+    ResourceVerb("invoke", "function.invoke", ("invoke",), "handler", "Invoke", ("functions",)),
     ResourceVerb("cordon", "node.cordon", (), "cordons", "Cordon", ("nodes",)),
     ResourceVerb("uncordon", "node.uncordon", (), "cordons", "Uncordon", ("nodes",)),
 )

@@ -16,6 +16,7 @@ the debug log, never show a traceback.
 from __future__ import annotations
 
 import gc
+import json
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -280,6 +281,8 @@ class RtmConsole(App[int]):
         seen: set[tuple[str, str]] = set()
         for key, active in self.screen.active_bindings.items():
             binding = active.binding
+            if binding.action == "command_palette":
+                continue  # listed below with a clearer description
             label = self.get_key_display(binding)
             description = binding.description or binding.tooltip or binding.action
             if (label, description) in seen:
@@ -435,6 +438,18 @@ class RtmConsole(App[int]):
                                    on_done=lambda value: self.push_screen(OutputScreen(f"{target}: {command}", value)))
 
             self.ask_text(f"Command to run in {target} (sh -c, at most {EXEC_TIMEOUT:g} s):", run)
+            return
+        if verb == "invoke":
+            def invoke(text: str | None) -> None:
+                try:
+                    payload = json.loads(text) if text else {}
+                except ValueError as exc:
+                    self.notify(f"The payload is not JSON: {exc}", severity="error")
+                    return
+                self.run_gated(spec.action, target, {"payload": payload}, lambda: do(name, payload),
+                               on_done=lambda value: self.push_screen(OutputScreen(f"{target} invoked", value)))
+
+            self.ask_text(f"JSON payload for {target} (empty: {{}}):", invoke)
             return
         self.run_gated(spec.action, target, {"backend": row.backend}, lambda: do(name))
 

@@ -328,3 +328,48 @@ async def test_scaling_screen_shows_proposals_decision_and_reason(live_console) 
         assert "4 replicas" in shown  # the cpu metric's proposal
         assert screen.query_one("#execute").disabled  # no containers backend carries workload.scale
         assert "Vertical recommendation" in shown and "no usage samples" in shown
+
+
+@pytest.fixture
+def local_functions(tmp_path):
+    """The local functions runtime serving the sample function from a data folder of its own."""
+    from backends.localfn import make_local_backends, make_local_runtime
+    from console.config import load_config
+    from rtm.documents import load_file
+    from tui.conftest import SAMPLES
+
+    data = tmp_path / "functions-data"
+    config = load_config({"data_dir": str(data), "functions.gateway_listen": "127.0.0.1:0"}, env={"HOME": str(tmp_path)})
+    backends, handlers = make_local_backends(config)
+    handler = handlers["function"]
+    sample = SAMPLES / "serverless-runtime.yaml"
+    for document in load_file(sample).documents:
+        handler.apply(document, sample.parent, handler.plan(document, sample.parent), progress=lambda line: None)
+    runtime = make_local_runtime(config, role="console")
+    runtime.start()
+    handler.attach_runtime(runtime)
+    yield backends, handlers
+    handler.attach_runtime(None)
+    runtime.stop()
+
+
+async def test_invoking_a_function_shows_its_result(live_console, local_functions) -> None:
+    import json
+
+    from console.tui.screens.dialogs import OutputScreen
+
+    backends, handlers = local_functions
+    console = live_console([host_backend(), *backends], handlers=handlers)
+    async with console.app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        assert await wait_for(pilot, lambda: _rows(console.app, "functions"))
+        console.app.pane("functions").table.focus()
+        await pilot.press("i")
+        assert await wait_for(pilot, lambda: isinstance(console.app.screen, TextPromptScreen))
+        await pilot.press(*'{"body": "{\\"name\\": \\"ops\\"}"}', "enter")
+        assert await wait_for(pilot, lambda: isinstance(console.app.screen, OutputScreen), timeout=30)
+        result = console.app.screen.result
+        assert result["status"] == "ok", result
+        assert "ops" in json.dumps(result["result"])
+    record = console.audit()[-1]
+    assert (record["action"], record["target"], record["result"]) == ("function.invoke", "function/hello", "ok")

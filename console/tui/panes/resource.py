@@ -66,6 +66,7 @@ class ResourcePane(Vertical):
         Binding("R", "resource('restart')", "Restart"),
         Binding("ctrl+d", "resource('delete')", "Delete"),
         Binding("x", "resource('exec')", "Exec"),
+        Binding("i", "resource('invoke')", "Invoke"),
         Binding("c", "resource('cordon')", "Cordon"),
         Binding("u", "resource('uncordon')", "Uncordon"),
     ]

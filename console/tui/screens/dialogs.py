@@ -141,7 +141,7 @@ class OutputScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         exit_code = getattr(self.result, "exit_code", None)
         output = getattr(self.result, "output", None)
-        text = str(self.result) if output is None else output
+        text = output if output is not None else _as_text(self.result)
         with Vertical():
             suffix = "" if exit_code is None else f"  (exit code {exit_code})"
             yield Label(f"{self.title_text}{suffix}", id="output-title")
@@ -150,3 +150,16 @@ class OutputScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _as_text(value: object) -> str:
+    """A result for people: JSON-ready data indented, anything else as text."""
+    import json
+
+    from backends.records import to_jsonable
+
+    data = value.to_json() if hasattr(value, "to_json") else value
+    try:
+        return json.dumps(to_jsonable(data), indent=2, default=str)
+    except (TypeError, ValueError):
+        return str(value)

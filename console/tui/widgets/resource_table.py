@@ -16,6 +16,7 @@ from typing import Any
 from rich.cells import cell_len
 from rich.markup import escape
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
@@ -29,6 +30,8 @@ ATTENTION = frozenset({
 })
 # Rebuild instead of removing row by row past this share of the table (remove_row is O(rows)).
 REBUILD_SHARE = 0.25
+ROW_CACHE = 300  # rendered rows and lines kept (a tall terminal shows ~100)
+CELL_CACHE = 3000  # rendered cells kept
 
 
 class KeyedText(Text):
@@ -76,6 +79,13 @@ class ResourceTable(DataTable):
         self._row_versions: dict[RowKey, int] = {}  # bumped when a row's cells change
         self._versions = itertools.count(1)
         self._layout: tuple[object, tuple[int, ...]] = (None, ())
+        # Render caches sized for what a terminal shows (a screen of rows, a few times over),
+        # not textual's defaults (10,000 cells, 1,000 rows and lines), which a big table
+        # under refresh fills with renderings it will never show again (~10 MB).
+        self._cell_render_cache = LRUCache(CELL_CACHE)
+        self._row_render_cache = LRUCache(ROW_CACHE)
+        self._row_renderable_cache = LRUCache(ROW_CACHE)
+        self._line_cache = LRUCache(ROW_CACHE)
 
     def on_mount(self) -> None:
         for column in self.resource_columns:
