@@ -279,7 +279,7 @@ class RtmConsole(App[int]):
         console: list[tuple[str, str]] = []
         local: list[tuple[str, str]] = []
         seen: set[tuple[str, str]] = set()
-        for key, active in self.screen.active_bindings.items():
+        for active in self.screen.active_bindings.values():
             binding = active.binding
             if binding.action == "command_palette":
                 continue  # listed below with a clearer description

@@ -54,6 +54,7 @@ def recorded_app(
     mode: str = "interactive",
     kiosk_lock: bool = False,
     specs_dir: Path | None = None,
+    **options: Any,
 ) -> RtmConsole:
     """The console over the recorded snapshots. Paths shown on screen are relative (the tests
     run from the repository root), so the pictures are the same on every machine."""
@@ -72,8 +73,8 @@ def recorded_app(
         poll_clock=frozen_clock,
         backends={},
     )
-    options = ConsoleOptions(mode=mode, kiosk_lock=kiosk_lock, theme=theme)  # type: ignore[arg-type]
-    return RtmConsole(services, options)
+    settings = ConsoleOptions(mode=mode, kiosk_lock=kiosk_lock, theme=theme, **options)  # type: ignore[arg-type]
+    return RtmConsole(services, settings)
 
 
 @pytest.hookimpl(tryfirst=True)

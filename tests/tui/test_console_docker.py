@@ -177,7 +177,7 @@ async def test_apply_a_spec_then_execute_a_scaling_decision(live_console, tmp_pa
             assert await wait_for(pilot, lambda: pane.last_result is not None and pane.last_result.ok)
             await pilot.press("f6")
             assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=30)
-            assert f"create" in app.screen.detail and f"{name}-0" in app.screen.detail
+            assert "create" in app.screen.detail and f"{name}-0" in app.screen.detail
             await pilot.press("y")
             await pilot.press("2")
             assert await wait_for(pilot, lambda: _row(app, f"{name}-0") is not None, timeout=60)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from textual.widgets import DataTable, Sparkline, TabbedContent
+from textual.widgets import Sparkline, TabbedContent
 
 from console.tui.screens.details import DetailsScreen
 from console.tui.screens.dialogs import ConfirmScreen, TextPromptScreen

@@ -14,7 +14,7 @@ from console.datadir import read_jsonl
 from console.gate import AUDIT_LOG_NAME
 from console.tui.app import PANES
 from console.tui.panes.resource import ResourcePane
-from tui.conftest import host_backend, libvirt_sandbox, wait_for
+from tui.conftest import host_backend, libvirt_sandbox, recorded_app, wait_for
 
 SIZE = (120, 40)
 SPECS = Path("tests/tui/fixtures/specs")
@@ -118,3 +118,14 @@ async def test_kiosk_refuses_every_change_from_every_key_and_command(live_consol
     assert _vms() == vms_before
     assert any(p.endswith(":q") for p in pressed) and any(p.endswith("palette:Show Events") for p in pressed)
     assert not any("palette:Quit" in p for p in pressed)  # a locked kiosk offers no Quit
+
+
+async def test_kiosk_cycles_through_the_panes_but_not_under_a_dialog(tmp_path: Path) -> None:
+    app = recorded_app(tmp_path, mode="kiosk", cycle_interval=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.active_pane == "nodes"
+        assert await wait_for(pilot, lambda: app.active_pane == "containers", timeout=5)
+        assert await wait_for(pilot, lambda: app.active_pane == "vms", timeout=5)
+        await pilot.press("question_mark")
+        await pilot.pause(2.5)
+        assert app.active_pane == "vms"  # the help stays over the pane it was opened on

@@ -55,8 +55,7 @@ class ScalingScreen(Screen[None]):
     def __init__(self, catalog: SpecCatalog, containers: list[ContainerInfo]) -> None:
         super().__init__()
         self.workloads: list[SpecSource] = [
-            source for source in catalog.workloads
-            if (policy := source.document.get("AutoScalingPolicy")) is not None
+            source for source in catalog.workloads if source.document.get("AutoScalingPolicy") is not None
         ]
         self.containers = containers
         self.decision: Decision | None = None

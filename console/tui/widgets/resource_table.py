@@ -21,7 +21,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from console.tui.table_diff import TableDiff, diff_rows
-from console.tui.views import MISSING, Column, Row, matches_filter
+from console.tui.views import MISSING, Column, Row, matches_filter, sort_rows
 
 # Words that deserve attention in any theme (bold works in monochrome too).
 ATTENTION = frozenset({
@@ -154,10 +154,7 @@ class ResourceTable(DataTable):
 
     def _wanted(self) -> list[Row]:
         rows = [row for row in self._all_rows if matches_filter(row, self.filter_text)]
-        if self.sort_column is not None:
-            column = self.sort_column
-            rows.sort(key=lambda row: row.sort_values[column], reverse=self.sort_reverse)
-        return rows
+        return sort_rows(rows, self.sort_column, self.sort_reverse)
 
     def _cell(self, row: Row, index: int, text: str) -> Any:
         style = "bold" if text in ATTENTION else ("dim" if text == MISSING else "")
