@@ -42,7 +42,7 @@ FAST = 0.5  # the poller's lower bound: tests wait as little as possible for a r
 def recorded_states() -> list[Any]:
     return merge_recordings(
         load_recording("host-recorded.json"),
-        load_recording("containers-handmade.json"),
+        load_recording("containers-recorded.json"),
         load_recording("vms-recorded.json"),
         load_recording("functions-recorded.json"),
     )

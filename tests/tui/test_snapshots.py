@@ -1,8 +1,9 @@
 """Pictures of every pane at 80x24 and 160x48 in the dark and light themes.
 
-Rendered from the recorded backend snapshots (fixtures/*-recorded.json; containers from
-containers-handmade.json until the Docker backend can be recorded) with frozen clocks, so a
-picture changes only when what the console shows changes. Update after an intended change:
+Rendered from the recorded backend snapshots (fixtures/*-recorded.json, made by
+fixtures/record_snapshots.py from the real backends) and a hand-written event log
+(fixtures/events-handmade.jsonl), with frozen clocks, so a picture changes only when what the
+console shows changes. Update after an intended change:
     .venv/bin/pytest tests/tui/test_snapshots.py --snapshot-update
 """
 

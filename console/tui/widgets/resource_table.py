@@ -113,7 +113,9 @@ class ResourceTable(DataTable):
         else:
             self.sort_column, self.sort_reverse = column, False
         for index, spec in enumerate(self.resource_columns):
-            self.columns[self._column_keys[index]].label = self._header(spec, index)
+            column = self.columns[self._column_keys[index]]
+            column.label = self._header(spec, index)
+            column.content_width = max(column.content_width, column.label.cell_len)  # room for the arrow
         self._require_update_dimensions = True
         self._apply()
 
