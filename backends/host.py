@@ -39,7 +39,8 @@ log = logging.getLogger("rtm.backends.host")
 
 # Filesystems and mount points not worth reporting: kernel interfaces, memory-backed
 # filesystems, images and container layers (node_exporter's defaults, plus tmpfs and ramfs).
-# overlay is kept: inside a container the root filesystem is one.
+# overlay is kept only as "/": inside a container the root filesystem is one, elsewhere an
+# overlay mount is some container's layer.
 PSEUDO_FSTYPES = frozenset(
     "autofs binfmt_misc bpf cgroup cgroup2 configfs debugfs devpts devtmpfs efivarfs fusectl "
     "hugetlbfs iso9660 mqueue nsfs proc procfs pstore ramfs rpc_pipefs securityfs selinuxfs "
@@ -239,6 +240,8 @@ class HostBackend:
         for part in partitions.values():
             if part.fstype in PSEUDO_FSTYPES or EXCLUDED_MOUNTPOINTS.match(part.mountpoint):
                 continue
+            if part.fstype == "overlay" and part.mountpoint != "/":
+                continue  # a container's root layer, wherever the engine keeps its data
             if self._mounts.is_stuck(part.mountpoint):
                 warnings.append(f"filesystem {part.mountpoint} skipped: an earlier statfs has not returned")
                 continue

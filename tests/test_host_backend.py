@@ -287,3 +287,9 @@ def test_availability_describes_itself_in_one_line() -> None:
     )
     assert str(BackendUnavailable(availability)) == text
     assert not availability.connected
+
+
+def test_container_layers_are_not_host_filesystems() -> None:
+    """Overlay mounts other than / are container layers, wherever the engine keeps its data."""
+    node = HostBackend().collect()
+    assert all(fs.fstype != "overlay" or fs.mountpoint == "/" for fs in node.filesystems)

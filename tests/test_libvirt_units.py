@@ -516,3 +516,16 @@ def test_backend_fits_the_backend_protocol_and_importing_it_loads_no_libvirt() -
     code = "import sys, backends.libvirt; print('libvirt' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_shutdown_works_on_a_driver_without_the_acpi_flag() -> None:
+    """libvirt's test driver refuses VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN; the plain shutdown is used."""
+    from backends.libvirt import LibvirtBackend
+
+    backend = LibvirtBackend("test:///default", name="libvirt@sandbox-shutdown", sandbox=True)
+    try:
+        line = backend.shutdown("test", timeout=2)
+        assert "shut" in line
+        assert backend.start("test")
+    finally:
+        backend.close()
