@@ -13,7 +13,7 @@ served by a LocalFunctionsRuntime on an ephemeral loopback port in this process.
    spawn + init), and the first request through the gateway after a deploy (cold, end to end).
 
 Usage: python bench/localfn_bench.py [--duration 10] [--connections 1,8,32] [--cold-starts 20]
-       [--markdown]     (prints the table for docs/benchmarks-localfn.md)
+       [--markdown]     (prints the table for docs/benchmarks.md)
 Needs wrk on PATH (Debian: apt-get install wrk); without it, parts 1-2 are skipped.
 """
 

@@ -22,7 +22,7 @@ process's pipe, and a thread blocked in a read releases the GIL, so a thread per
 overlaps those waits as well as an event loop would, with the standard library's HTTP/1.1
 parsing (keep-alive, Expect: 100-continue) instead of a hand-written one. The response is
 sent as one write with TCP_NODELAY, so keep-alive requests never wait on Nagle's algorithm.
-docs/benchmarks-localfn.md has the numbers behind this choice.
+docs/benchmarks.md has the numbers behind this choice.
 """
 
 from __future__ import annotations
