@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends.records import ContainerInfo, NodeInfo
-from rtm.autoscaling import HorizontalSettings, VerticalSettings, utilization_from_usage
-from rtm.autoscaling.settings import Behavior, RatePolicy, ScalingRules, scaling_rules_with_defaults
+from console.placement import sched_node_from_info
+from rtm.autoscaling import utilization_from_usage
+from rtm.autoscaling.from_spec import settings_of_horizontal, settings_of_vertical
+from rtm.scheduling.from_spec import nodes_from_inventory, requirements  # noqa: F401 - used by the screens
 from rtm.documents import Document, load_file, spec_files
-from rtm.kinds.autoscaling import HorizontalScaling, VerticalScaling
-from rtm.kinds.nodes import NodeSpec
-from rtm.scheduling import AffinityExpr, Requirements, SchedNode
+from rtm.scheduling import SchedNode
 
-RUNTIME_OF_KIND = {"ContainerRuntime": "docker", "VirtualMachineRuntime": "libvirt"}
 
 
 @dataclass(frozen=True)
@@ -68,34 +67,7 @@ def find_specs(folders: Iterable[tuple[str, Path]]) -> SpecCatalog:
 # ------------------------------------------------------------------------------ scheduler
 
 
-def requirements_for(document: Document) -> Requirements:
-    """What one replica of the workload asks for.
-
-    cpu/memory: the SchedulingPolicy's resource_requirements, else the container's requests,
-    else a VM's vCPUs and memory size; node affinity from the policy's constraints (all ANDed);
-    the runtime the replica needs on its node.
-    """
-    cpu = memory = None
-    policy = document.get("SchedulingPolicy")
-    if policy is not None and policy.resource_requirements is not None:
-        cpu, memory = policy.resource_requirements.cpu, policy.resource_requirements.memory
-    container = document.get("ContainerRuntime")
-    if container is not None:
-        cpu = cpu if cpu is not None else container.resources.requests.cpu
-        memory = memory if memory is not None else container.resources.requests.memory
-    vm = document.get("VirtualMachineRuntime")
-    if vm is not None:
-        cpu = cpu if cpu is not None else vm.cpu.vcpus * 1000
-        memory = memory if memory is not None else vm.memory.size
-    affinity: tuple[tuple[AffinityExpr, ...], ...] = ()
-    if policy is not None and policy.affinity:
-        affinity = (tuple(AffinityExpr(c.key, c.operator, c.string_values) for c in policy.affinity),)
-    return Requirements(
-        cpu_millis=cpu or 0,
-        memory_bytes=memory or 0,
-        affinity=affinity,
-        runtime=RUNTIME_OF_KIND.get(document.runtime_kind or ""),
-    )
+requirements_for = requirements  # rtm.scheduling.from_spec: the one conversion
 
 
 def algorithms_for(document: Document) -> tuple[str, ...]:
@@ -107,35 +79,9 @@ def algorithms_for(document: Document) -> tuple[str, ...]:
     return preferred + tuple(a for a in ALGORITHMS if a not in preferred)
 
 
-def nodes_from_inventory(nodes: Sequence[NodeSpec]) -> list[SchedNode]:
-    return [
-        SchedNode(
-            id=node.id,
-            zone=node.zone or "",
-            cpu_millis=node.cpu,
-            memory_bytes=node.memory,
-            labels=node.all_labels,
-            weight=node.weight,
-            connections=node.connections,
-        )
-        for node in nodes
-    ]
-
-
 def nodes_from_live(nodes: Sequence[NodeInfo]) -> list[SchedNode]:
     """Live machines: all their CPUs, the memory available now, the runtimes they carry."""
-    return [
-        SchedNode(
-            id=node.id,
-            zone=node.zone,
-            cpu_millis=node.cpu_millis_allocatable,
-            memory_bytes=node.memory_bytes_available,
-            labels={"zone": node.zone, **node.labels},
-            runtimes=node.runtimes,
-            cordoned=node.cordoned,
-        )
-        for node in nodes
-    ]
+    return [sched_node_from_info(node) for node in nodes]
 
 
 def client_keys(replicas: int) -> list[str]:
@@ -146,43 +92,8 @@ def client_keys(replicas: int) -> list[str]:
 # ------------------------------------------------------------------------------ autoscaler
 
 
-def horizontal_settings(spec: HorizontalScaling, tolerance: float | None = None) -> HorizontalSettings:
-    behavior = None
-    if spec.behavior is not None:
-        behavior = Behavior(
-            scale_up=_rules("scale_up", spec.behavior.scale_up),
-            scale_down=_rules("scale_down", spec.behavior.scale_down),
-        )
-    return HorizontalSettings(
-        min_replicas=max(1, spec.min_replicas),
-        max_replicas=max(1, spec.max_replicas, spec.min_replicas),
-        target_cpu_utilization=spec.target_cpu_utilization,
-        target_memory_utilization=spec.target_memory_utilization,
-        scale_up_cooldown=spec.scale_up_cooldown,
-        scale_down_cooldown=spec.scale_down_cooldown,
-        tolerance=spec.tolerance if tolerance is None else tolerance,
-        behavior=behavior,
-    )
-
-
-def _rules(direction: str, rules) -> ScalingRules | None:  # type: ignore[no-untyped-def]
-    if rules is None:
-        return None
-    policies = None
-    if rules.policies is not None:
-        policies = [RatePolicy(p.type, p.value, p.period) for p in rules.policies]
-    return scaling_rules_with_defaults(direction, rules.stabilization_window, rules.select_policy, policies)  # type: ignore[arg-type]
-
-
-def vertical_settings(spec: VerticalScaling) -> VerticalSettings:
-    return VerticalSettings(
-        min_cpu_millis=spec.min_cpu,
-        max_cpu_millis=spec.max_cpu,
-        min_memory_bytes=spec.min_memory,
-        max_memory_bytes=spec.max_memory,
-        cpu_step_millis=spec.adjustment_step,
-        memory_step_bytes=spec.memory_adjustment_step,
-    )
+horizontal_settings = settings_of_horizontal  # rtm.autoscaling.from_spec
+vertical_settings = settings_of_vertical
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from rtm.autoscaling.settings import Behavior, HorizontalSettings, RatePolicy, scaling_rules_with_defaults
 from rtm.autoscaling.vertical import VerticalSettings
-from rtm.kinds.autoscaling import AutoScalingPolicy, ScalingRules
+from rtm.kinds.autoscaling import AutoScalingPolicy, HorizontalScaling, ScalingRules, VerticalScaling
 
 
 def horizontal_settings(policy: AutoScalingPolicy, tolerance: float | None = None) -> HorizontalSettings | None:
     """None when the policy has no horizontal part. `tolerance` (from the config) overrides the spec's."""
-    spec = policy.horizontal
-    if spec is None:
-        return None
+    return None if policy.horizontal is None else settings_of_horizontal(policy.horizontal, tolerance)
+
+
+def settings_of_horizontal(spec: HorizontalScaling, tolerance: float | None = None) -> HorizontalSettings:
     behavior = None
     if spec.behavior is not None:
         behavior = Behavior(
@@ -38,9 +39,10 @@ def _rules(direction: str, rules: ScalingRules | None):  # noqa: ANN202 - return
 
 
 def vertical_settings(policy: AutoScalingPolicy) -> VerticalSettings | None:
-    spec = policy.vertical
-    if spec is None:
-        return None
+    return None if policy.vertical is None else settings_of_vertical(policy.vertical)
+
+
+def settings_of_vertical(spec: VerticalScaling) -> VerticalSettings:
     return VerticalSettings(
         min_cpu_millis=spec.min_cpu,
         max_cpu_millis=spec.max_cpu,

@@ -27,21 +27,21 @@ def nodes_from_inventory(nodes: tuple[NodeSpec, ...]) -> list[SchedNode]:
 
 
 def requirements(document: Document) -> Requirements:
-    """cpu and memory from the policy's resource_requirements, else the container's requests;
-    the policy's node_affinity constraints as one term (they are ANDed); the runtime a replica
-    of this kind needs on its node."""
+    """What one replica asks for. cpu and memory each: the policy's resource_requirements, else
+    the container's requests, else a VM's vCPUs and memory size; the policy's node_affinity
+    constraints as one term (they are ANDed); the runtime a replica of this kind needs."""
     policy: SchedulingPolicy | None = document.get("SchedulingPolicy")
-    cpu = memory = 0
     wanted = policy.resource_requirements if policy else None
+    cpu, memory = (wanted.cpu, wanted.memory) if wanted is not None else (None, None)
     container = document.get("ContainerRuntime")
+    if container is not None:
+        cpu = cpu if cpu is not None else container.resources.requests.cpu
+        memory = memory if memory is not None else container.resources.requests.memory
     vm = document.get("VirtualMachineRuntime")
-    if wanted is not None:
-        cpu, memory = wanted.cpu or 0, wanted.memory or 0
-    elif container is not None:
-        cpu, memory = container.resources.requests.cpu or 0, container.resources.requests.memory or 0
-    elif vm is not None:
-        cpu, memory = vm.cpu.vcpus * 1000, vm.memory.size
+    if vm is not None:
+        cpu = cpu if cpu is not None else vm.cpu.vcpus * 1000
+        memory = memory if memory is not None else vm.memory.size
     affinity = ()
     if policy and policy.affinity:
         affinity = (tuple(AffinityExpr(c.key, c.operator, c.string_values) for c in policy.affinity),)
-    return Requirements(cpu, memory, affinity, RUNTIME_NEEDED.get(document.runtime_kind or ""))
+    return Requirements(cpu or 0, memory or 0, affinity, RUNTIME_NEEDED.get(document.runtime_kind or ""))
