@@ -29,15 +29,18 @@ def percent(ratio: float | None) -> str | None:
     return None if ratio is None else f"{ratio * 100:.1f}%"
 
 
-def duration(seconds: float | None) -> str | None:
-    """Uptime-style: 45s, 3m12s, 5h4m, 2d3h."""
+def duration(seconds: float | None, with_seconds: bool = True) -> str | None:
+    """Uptime-style: 45s, 3m12s, 5h4m, 2d3h; without seconds after the first minute (3m) when
+    `with_seconds` is false, so a live cell changes at most once a minute."""
     if seconds is None:
         return None
-    days, rest = divmod(int(seconds), 86400)
+    days, rest = divmod(max(0, int(seconds)), 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
         return f"{days}d{hours}h"
     if hours:
         return f"{hours}h{minutes}m"
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s" if with_seconds else f"{minutes}m"
+    return f"{secs}s"

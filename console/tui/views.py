@@ -19,6 +19,7 @@ from typing import Any
 from backends.records import ContainerInfo, FunctionInfo, NodeInfo, Record, VmInfo
 from console.eventlog import Event
 from console.datadir import iso_utc
+from console.tables import duration
 
 PANE_KINDS = ("nodes", "containers", "vms", "functions")
 MISSING = "-"
@@ -75,14 +76,7 @@ def human_duration(seconds: float | None) -> str:
     nothing rather than every row)."""
     if seconds is None or not math.isfinite(seconds):
         return MISSING
-    days, rest = divmod(max(0, int(seconds)), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes}m"
-    return f"{minutes}m" if minutes else f"{secs}s"
+    return duration(seconds, with_seconds=False) or MISSING
 
 
 def short_seconds(seconds: float | None) -> str:
