@@ -39,16 +39,24 @@ class NodesPane(ResourcePane):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.update_history()
 
+    def on_mount(self) -> None:
+        # The sparklines are mounted a moment after the table: draw them once they are there.
+        self.call_after_refresh(self.update_history)
+
     def update_history(self) -> None:
+        sparklines = {spark.id: spark for spark in self.query(Sparkline)}
+        labels = {label.id: label for label in self.query("#node-history Static").results(Static)}
+        if len(sparklines) < len(SERIES) or len(labels) < len(SERIES):
+            return  # a poll arrived before the history row was mounted: drawn on mount
         row = self.table.selected_row()
         series = self.console.node_series(row.key) if row is not None else {}
         for key, label in SERIES:
             values = series.get(key, [])
-            self.query_one(f"#spark-{key}", Sparkline).data = values
+            sparklines[f"spark-{key}"].data = values
             caption = label
             if values:
                 last = values[-1]
                 caption += f" {last:.0f}%" if key in ("cpu", "memory") else f" {human_rate(last)}"
             if row is not None:
                 caption += f"  ({row.name})" if key == "cpu" else ""
-            self.query_one(f"#label-{key}", Static).update(caption)
+            labels[f"label-{key}"].update(caption)
