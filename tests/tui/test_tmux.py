@@ -53,14 +53,14 @@ class Terminal:
 
 
 def _start(tmp_path: Path, term: str = "xterm-256color", extra_env: dict[str, str] | None = None,
-           args: str = "") -> Terminal:
+           args: str = "", docker_endpoint: str = "unix:///nonexistent/docker.sock") -> Terminal:
     tmp_path.mkdir(parents=True, exist_ok=True)
     data, config_home = tmp_path / "data", tmp_path / "config"
     config = tmp_path / "config.yaml"
     config.write_text(
         "refresh_interval: 1s\n"
         f"specs_dir: {tmp_path / 'specs'}\n"
-        "docker:\n  endpoints: [unix:///nonexistent/docker.sock]\n"
+        f"docker:\n  endpoints: [{docker_endpoint}]\n"
         "functions:\n  target: local\n  gateway_listen: 127.0.0.1:0\n"
     )
     status = tmp_path / "exit-status"
@@ -189,3 +189,43 @@ def test_a_broken_config_file_is_reported_without_a_traceback(tmp_path: Path) ->
     assert result.returncode == 2
     assert f"{config}:1:" in result.stderr and f"{config}:2:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _row_of(screen: str, name: str) -> str:
+    return next((line for line in screen.splitlines() if f" {name} " in f" {line} "), "")
+
+
+def test_a_changed_row_is_repainted_in_the_terminal(terminals, tmp_path: Path, docker_client, test_image,
+                                                    test_labels, run_id) -> None:
+    """The table repaints only the lines of the rows that changed: the terminal must show the
+    new state of the one container that changed, while its neighbours stay as they were."""
+    names = [f"{run_id}-paint-{index}" for index in range(3)]
+    containers = [docker_client.containers.run(test_image, ["sleep", "600"], name=name, labels=test_labels,
+                                               detach=True, init=True) for name in names]
+    try:
+        terminal = _start(tmp_path, docker_endpoint=os.environ["DOCKER_HOST"])
+        terminals.append(terminal)
+        terminal.wait_for("host up")
+        terminal.keys("2")
+        terminal.wait_for(*names[-1:])
+        containers[1].pause()
+        screen = _wait_for_row(terminal, names[1], "paused")
+        assert "running" in _row_of(screen, names[0]) and "running" in _row_of(screen, names[2])
+        containers[1].unpause()
+        screen = _wait_for_row(terminal, names[1], "running")
+        assert "paused" not in screen
+        terminal.keys("q")
+        assert _exit_status(terminal) == 0
+    finally:
+        for container in containers:
+            container.remove(force=True)
+
+
+def _wait_for_row(terminal: Terminal, name: str, text: str, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        screen = terminal.screen()
+        if text in _row_of(screen, name):
+            return screen
+        time.sleep(0.2)
+    raise AssertionError(f"{name}'s row never showed {text!r}; the screen shows:\n{terminal.screen()}")

@@ -8,6 +8,7 @@ interval, the last `LIMIT` events.
 from __future__ import annotations
 
 from textual import work
+from textual.widgets import Static
 
 from console.eventlog import Event
 from console.poller import PollState
@@ -57,12 +58,11 @@ class EventsPane(ResourcePane):
         if not self.table.is_mounted:
             return
         self.table.show_rows(self.rows_from(self._state, 0.0))  # type: ignore[arg-type]
-        banner = self.query_one(".banner")
-        banner.update(error)  # type: ignore[attr-defined]
+        banner = self.query_one(".banner", Static)
+        if banner.content != error:  # an update lays the whole screen out again: only on change
+            banner.update(error)
         banner.set_class(not error, "-empty")
-        hint = self.query_one(".empty-hint")
-        hint.update("No events yet: the agent's control loops and apply write them here.")  # type: ignore[attr-defined]
-        hint.set_class(bool(events), "-hidden")
+        self.query_one(".empty-hint").set_class(bool(events), "-hidden")
 
     def rows_from(self, state: PollState, now: float) -> list[Row]:
         """Newest first. An event's key is its time, kind and target (plus a counter for exact

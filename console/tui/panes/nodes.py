@@ -59,4 +59,6 @@ class NodesPane(ResourcePane):
                 caption += f" {last:.0f}%" if key in ("cpu", "memory") else f" {human_rate(last)}"
             if row is not None:
                 caption += f"  ({row.name})" if key == "cpu" else ""
-            labels[f"label-{key}"].update(caption)
+            label = labels[f"label-{key}"]
+            if label.content != caption:
+                label.update(caption, layout=False)  # one line, always: no new layout

@@ -30,7 +30,7 @@ EMPTY_HINTS = {
     "containers": "No Docker engine is configured (docker.endpoints, or DOCKER_HOST).",
     "vms": "No libvirt host is configured (libvirt.uris, or LIBVIRT_DEFAULT_URI; --sandbox uses test:///default).",
     "functions": "No functions backend is configured.",
-    "events": "",
+    "events": "No events yet: the agent's control loops and apply write them here.",
 }
 
 
@@ -144,7 +144,9 @@ class ResourcePane(Vertical):
         states = state.of_kind(self.kind)  # type: ignore[arg-type]
         lines = banner_lines(states, services.unavailable_for(self.kind), now)  # type: ignore[arg-type]
         banner = self.query_one(".banner", Static)
-        banner.update("\n".join(lines))
+        text = "\n".join(lines)
+        if banner.content != text:  # an update lays the whole screen out again: only on change
+            banner.update(text)
         banner.set_class(not lines, "-empty")
         hint = self.query_one(".empty-hint", Static)
         hint.set_class(bool(self.table.all_rows) or bool(states) or bool(lines), "-hidden")

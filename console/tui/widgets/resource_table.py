@@ -17,6 +17,7 @@ from rich.cells import cell_len
 from rich.markup import escape
 from rich.text import Text
 from textual.cache import LRUCache
+from textual.geometry import Region
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
@@ -250,17 +251,36 @@ class ResourceTable(DataTable):
         re-measures only cells wider than their column (columns grow, never shrink).
         """
         grew = False
+        changed_rows: set[RowKey] = set()
         for row, column_key, cell, text in changes:
             row_key = RowKey(row.key)
             self._data[row_key][column_key] = cell
             self._row_versions[row_key] = next(self._versions)
+            changed_rows.add(row_key)
             if cell_len(text) > self.columns[column_key].content_width:
                 self._updated_cells.add(CellKey(RowKey(row.key), column_key))
                 grew = True
         self._update_count += 1
         if grew:
             self._require_update_dimensions = True
-        self.refresh()
+            self.refresh()
+        else:
+            self._refresh_rows(changed_rows)
+
+    def _refresh_rows(self, row_keys: set[RowKey]) -> None:
+        """Repaint the lines of the changed rows that are in sight, not the whole table: an
+        idle fleet changes a few cells per refresh, and repainting every visible row for them
+        was most of the console's idle CPU. (Every row is one line high: add_row's default.)"""
+        header = self.header_height if self.show_header else 0
+        top = int(self.scroll_offset.y)
+        in_sight = max(0, self.size.height - header)
+        if len(row_keys) > in_sight // 2:
+            self.refresh()
+            return
+        for row_key in row_keys:
+            index = self._row_locations.get(row_key)
+            if index is not None and top <= index < top + in_sight:
+                self.refresh(Region(0, header + index - top, self.size.width, 1))
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
