@@ -37,6 +37,8 @@ from rtm.recovery import Detector
 log = logging.getLogger("rtm.supervisor")
 
 DEFAULT_TICK = 0.5
+ENGINE_PING_POLL = 0.2  # how often finished engine pings are collected
+ENGINE_IDLE_WAIT = 1.0
 SPEC_CHECK_SECONDS = 2.0
 
 
@@ -71,7 +73,9 @@ class EngineMonitor:
     def lost(self) -> set[str]:
         return {name for name, detector in self.detectors.items() if detector.failed}
 
-    def check(self, now: float) -> None:
+    def check(self, now: float) -> float:
+        """Start the pings that are due, record the ones that finished; returns the seconds
+        until the next ping is due (0 when one is due already)."""
         for engine in self.engines:
             detector = self.detectors.get(engine.name) or Detector(self.detection.interval, self.detection.timeout, self.detection.retries)
             self.detectors[engine.name] = detector
@@ -84,6 +88,13 @@ class EngineMonitor:
                 self._record(engine.name, bool(future.result()), started)
             elif detector.due(now):
                 self._inflight[engine.name] = (self.pool.submit(engine.ping, self.detection.timeout), now)
+        next_due = min((d.last_check + d.interval for d in self.detectors.values() if d.last_check is not None),
+                       default=now + self.detection.interval)
+        return max(0.0, next_due - now)
+
+    @property
+    def pinging(self) -> bool:
+        return bool(self._inflight)
 
     def _record(self, name: str, ok: bool, at: float) -> None:
         detector, change = self.detectors[name].record(ok, at)
@@ -210,8 +221,12 @@ class Supervisor:
         return self.tick_seconds
 
     def _engine_loop(self, now: float) -> float:
-        self.monitor.check(now)
-        return min(0.2, self.tick_seconds)
+        until_due = self.monitor.check(now)
+        if self.monitor.pinging:
+            return min(ENGINE_PING_POLL, self.tick_seconds)  # look again soon for the answers
+        # Nothing in flight: sleep until the next ping is due (at most ENGINE_IDLE_WAIT, so a
+        # tighter detection from reloaded specs applies soon) instead of waking 5 times a second.
+        return min(until_due, ENGINE_IDLE_WAIT)
 
     def _engine_lost(self, engine: str, since: float, now: float) -> None:
         with self._lock:
