@@ -16,6 +16,7 @@ import logging
 import os
 import platform
 import re
+import select
 import socket
 import threading
 import time
@@ -67,10 +68,20 @@ class MountTimeout(Exception):
     pass
 
 
+# Filesystems on local block devices or in memory: their statfs answers from the kernel and
+# cannot hang, so it is called directly; any other type (NFS, CIFS, FUSE, Ceph, 9p, unknown)
+# is asked from a thread with a deadline.
+LOCAL_FSTYPES = frozenset(
+    "ext2 ext3 ext4 xfs btrfs zfs f2fs jfs reiserfs vfat exfat msdos ntfs ntfs3 hfsplus "
+    "overlay tmpfs ramfs".split()
+)
+
+
 class MountStatter:
     """statvfs with a deadline, so a mount whose server is gone (NFS, CIFS, FUSE) cannot hang
     the poll. A mount that did not answer is not asked again until its stuck call returns
-    (node_exporter's "stuck mounts"); its abandoned call runs in a daemon thread."""
+    (node_exporter's "stuck mounts"); its abandoned call runs in a daemon thread. Local
+    filesystems are asked directly: a thread per call costs more than the call itself."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -81,7 +92,9 @@ class MountStatter:
         with self._lock:
             return mountpoint in self._stuck
 
-    def statvfs(self, mountpoint: str) -> os.statvfs_result:
+    def statvfs(self, mountpoint: str, fstype: str = "") -> os.statvfs_result:
+        if fstype in LOCAL_FSTYPES:
+            return os.statvfs(mountpoint)
         result: list[Any] = []
         done = threading.Event()
 
@@ -103,6 +116,36 @@ class MountStatter:
         if isinstance(result[0], BaseException):
             raise result[0]
         return result[0]
+
+
+class MountTable:
+    """psutil.disk_partitions(all=True), parsed again only when the mount table changed.
+
+    /proc/self/mounts is pollable (proc(5)): a mount or unmount since the last poll() marks it
+    with POLLPRI. With a few hundred container mounts, parsing the table on every refresh was
+    the largest part of a host poll; elsewhere (no such file) it is parsed every time."""
+
+    def __init__(self, path: str = "/proc/self/mounts") -> None:
+        self._partitions: list[Any] | None = None
+        self._file: Any = None
+        self._changes: Any = None
+        try:
+            self._file = open(path, "rb")  # noqa: SIM115 - kept open: the poll watches it
+            self._changes = select.poll()
+            self._changes.register(self._file, select.POLLPRI)
+        except (OSError, AttributeError):  # no /proc, or no poll() on this system
+            self.close()
+
+    def partitions(self) -> list[Any]:
+        changed = self._changes is None or bool(self._changes.poll(0))
+        if changed or self._partitions is None:
+            self._partitions = psutil.disk_partitions(all=True)
+        return self._partitions
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file = self._changes = None
 
 
 def read_tcp_established(snmp_path: str = PROC_NET_SNMP) -> int | None:
@@ -158,6 +201,8 @@ class HostBackend:
         self.runtimes = frozenset(runtimes)
         self._cordoned = cordoned
         self._mounts = MountStatter(mount_timeout)
+        self._mount_table = MountTable()
+        self._boot_time = psutil.boot_time()  # read once: it changes only with a reboot
         self._lock = threading.Lock()
         self._previous_busy_total: tuple[int, float, float] | None = None  # (cpus, busy, total)
 
@@ -165,7 +210,8 @@ class HostBackend:
         return Availability(backend="host", endpoint=self.endpoint, state="connected")
 
     def close(self) -> None:
-        """Nothing to release: psutil reads the kernel's files on each call."""
+        """Releases the watched mount table; psutil reads the other files on each call."""
+        self._mount_table.close()
 
     def poll(self) -> KindSnapshot:
         started = time.perf_counter()
@@ -204,7 +250,7 @@ class HostBackend:
             load5=load5,
             load15=load15,
             context_switches_total=psutil.cpu_stats().ctx_switches,
-            boot_time=psutil.boot_time(),
+            boot_time=self._boot_time,
             filesystems=self._filesystems(warnings),
             disks=_disks(warnings),
             networks=_networks(warnings),
@@ -235,7 +281,7 @@ class HostBackend:
 
     def _filesystems(self, warnings: list[str]) -> tuple[FilesystemInfo, ...]:
         # The last mount on a mount point hides the earlier ones, so keep the last of each.
-        partitions = {part.mountpoint: part for part in psutil.disk_partitions(all=True)}
+        partitions = {part.mountpoint: part for part in self._mount_table.partitions()}
         found = []
         for part in partitions.values():
             if part.fstype in PSEUDO_FSTYPES or EXCLUDED_MOUNTPOINTS.match(part.mountpoint):
@@ -246,7 +292,7 @@ class HostBackend:
                 warnings.append(f"filesystem {part.mountpoint} skipped: an earlier statfs has not returned")
                 continue
             try:
-                stat = self._mounts.statvfs(part.mountpoint)
+                stat = self._mounts.statvfs(part.mountpoint, part.fstype)
             except MountTimeout as exc:
                 warnings.append(f"filesystem {exc}; skipped")
                 continue

@@ -83,10 +83,11 @@ class PollState:
 
 @dataclass
 class _Worker:
-    """Mutable scheduling state of one backend; guarded by Poller._cond."""
+    """Mutable scheduling state of one backend; guarded by Poller._lock."""
 
     backend: Backend
     interval: float
+    wake: threading.Condition  # its worker waits on it: a refresh, a new interval, stop
     thread: threading.Thread | None = None
     refresh_requested: bool = False
     poll_started: float | None = None  # time.monotonic() while a poll() runs
@@ -113,8 +114,14 @@ class Poller:
         self.clock = clock
         self.poll_timeout = poll_timeout
         interval = max(MIN_INTERVAL, interval)
-        self._workers = {backend.name: _Worker(backend, interval) for backend in backends}
-        self._cond = threading.Condition()  # scheduling: refresh, interval, stop, watchdog
+        # One lock for the scheduling state, and a condition per waiter on it, so that an
+        # event wakes only the thread it concerns: every wake-up of an idle thread costs CPU,
+        # and the console's idle budget is small.
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)  # a poll ended: wait_ready() looks again
+        self._watchdog_wake = threading.Condition(self._lock)  # a poll started while it was idle
+        self._watchdog_idle = True  # no poll running when the watchdog last looked
+        self._workers = {backend.name: _Worker(backend, interval, threading.Condition(self._lock)) for backend in backends}
         self._state_lock = threading.Lock()  # swapping the published state
         self._state = PollState(
             FrozenDict(
@@ -129,7 +136,7 @@ class Poller:
     # ----------------------------------------------------------------- public interface
 
     def start(self) -> None:
-        with self._cond:
+        with self._lock:
             if self._started:
                 raise RuntimeError("the poller was already started (it cannot be restarted)")
             self._started = True
@@ -148,8 +155,11 @@ class Poller:
 
         Workers stuck in a poll() that does not return are abandoned (daemon threads) and logged.
         """
-        with self._cond:
+        with self._lock:
             self._stopping = True
+            for worker in self._workers.values():
+                worker.wake.notify_all()
+            self._watchdog_wake.notify_all()
             self._cond.notify_all()
         deadline = time.monotonic() + timeout
         threads = [w.thread for w in self._workers.values()] + [self._watchdog]
@@ -168,10 +178,10 @@ class Poller:
 
     def refresh_now(self, backend_name: str | None = None) -> None:
         """Poll now (or right after the poll in progress), instead of waiting for the cadence."""
-        with self._cond:
+        with self._lock:
             for worker in self._select(backend_name):
                 worker.refresh_requested = True
-            self._cond.notify_all()
+                worker.wake.notify_all()
 
     def set_interval(self, backend_name: str, seconds: float) -> float:
         """Change one backend's cadence (at least MIN_INTERVAL); returns the interval applied.
@@ -179,10 +189,10 @@ class Poller:
         Takes effect at once: the next poll is due `seconds` after the previous one ended.
         """
         applied = max(MIN_INTERVAL, float(seconds))
-        with self._cond:
+        with self._lock:
             (worker,) = self._select(backend_name)
             worker.interval = applied
-            self._cond.notify_all()
+            worker.wake.notify_all()
         self._update_state(backend_name, lambda state: replace(state, interval=applied))
         return applied
 
@@ -220,16 +230,18 @@ class Poller:
     def _run(self, worker: _Worker) -> None:
         name = worker.backend.name
         while True:
-            with self._cond:
+            with self._lock:
                 if self._stopping:
                     return
                 worker.refresh_requested = False  # this poll serves any refresh asked so far
                 worker.poll_started = time.monotonic()
                 worker.poll_number += 1
                 worker.flagged_hung = False
-                self._cond.notify_all()  # the watchdog recomputes its deadline
+                if self._watchdog_idle:  # else it wakes at an earlier deadline and sees this poll
+                    self._watchdog_idle = False
+                    self._watchdog_wake.notify_all()
             outcome = self._poll_once(worker)
-            with self._cond:
+            with self._lock:
                 worker.poll_started = None
                 if self._stopping:
                     return
@@ -239,12 +251,12 @@ class Poller:
                 self._wait_until_due(worker, ended=time.monotonic())
 
     def _wait_until_due(self, worker: _Worker, ended: float) -> None:
-        """Under self._cond: sleep until `interval` after `ended`, a refresh, or stop."""
+        """Under self._lock: sleep until `interval` after `ended`, a refresh, or stop."""
         while not (self._stopping or worker.refresh_requested):
             remaining = ended + worker.interval - time.monotonic()
             if remaining <= 0:
                 return
-            self._cond.wait(remaining)
+            worker.wake.wait(remaining)
 
     def _poll_once(self, worker: _Worker) -> Callable[[BackendState], BackendState]:
         """Run one poll; return how it changes the backend's published state."""
@@ -284,7 +296,7 @@ class Poller:
         """Publish a poll that outlives poll_timeout as a failure, once per hung poll."""
         while True:
             hung: list[_Worker] = []
-            with self._cond:
+            with self._lock:
                 if self._stopping:
                     return
                 now = time.monotonic()
@@ -299,7 +311,8 @@ class Poller:
                     elif next_deadline is None or deadline < next_deadline:
                         next_deadline = deadline
                 if not hung:
-                    self._cond.wait(None if next_deadline is None else next_deadline - now)
+                    self._watchdog_idle = next_deadline is None
+                    self._watchdog_wake.wait(None if next_deadline is None else next_deadline - now)
                     continue
             for worker in hung:
                 self._publish_hung(worker, worker.poll_number)
@@ -310,7 +323,7 @@ class Poller:
         hint = f"check that {endpoint} answers"
 
         def mark_hung(state: BackendState) -> BackendState:
-            with self._cond:
+            with self._lock:
                 # The poll may have returned (and published) since the watchdog looked.
                 still_running = worker.poll_started is not None and worker.poll_number == poll_number
             if not still_running:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import pytest
@@ -214,9 +215,16 @@ def test_runtimes_are_the_ones_the_caller_names() -> None:
     assert node.runtimes == frozenset({"docker", "libvirt"})
 
 
-def test_mount_that_does_not_answer_is_skipped_with_fake_statvfs(monkeypatch) -> None:
-    """A dead network mount blocks statfs forever; stand in for one with a blocking statvfs."""
+def test_mount_that_does_not_answer_is_skipped_with_fake_statvfs_and_fake_nfs_root(monkeypatch) -> None:
+    """A dead network mount blocks statfs forever; stand in for one (no NFS server here) with
+    "/" reported as an NFS mount and a statvfs that blocks on it."""
     real_statvfs = os.statvfs
+    real_partitions = psutil.disk_partitions
+
+    def partitions(all=False):
+        return [part._replace(fstype="nfs4") if part.mountpoint == "/" else part for part in real_partitions(all)]
+
+    monkeypatch.setattr("backends.host.psutil.disk_partitions", partitions)
     release = threading.Event()
     hung_calls = []
 
@@ -293,3 +301,54 @@ def test_container_layers_are_not_host_filesystems() -> None:
     """Overlay mounts other than / are container layers, wherever the engine keeps its data."""
     node = HostBackend().collect()
     assert all(fs.fstype != "overlay" or fs.mountpoint == "/" for fs in node.filesystems)
+
+
+def test_local_filesystems_are_asked_directly_and_others_from_a_thread(monkeypatch) -> None:
+    """A thread per statfs call costs more than the call: only filesystems that can hang get one."""
+    from backends.host import MountStatter
+
+    started = []
+    real_thread = threading.Thread
+
+    def counting_thread(*args, **kwargs):
+        started.append(kwargs.get("name"))
+        return real_thread(*args, **kwargs)
+
+    monkeypatch.setattr("backends.host.threading.Thread", counting_thread)
+    statter = MountStatter(timeout=5)
+    assert statter.statvfs("/", "ext4").f_blocks == os.statvfs("/").f_blocks
+    assert started == []
+    statter.statvfs("/", "nfs4")
+    assert started == ["rtm-statvfs:/"]
+
+
+def test_the_mount_table_is_parsed_again_only_after_a_mount_or_unmount(monkeypatch, tmp_path: Path) -> None:
+    """Parsing hundreds of container mounts each refresh is wasted work when nothing changed;
+    a real tmpfs mount and unmount must still show up at once."""
+    from backends.host import MountTable
+
+    parses = []
+    real_partitions = psutil.disk_partitions
+
+    def counting_partitions(all=False):
+        parses.append(all)
+        return real_partitions(all)
+
+    monkeypatch.setattr("backends.host.psutil.disk_partitions", counting_partitions)
+    table = MountTable()
+    try:
+        mountpoint = str(tmp_path)
+        assert mountpoint not in {part.mountpoint for part in table.partitions()}
+        table.partitions()
+        table.partitions()
+        assert len(parses) == 1
+        subprocess.run(["mount", "-t", "tmpfs", "rtm-test", mountpoint], check=True)
+        try:
+            assert mountpoint in {part.mountpoint for part in table.partitions()}
+            assert len(parses) == 2
+        finally:
+            subprocess.run(["umount", mountpoint], check=True)
+        assert mountpoint not in {part.mountpoint for part in table.partitions()}
+        assert len(parses) == 3
+    finally:
+        table.close()

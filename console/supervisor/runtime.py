@@ -9,6 +9,9 @@ Four loops, each a named daemon thread that stops when asked:
 - "rtm-autoscaler": each autoscaled workload's evaluation when due;
 - "rtm-specs": reloads the specs when a file is added, removed or changed.
 
+A loop with nothing to look after sleeps long (a reload that brings work wakes it): an idle
+console or agent should not wake up several times a second for nothing.
+
 Nothing here stops a workload: `stop()` ends the loops and leaves every container running.
 """
 
@@ -39,6 +42,7 @@ log = logging.getLogger("rtm.supervisor")
 DEFAULT_TICK = 0.5
 ENGINE_PING_POLL = 0.2  # how often finished engine pings are collected
 ENGINE_IDLE_WAIT = 1.0
+IDLE_LOOP_WAIT = 10.0  # the failover and autoscaler loops with no workload to look after
 SPEC_CHECK_SECONDS = 2.0
 
 
@@ -146,6 +150,10 @@ class Supervisor:
         self.specs = SpecLoad({}, (), ())
         self.loops: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
+        # The loops sleep on this; stop() and a reload wake them (a reload may give idle loops
+        # work). `_reloads` counts reloads so a loop busy during one does not then sleep on.
+        self._wake = threading.Condition()
+        self._reloads = 0
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
@@ -177,6 +185,9 @@ class Supervisor:
             self.monitor.configure(engine_detection(list(specs.workloads.values())))
         log.info("specs loaded from %s: %d workloads supervised, %d autoscaled, %d problems",
                  self.specs_dir, len(self.supervisors), len(self.autoscalers), len(specs.problems))
+        with self._wake:
+            self._reloads += 1
+            self._wake.notify_all()
         return specs
 
     def live_engines(self) -> list[Engine]:
@@ -198,6 +209,7 @@ class Supervisor:
         self.loops[name] = {"runs": 0, "last_run": None, "last_error": None}
         while not self._stop.is_set():
             now = time.time()
+            reloads = self._reloads
             try:
                 wait = body(now)
                 self.loops[name]["last_error"] = None
@@ -207,7 +219,9 @@ class Supervisor:
                 wait = 1.0
             self.loops[name]["runs"] += 1
             self.loops[name]["last_run"] = now
-            self._stop.wait(wait)
+            with self._wake:
+                if not self._stop.is_set() and self._reloads == reloads:
+                    self._wake.wait(wait)
 
     def _failover_loop(self, now: float) -> float:
         with self._lock:
@@ -218,7 +232,8 @@ class Supervisor:
             fleet = Fleet(fleet.replicas, {**fleet.unreachable, **{name: "lost" for name in lost}})
             for supervisor in supervisors:
                 supervisor.tick(fleet, time.time())
-        return self.tick_seconds
+            return self.tick_seconds
+        return IDLE_LOOP_WAIT  # nothing to supervise: a reload that adds a workload wakes it
 
     def _engine_loop(self, now: float) -> float:
         until_due = self.monitor.check(now)
@@ -241,7 +256,7 @@ class Supervisor:
             if self._stop.is_set():
                 break
             autoscaler.tick(time.time())
-        return self.tick_seconds
+        return self.tick_seconds if autoscalers else IDLE_LOOP_WAIT
 
     def _specs_loop(self, now: float) -> float:
         if specs_fingerprint(self.specs_dir) != self.specs.fingerprint:
@@ -253,6 +268,8 @@ class Supervisor:
     def stop(self, timeout: float = 5.0) -> bool:
         """End the loops (workloads keep running); True when every thread ended in time."""
         self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
