@@ -12,6 +12,7 @@ them, so configuring no Docker endpoint means docker-py is never imported.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -99,3 +100,12 @@ class Backend(Protocol):
     def availability(self) -> Availability: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FocusableBackend(Protocol):
+    """A backend whose per-resource statistics cost a read per resource (container cgroups):
+    `focus(ids)` names the resources someone is looking at, read on every poll, while the
+    others are read less often; `focus(None)` (the default) reads them all on every poll."""
+
+    def focus(self, resource_ids: Collection[str] | None) -> None: ...

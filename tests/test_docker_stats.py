@@ -183,6 +183,31 @@ def test_backend_is_a_containers_backend_whose_first_poll_already_has_cpu(stats_
 
 
 @pytest.mark.docker
+def test_containers_out_of_focus_are_read_every_few_polls_and_all_again_without_focus(stats_containers) -> None:
+    """The console focuses the backend on the rows in sight: the busy container, out of focus,
+    keeps its figures for two polls and gets fresh ones on the third; without a focus every
+    poll reads it."""
+    backend = DockerBackend(os.environ["DOCKER_HOST"], stats="cgroup", unfocused_every=3)
+    burn, idle = stats_containers["burn"], stats_containers["idle"]
+
+    def cpu_seconds() -> dict[str, float]:
+        time.sleep(0.3)  # the busy loop's CPU time moves on in between
+        return {c.id: c.cpu_seconds_total for c in backend.poll().items}
+
+    try:
+        first = cpu_seconds()  # poll 1 of 3 reads all
+        backend.focus({idle})
+        second, third, fourth = cpu_seconds(), cpu_seconds(), cpu_seconds()
+        assert second[burn] == third[burn] == first[burn]  # out of focus: not read
+        assert fourth[burn] > third[burn]  # every third poll reads everything
+        backend.focus(None)
+        fifth, sixth = cpu_seconds(), cpu_seconds()
+        assert fourth[burn] < fifth[burn] < sixth[burn]
+    finally:
+        backend.close()
+
+
+@pytest.mark.docker
 def test_new_and_removed_containers_are_seen_from_events_without_listing_again(docker_client, test_image, test_labels, run_id) -> None:
     import docker
 

@@ -1,7 +1,8 @@
 """DockerBackend: one engine's containers, with live statistics, for the shared poller.
 
 `poll()` costs one ping (so an engine that stopped is reported within one refresh) plus a read
-of the cgroup files of the running containers, or nothing more for containers fed by streams;
+of the cgroup files of the running containers (with a focus set, those in focus on every poll
+and the rest on every few polls), or nothing more for containers fed by streams;
 the container table itself comes from the engine's event stream (backends/docker/watch.py).
 The very first poll waits for the table and takes a second reading shortly after the first, so
 that even a one-shot `get containers` shows CPU % (which needs two readings).
@@ -10,7 +11,7 @@ that even a one-shot `get containers` shows CPU % (which needs two readings).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from backends.base import Availability, BackendKind, BackendUnavailable
@@ -55,7 +56,8 @@ class DockerBackend:
     stats: "auto" reads cgroup files for containers whose processes are visible here and
     streams the rest; "cgroup" or "stream" forces one source. warmup: the pause between the two
     readings a new container needs for its CPU %. stream_warmup: how long the first poll waits
-    for the first frames of stats streams."""
+    for the first frames of stats streams. unfocused_every: with a focus set (`focus()`), the
+    containers outside it are read on every n-th poll only."""
 
     kind: BackendKind = "containers"
 
@@ -70,6 +72,7 @@ class DockerBackend:
         warmup: float = 0.25,
         stream_warmup: float = 3.0,
         cordoned: Callable[[str], bool] = lambda _node: False,
+        unfocused_every: int = 5,
     ) -> None:
         self.engine = EngineEndpoint.of(endpoint)
         self.name = self.engine.backend_name
@@ -83,6 +86,15 @@ class DockerBackend:
         self.cordoned = cordoned
         self._polled = False
         self._unreachable_since: float | None = None
+        self.unfocused_every = max(1, unfocused_every)
+        self._focus: frozenset[str] | None = None
+        self._polls = 0
+
+    def focus(self, container_ids: Collection[str] | None) -> None:
+        """The containers someone is looking at (the console's rows in sight): their cgroup
+        files are read on every poll, the others' on every `unfocused_every`-th one, so an
+        idle console over hundreds of containers reads a screenful. None: all, every poll."""
+        self._focus = None if container_ids is None else frozenset(container_ids)
 
     # .. Backend protocol
 
@@ -110,7 +122,9 @@ class DockerBackend:
             raise BackendUnavailable(self._unsynced_availability())
         states = self.watch.containers()
         self.stats.reconcile({c: s.pid for c, s in states.items() if s.running and s.pid})
-        self.stats.sample()
+        focus = self._focus
+        self.stats.sample(only=None if focus is None or self._polls % self.unfocused_every == 0 else focus)
+        self._polls += 1
         self._complete_cpu(first=not self._polled)
         self._polled = True
         return tuple(

@@ -251,6 +251,10 @@ class RtmConsole(App[int]):
     def _pane_activated(self, event: TabbedContent.TabActivated) -> None:
         pane_id = event.pane.id or "nodes"
         self._retune_intervals(pane_id)
+        for other_id, _, _ in PANES:
+            other = self.pane(other_id)
+            if other_id != pane_id and isinstance(other, ResourcePane):
+                other.release_view()
         pane = self.pane(pane_id)
         if isinstance(pane, ResourcePane):
             if self.state is not None and not self.paused:

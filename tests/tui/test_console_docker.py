@@ -204,3 +204,44 @@ async def test_apply_a_spec_then_execute_a_scaling_decision(live_console, tmp_pa
     finally:
         for leftover in docker_client.containers.list(all=True, filters={"name": name}):
             leftover.remove(force=True)
+
+
+@pytest.fixture
+def screenful_of_containers(docker_client, test_image, test_labels, run_id):
+    """More sleeping containers than a short terminal shows at once."""
+    made = [docker_client.containers.run(test_image, ["sleep", "600"], name=f"{run_id}-view-{index:02d}",
+                                         labels=test_labels, detach=True, init=True) for index in range(14)]
+    yield made
+    for container in made:
+        container.remove(force=True)
+
+
+async def test_the_engine_reads_the_statistics_of_the_rows_in_sight(live_console, screenful_of_containers) -> None:
+    """An idle console over many containers reads a screenful of cgroups per refresh: the
+    engine's focus follows the rows on screen as the table scrolls, and goes when the table
+    is sorted by CPU (the order needs every row) or the pane is left."""
+    console = _docker_console(live_console)
+    app = console.app
+    engine = next(backend for backend in app.services.backends.values() if backend.kind == "containers")
+    names = {container.name for container in screenful_of_containers}
+
+    def focus_matches_view() -> bool:
+        in_view = {row.key.rsplit("/", 1)[-1] for row in app.pane("containers").table.rows_in_view()}
+        return engine._focus is not None and bool(in_view) and engine._focus == in_view
+
+    async with app.run_test(size=(120, 16)) as pilot:
+        await pilot.press("2")
+        table = app.pane("containers").table
+        assert await wait_for(pilot, lambda: names <= {row.name for row in table.all_rows}, timeout=30)
+        assert await wait_for(pilot, focus_matches_view)
+        running = sum(1 for row in table.all_rows if "running" in row.cells)
+        assert len(engine._focus) < running  # a screenful, not the whole engine
+        first_view = engine._focus
+        table.scroll_end(animate=False)
+        assert await wait_for(pilot, lambda: focus_matches_view() and engine._focus != first_view)
+        table.sort_by(3)  # CPU
+        assert await wait_for(pilot, lambda: engine._focus is None)
+        table.sort_by(0)  # NAME
+        assert await wait_for(pilot, focus_matches_view)
+        await pilot.press("1")
+        assert await wait_for(pilot, lambda: engine._focus is None)

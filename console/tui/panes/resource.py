@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
-from backends.base import Availability
+from backends.base import Availability, FocusableBackend
 from console.poller import PollState
 from console.tui import actions
 from console.tui.views import COLUMNS, Row, RowBuilder
@@ -24,6 +24,9 @@ from console.tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
     from console.tui.app import RtmConsole
+
+# Columns whose order depends on the statistics of every row.
+STATISTIC_COLUMNS = frozenset({"cpu", "memory", "disk", "net", "load"})
 
 EMPTY_HINTS = {
     "nodes": "No node reported yet.",
@@ -87,6 +90,7 @@ class ResourcePane(Vertical):
         self._state: PollState | None = None
         self._seen: tuple[object, ...] = ()
         self._stale = False
+        self._stats_focus: dict[str, frozenset[str] | None] = {}  # per backend, as last told
 
     @property
     def console(self) -> RtmConsole:
@@ -128,6 +132,47 @@ class ResourcePane(Vertical):
         state = self._state
         self.table.show_rows(self.rows_from(state, services.clock()))
         self._update_banner(state, services.poll_clock())
+        self.report_view()
+
+    # ------------------------------------------------------------------ what is in sight
+
+    def report_view(self) -> None:
+        """Tell the backends that read statistics per resource (FocusableBackend) which of
+        theirs are on screen, so an idle console over hundreds of containers reads about a
+        screenful per refresh. All are read on every poll while the table is sorted by a
+        statistic (the order depends on every row) or the console exports metrics."""
+        backends = self._focusable_backends()
+        if not backends:
+            return
+        sort = self.table.sort_column
+        read_all = (self.console.options.hidden_interval_factor <= 1
+                    or (sort is not None and self.table.resource_columns[sort].key in STATISTIC_COLUMNS))
+        in_view: dict[str, set[str]] = {name: set() for name in backends}
+        if not read_all:
+            for row in self.table.rows_in_view():
+                if row.backend in in_view:
+                    in_view[row.backend].add(row.key.rsplit("/", 1)[-1])
+        for name, backend in backends.items():
+            self._set_focus(name, backend, None if read_all else frozenset(in_view[name]))
+
+    def release_view(self) -> None:
+        """The pane left the screen: its backends read every resource again (at the slower
+        cadence of hidden panes)."""
+        for name, backend in self._focusable_backends().items():
+            self._set_focus(name, backend, None)
+
+    def _focusable_backends(self) -> dict[str, FocusableBackend]:
+        return {name: backend for name, backend in self.console.services.backends.items()
+                if backend.kind == self.kind and isinstance(backend, FocusableBackend)}
+
+    def _set_focus(self, name: str, backend: FocusableBackend, focus: frozenset[str] | None) -> None:
+        if self._stats_focus.get(name, ()) != focus:  # () is never a focus: the first call always goes through
+            self._stats_focus[name] = focus
+            backend.focus(focus)
+
+    def on_resource_table_view_moved(self, event: ResourceTable.ViewMoved) -> None:
+        if self.console.active_pane == self.kind:
+            self.report_view()
 
     def rows_from(self, state: PollState, now: float) -> list[Row]:
         assert self.builder is not None

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.text import Text
 from textual.cache import LRUCache
 from textual.geometry import Region
+from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
@@ -68,6 +69,9 @@ def text_cell(text: str, style: str) -> str:
 
 
 class ResourceTable(DataTable):
+    class ViewMoved(Message):
+        """The rows in sight may have changed (a scroll or a resize)."""
+
     def __init__(self, columns: Sequence[Column], **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.resource_columns = tuple(columns)
@@ -106,6 +110,7 @@ class ResourceTable(DataTable):
         self.filter_text = text
         if self.is_mounted:
             self._apply()
+            self.post_message(self.ViewMoved())
 
     def sort_by(self, column: int) -> None:
         """Sort by a column; choosing the same column again reverses the order."""
@@ -119,6 +124,21 @@ class ResourceTable(DataTable):
             column.content_width = max(column.content_width, column.label.cell_len)  # room for the arrow
         self._require_update_dimensions = True
         self._apply()
+        self.post_message(self.ViewMoved())
+
+    def rows_in_view(self) -> list[Row]:
+        """The rows on screen now (every row is one line high)."""
+        header = self.header_height if self.show_header else 0
+        top = int(self.scroll_offset.y)
+        return list(itertools.islice(self._shown.values(), top, top + max(0, self.size.height - header)))
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if int(old_value) != int(new_value):
+            self.post_message(self.ViewMoved())
+
+    def on_resize(self) -> None:
+        self.post_message(self.ViewMoved())
 
     @property
     def rows_shown(self) -> tuple[Row, ...]:
