@@ -89,6 +89,10 @@ class DockerBackend:
         self.unfocused_every = max(1, unfocused_every)
         self._focus: frozenset[str] | None = None
         self._polls = 0
+        # The last record of each container with what it was made from: a container whose
+        # state and statistics did not change keeps the very same record (cheaper to build
+        # and, for the console, to compare).
+        self._records: dict[str, tuple[ContainerState, ContainerStats | None, ContainerInfo]] = {}
 
     def focus(self, container_ids: Collection[str] | None) -> None:
         """The containers someone is looking at (the console's rows in sight): their cgroup
@@ -127,10 +131,15 @@ class DockerBackend:
         self._polls += 1
         self._complete_cpu(first=not self._polled)
         self._polled = True
-        return tuple(
-            container_info(state, self.stats.stats(container_id), self.name)
-            for container_id, state in sorted(states.items(), key=lambda item: item[1].name)
-        )
+        records = {}
+        for container_id, state in sorted(states.items(), key=lambda item: item[1].name):
+            stats = self.stats.stats(container_id)
+            last = self._records.get(container_id)
+            if last is None or last[0] is not state or last[1] is not stats:
+                last = (state, stats, container_info(state, stats, self.name))
+            records[container_id] = last
+        self._records = records
+        return tuple(record for _state, _stats, record in records.values())
 
     def _ping(self) -> None:
         """Checks that the engine answers. After an outage, an event stream older than the

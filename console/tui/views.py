@@ -356,7 +356,7 @@ class RowBuilder:
             if isinstance(record, NodeInfo):
                 # Nodes are few and their rates move with every poll: always rebuilt.
                 row = node_row(record, backend, (node_rates or {}).get(key))
-            elif key in old_rows and old_records[key] == record:
+            elif key in old_rows and (old_records[key] is record or old_records[key] == record):
                 row = self._refresh_time_cells(old_rows[key], record, now)
             else:
                 row = self._make(record, backend, now)
