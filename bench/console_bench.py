@@ -220,6 +220,20 @@ class Terminal:
         return int(out.stdout.split()[0])
 
 
+# A yardstick measured in the same idle window: one Python thread waking 10 times a second and
+# doing nothing else (as textual's input thread does). What it costs says how expensive a
+# wake-up is on the machine at that moment; on a shared VM it moves as much as the console does.
+YARDSTICK = """
+import selectors, sys, threading, time
+selector = selectors.DefaultSelector()
+def loop():
+    while True:
+        selector.select(0.1)
+threading.Thread(target=loop, daemon=True).start()
+time.sleep(float(sys.argv[1]))
+"""
+
+
 def cpu_seconds(process: Any) -> float:
     import psutil
 
@@ -270,9 +284,16 @@ def console_run(container_count: int, function_count: int, idle_seconds: float, 
         # minutes (as in a steady state) rather than ticking every second.
         time.sleep(max(0.0, 70 - (time.monotonic() - created_at)))
         load_before = os.getloadavg()[0]
+        yardstick = psutil.Popen([sys.executable, "-c", YARDSTICK, str(idle_seconds + 5)])
+        time.sleep(0.5)  # its start-up is not part of the measure
         cpu_before, wall_before = cpu_seconds(process), time.monotonic()
+        yardstick_before = cpu_seconds(yardstick)
         time.sleep(idle_seconds)
-        cpu = (cpu_seconds(process) - cpu_before) / (time.monotonic() - wall_before)
+        elapsed = time.monotonic() - wall_before
+        cpu = (cpu_seconds(process) - cpu_before) / elapsed
+        yardstick_cpu = (cpu_seconds(yardstick) - yardstick_before) / elapsed
+        yardstick.kill()
+        yardstick.wait()
         memory = process.memory_info()
         children_rss = sum(c.memory_info().rss for c in process.children(recursive=True))
         screen = terminal.screen()
@@ -287,6 +308,7 @@ def console_run(container_count: int, function_count: int, idle_seconds: float, 
             "rss_bytes": memory.rss,
             "children_rss_bytes": children_rss,
             "idle_cpu_share_of_one_core": cpu,
+            "yardstick_cpu_share_of_one_core": yardstick_cpu,
             "idle_seconds": idle_seconds,
             "load_average_1m_before_idle": load_before,
             "header": screen.splitlines()[0].strip() if screen else "",
@@ -339,7 +361,9 @@ def main() -> int:
             print(f"  first paint {run['first_paint_seconds']:.2f} s, first data {run['first_data_seconds']:.2f} s")
             print(f"  RSS {run['rss_bytes'] / 2**20:.1f} MiB (child processes {run['children_rss_bytes'] / 2**20:.1f} MiB)")
             print(f"  idle CPU {run['idle_cpu_share_of_one_core'] * 100:.2f} % of one core over {run['idle_seconds']:g} s "
-                  f"(load average before: {run['load_average_1m_before_idle']:.2f})")
+                  f"(load average before: {run['load_average_1m_before_idle']:.2f}); yardstick (an idle thread "
+                  f"waking 10 times a second) {run['yardstick_cpu_share_of_one_core'] * 100:.2f} %, ratio "
+                  f"{run['idle_cpu_share_of_one_core'] / max(run['yardstick_cpu_share_of_one_core'], 1e-9):.1f}x")
             print(f"  header: {run['header']}")
             if run["first_paint_seconds"] >= GOAL_FIRST_PAINT_SECONDS:
                 missed.append("first paint >= 1 s")
