@@ -175,6 +175,18 @@ async def wait_for(pilot: Any, condition: Any, timeout: float = 10.0, step: floa
     return condition()
 
 
+async def show_pane(pilot: Any, app: Any, pane: str) -> Any:
+    """Switch to a resource pane with its number key, wait for its rows, focus its table and
+    return the table (the first steps of most tests that act on a row)."""
+    from console.tui.app import PANES
+
+    await pilot.press(next(key for pane_id, _, key in PANES if pane_id == pane))
+    table = app.pane(pane).table
+    assert await wait_for(pilot, lambda: table.rows_shown), f"the {pane} pane showed no rows"
+    table.focus()
+    return table
+
+
 def screen_text(app: Any) -> str:
     """What the terminal shows now, as plain text (the way an operator reads it)."""
     import io

@@ -13,7 +13,7 @@ from console.tui.screens.details import DetailsScreen
 from console.tui.screens.dialogs import ConfirmScreen, TextPromptScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.widgets.status_header import StatusHeader, header_text
-from tui.conftest import host_backend, libvirt_sandbox, screen_text, wait_for
+from tui.conftest import host_backend, libvirt_sandbox, screen_text, show_pane, wait_for
 
 HOSTNAME = socket.gethostname()
 SIZE = (120, 40)
@@ -236,9 +236,7 @@ async def test_cordon_and_uncordon_go_through_the_gate_and_show_in_the_pane(live
 async def test_stopping_a_vm_asks_first_naming_it_and_no_leaves_it_running(live_console) -> None:
     console = live_console([host_backend(), libvirt_sandbox()])
     async with console.app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
-        assert await wait_for(pilot, lambda: _rows(console.app, "vms"))
-        console.app.pane("vms").table.focus()
+        await show_pane(pilot, console.app, "vms")
         await pilot.press("o")
         assert await wait_for(pilot, lambda: isinstance(console.app.screen, ConfirmScreen))
         assert "vm/test" in console.app.screen.question
@@ -253,9 +251,7 @@ async def test_stopping_a_vm_asks_first_naming_it_and_no_leaves_it_running(live_
 async def test_restarting_a_vm_asks_then_runs_through_the_gate(live_console) -> None:
     console = live_console([host_backend(), libvirt_sandbox()])
     async with console.app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
-        assert await wait_for(pilot, lambda: _rows(console.app, "vms"))
-        console.app.pane("vms").table.focus()
+        await show_pane(pilot, console.app, "vms")
         await pilot.press("R")
         assert await wait_for(pilot, lambda: isinstance(console.app.screen, ConfirmScreen))
         assert console.app.screen.question == "Restart vm/test?"
@@ -269,9 +265,7 @@ async def test_restarting_a_vm_asks_then_runs_through_the_gate(live_console) -> 
 async def test_a_failed_action_says_why_in_one_line_naming_the_debug_log(live_console, debug_log) -> None:
     console = live_console([host_backend(), libvirt_sandbox()])
     async with console.app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
-        assert await wait_for(pilot, lambda: _rows(console.app, "vms"))
-        console.app.pane("vms").table.focus()
+        await show_pane(pilot, console.app, "vms")
         await pilot.press("s")  # start a VM that is already running
         assert await wait_for(pilot, lambda: console.app._notifications)
         notification = list(console.app._notifications)[-1]
@@ -361,9 +355,7 @@ async def test_invoking_a_function_shows_its_result(live_console, local_function
     backends, handlers = local_functions
     console = live_console([host_backend(), *backends], handlers=handlers)
     async with console.app.run_test(size=SIZE) as pilot:
-        await pilot.press("4")
-        assert await wait_for(pilot, lambda: _rows(console.app, "functions"))
-        console.app.pane("functions").table.focus()
+        await show_pane(pilot, console.app, "functions")
         await pilot.press("i")
         assert await wait_for(pilot, lambda: isinstance(console.app.screen, TextPromptScreen))
         await pilot.press(*'{"body": "{\\"name\\": \\"ops\\"}"}', "enter")

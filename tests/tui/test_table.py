@@ -8,7 +8,7 @@ from pathlib import Path
 
 from backends.records import FrozenDict, KindSnapshot
 from console.poller import PollState
-from tui.conftest import recorded_app, recorded_states, screen_text, wait_for
+from tui.conftest import recorded_app, recorded_states, screen_text, show_pane, wait_for
 
 SIZE = (140, 30)
 
@@ -29,9 +29,7 @@ def _line_of(app, name: str) -> str:
 async def test_a_refresh_updates_only_the_changed_cell_and_the_screen_shows_it(tmp_path: Path) -> None:
     app = recorded_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        table = app.pane("containers").table
-        assert await wait_for(pilot, lambda: table.rows_shown)
+        table = await show_pane(pilot, app, "containers")
         before_web0 = _line_of(app, "web-0")
         assert "55.0%" not in _line_of(app, "web-1")
         app.services.source.publish(_with_container(app.state, "web-1", app.state.version + 1, cpu_ratio=0.55))
@@ -43,9 +41,7 @@ async def test_a_refresh_updates_only_the_changed_cell_and_the_screen_shows_it(t
 async def test_sorting_by_a_column_redraws_the_rows_in_order(tmp_path: Path) -> None:
     app = recorded_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        table = app.pane("containers").table
-        assert await wait_for(pilot, lambda: table.rows_shown)
+        table = await show_pane(pilot, app, "containers")
         cpu_x = sum(column.get_render_width(table) for column in table.ordered_columns[:3]) + 2
         await pilot.click(table, offset=(cpu_x, 0))  # the CPU header
         await pilot.pause()
@@ -59,9 +55,7 @@ async def test_sorting_by_a_column_redraws_the_rows_in_order(tmp_path: Path) -> 
 async def test_the_cursor_stays_on_its_row_when_rows_move(tmp_path: Path) -> None:
     app = recorded_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        table = app.pane("containers").table
-        assert await wait_for(pilot, lambda: table.rows_shown)
+        table = await show_pane(pilot, app, "containers")
         table.sort_by(3)  # CPU
         table.select_key(next(row.key for row in table.all_rows if row.name == "web-0"))
         assert table.selected_row().name == "web-0"
@@ -73,8 +67,7 @@ async def test_the_cursor_stays_on_its_row_when_rows_move(tmp_path: Path) -> Non
 async def test_filtering_draws_only_the_matching_rows(tmp_path: Path) -> None:
     app = recorded_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        assert await wait_for(pilot, lambda: app.pane("containers").table.rows_shown)
+        await show_pane(pilot, app, "containers")
         await pilot.press("slash", *"exited")
         await pilot.pause()
         shown = screen_text(app)

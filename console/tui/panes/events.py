@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from console.eventlog import Event
 from console.poller import PollState
-from console.tui.panes.resource import ResourcePane
+from console.tui.panes.resource import ResourcePane, show_text
 from console.tui.views import Row, event_row
 
 LIMIT = 500
@@ -59,8 +59,7 @@ class EventsPane(ResourcePane):
             return
         self.table.show_rows(self.rows_from(self._state, 0.0))  # type: ignore[arg-type]
         banner = self.query_one(".banner", Static)
-        if banner.content != error:  # an update lays the whole screen out again: only on change
-            banner.update(error)
+        show_text(banner, error)
         banner.set_class(not error, "-empty")
         self.query_one(".empty-hint").set_class(bool(events), "-hidden")
 

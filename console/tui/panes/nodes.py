@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
-from console.tui.panes.resource import ResourcePane
+from console.tui.panes.resource import ResourcePane, show_text
 from console.tui.views import human_rate
 
 SERIES = (("cpu", "CPU %"), ("memory", "Memory %"), ("disk", "Disk I/O"), ("network", "Network"))
@@ -59,6 +59,4 @@ class NodesPane(ResourcePane):
                 caption += f" {last:.0f}%" if key in ("cpu", "memory") else f" {human_rate(last)}"
             if row is not None:
                 caption += f"  ({row.name})" if key == "cpu" else ""
-            label = labels[f"label-{key}"]
-            if label.content != caption:
-                label.update(caption, layout=False)  # one line, always: no new layout
+            show_text(labels[f"label-{key}"], caption, layout=False)  # one line, always: no new layout

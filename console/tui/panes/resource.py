@@ -37,6 +37,13 @@ EMPTY_HINTS = {
 }
 
 
+def show_text(widget: Static, content: str, layout: bool = True) -> None:
+    """Update a Static only when its text changes: an update repaints it, and with `layout`
+    lays the whole screen out again, which on every poll was a good part of the idle CPU."""
+    if widget.content != content:
+        widget.update(content, layout=layout)
+
+
 def banner_lines(states: Iterable[Any], unavailable: Iterable[Availability], now: float) -> list[str]:
     """One line per backend that is not connected: where, why, what to try, and the age of the
     rows still shown from its last good poll."""
@@ -189,9 +196,7 @@ class ResourcePane(Vertical):
         states = state.of_kind(self.kind)  # type: ignore[arg-type]
         lines = banner_lines(states, services.unavailable_for(self.kind), now)  # type: ignore[arg-type]
         banner = self.query_one(".banner", Static)
-        text = "\n".join(lines)
-        if banner.content != text:  # an update lays the whole screen out again: only on change
-            banner.update(text)
+        show_text(banner, "\n".join(lines))
         banner.set_class(not lines, "-empty")
         hint = self.query_one(".empty-hint", Static)
         hint.set_class(bool(self.table.all_rows) or bool(states) or bool(lines), "-hidden")

@@ -127,10 +127,15 @@ class ResourceTable(DataTable):
         self.post_message(self.ViewMoved())
 
     def rows_in_view(self) -> list[Row]:
-        """The rows on screen now (every row is one line high)."""
+        """The rows on screen now."""
+        _header, top, in_sight = self._window()
+        return list(itertools.islice(self._shown.values(), top, top + in_sight))
+
+    def _window(self) -> tuple[int, int, int]:
+        """(header lines, index of the first row on screen, rows that fit below the header);
+        every row is one line high (add_row's default)."""
         header = self.header_height if self.show_header else 0
-        top = int(self.scroll_offset.y)
-        return list(itertools.islice(self._shown.values(), top, top + max(0, self.size.height - header)))
+        return header, int(self.scroll_offset.y), max(0, self.size.height - header)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -290,10 +295,8 @@ class ResourceTable(DataTable):
     def _refresh_rows(self, row_keys: set[RowKey]) -> None:
         """Repaint the lines of the changed rows that are in sight, not the whole table: an
         idle fleet changes a few cells per refresh, and repainting every visible row for them
-        was most of the console's idle CPU. (Every row is one line high: add_row's default.)"""
-        header = self.header_height if self.show_header else 0
-        top = int(self.scroll_offset.y)
-        in_sight = max(0, self.size.height - header)
+        was most of the console's idle CPU."""
+        header, top, in_sight = self._window()
         if len(row_keys) > in_sight // 2:
             self.refresh()
             return
