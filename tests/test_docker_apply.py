@@ -178,6 +178,17 @@ def test_a_failed_apply_removes_what_it_created(setup, workload, docker_client, 
     assert docker_client.containers.list(all=True, filters={"label": f"rtm.workload={workload}"}) == []
 
 
+def test_a_replica_that_exits_a_moment_after_starting_fails_the_apply(setup, workload, docker_client, test_image, test_labels) -> None:
+    # Still running when `start` returns, gone a fifth of a second later: not a started replica.
+    broken = doc(workload, test_image, test_labels, replicas=1,
+                 edit=lambda t: t.replace('command: ["sh", "-c", "mkdir', 'command: ["sh", "-c", "sleep 0.2; echo gave up >&2; exit 4; mkdir'))
+    with pytest.raises(ApplyError) as failure:
+        apply(setup, broken)
+    assert failure.value.failed == f"create container/{workload}-0"
+    assert "exit code 4" in failure.value.cause and "gave up" in failure.value.cause
+    assert docker_client.containers.list(all=True, filters={"label": f"rtm.workload={workload}"}) == []
+
+
 def test_a_failed_replacement_brings_the_old_replica_back(setup, workload, docker_client, test_image, test_labels) -> None:
     apply(setup, doc(workload, test_image, test_labels, replicas=1))
     old = inspect(docker_client, f"{workload}-0")["Id"]

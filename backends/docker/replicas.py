@@ -23,6 +23,10 @@ from rtm.scheduling.from_spec import requirements
 # nodes, what one replica needs, how many, algorithm -> one engine name per new replica
 Placement = Callable[[Sequence[SchedNode], Requirements, int, str], Sequence[str]]
 READY_POLL = 0.25  # seconds between two looks at a starting container
+# A new replica counts as started only once it has kept running this long: a command that fails
+# at once (a missing file, a bad flag) exits a few milliseconds after `start` returns, and one
+# look straight after `start` would still see it running.
+START_SETTLE = 0.5
 
 
 class ReplicaFailed(DockerRequestError):
@@ -146,12 +150,14 @@ def health_budget(healthcheck: Mapping[str, Any] | None) -> float:
 
 def wait_ready(backend: DockerBackend, container_id: str, *, healthy: bool, progress: Progress,
                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Returns once the container runs (and, when `healthy` and it has a health check, reports
-    healthy); ReplicaFailed with its exit code or health output otherwise."""
+    """Returns once the container has kept running for START_SETTLE seconds (and, when `healthy`
+    and it has a health check, reports healthy); ReplicaFailed with its exit code or health
+    output otherwise."""
     data = backend.client.call(lambda api: api.inspect_container(container_id))
     name = str(data.get("Name", "")).lstrip("/")
     budget = health_budget((data.get("Config") or {}).get("Healthcheck")) if healthy else 0.0
-    deadline = clock() + budget
+    started = clock()
+    deadline = started + budget
     announced = False
     while True:
         state = data.get("State") or {}
@@ -159,16 +165,17 @@ def wait_ready(backend: DockerBackend, container_id: str, *, healthy: bool, prog
         if not state.get("Running"):
             raise ReplicaFailed(f"{name} stopped right after starting (exit code {state.get('ExitCode')}): {last_logs(backend, container_id)}",
                                 "check the command and the image")
-        if budget == 0 or health in (None, "healthy"):
+        settled = clock() >= started + START_SETTLE
+        if settled and (budget == 0 or health in (None, "healthy")):
             return
-        if health == "unhealthy" or clock() >= deadline:
+        if budget and (health == "unhealthy" or clock() >= deadline):
             log = ((state.get("Health") or {}).get("Log") or [{}])[-1]
             raise ReplicaFailed(f"{name} did not become healthy ({health}; last check: exit {log.get('ExitCode')}, {str(log.get('Output', '')).strip()[:200]!r})",
                                 "check the health check command against the image")
-        if not announced:
+        if budget and not announced:
             progress(f"waiting for {name} to become healthy")
             announced = True
-        sleep(READY_POLL)
+        sleep(READY_POLL if settled else max(0.0, min(READY_POLL, started + START_SETTLE - clock())))
         data = backend.client.call(lambda api: api.inspect_container(container_id))
 
 
