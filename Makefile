@@ -19,7 +19,7 @@ ARGS ?=
 EXTRAS = $(shell pkg-config --exists libvirt 2>/dev/null && echo test,libvirt || echo test)
 VENV_STAMP = $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: venv run test services-install services-up services-down services-status bench
+.PHONY: venv bytecode run test services-install services-up services-down services-status bench
 
 venv: $(VENV_STAMP)
 
@@ -29,7 +29,13 @@ $(VENV_STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-run: venv
+# An editable install leaves the project's modules to be compiled at import, on every start where
+# PYTHONDONTWRITEBYTECODE is set (~140 ms of the console's start-up): compile them, as pip does
+# for a regular install. Files already compiled and unchanged are skipped.
+bytecode: venv
+	$(VENV)/bin/python -m compileall -q console backends rtm themes
+
+run: bytecode
 	$(VENV)/bin/rtm-console $(ARGS)
 
 services-install:
@@ -60,5 +66,5 @@ test:
 	$(SERVICES) down || true; \
 	exit $$status
 
-bench: venv
+bench: bytecode
 	@if [ -f bench/run_all.sh ]; then bash bench/run_all.sh; else echo "bench/run_all.sh not present yet"; fi

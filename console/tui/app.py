@@ -147,13 +147,17 @@ class RtmConsole(App[int]):
         if self.options.kiosk and self.options.cycle_interval > 0:
             self.set_interval(self.options.cycle_interval, self._cycle_pane)
         if self.options.freeze_startup_objects:
-            # A full collection walks every tracked object: at startup that is ~100,000
-            # objects of modules, classes and widgets that live as long as the process. Frozen,
-            # they are skipped, and a full collection during a 5,000-row refresh costs half as
-            # much. Garbage is collected first so none of it is kept; frozen objects are still
-            # freed by reference counting when they go.
-            gc.collect()
-            gc.freeze()
+            self.call_after_refresh(self._freeze_startup_objects)  # after the first paint
+
+    @staticmethod
+    def _freeze_startup_objects() -> None:
+        """A full collection walks every tracked object: at startup that is ~100,000 objects
+        of modules, classes and widgets that live as long as the process. Frozen, they are
+        skipped, and a full collection during a 5,000-row refresh costs half as much. Garbage
+        is collected first so none of it is kept (~30 ms, so not before the first paint);
+        frozen objects are still freed by reference counting when they go."""
+        gc.collect()
+        gc.freeze()
 
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:
