@@ -7,10 +7,12 @@ and idle CPU with real backends.
    the event loop spends before it can repaint), and one full repaint of the screen after it.
    Goal: apply under 100 ms. Median and worst of `--rounds` refreshes, a different fifth of the
    containers changing each time.
-2. The console (`rtm-console` in tmux, 120x40, `--sandbox`): with `--containers` BusyBox
-   containers started on $DOCKER_HOST (labelled rtm.bench.console, removed at the end),
-   `--functions` functions stored in the local runtime, libvirt's test driver for VMs, and the
-   host; the project's modules are byte-compiled first, as a regular install has them. Timed
+2. The console (`rtm-console` in tmux, 120x40): with `--containers` BusyBox containers started
+   on $DOCKER_HOST (labelled rtm.bench.console, removed at the end), `--vms` small BIOS guests
+   started on $LIBVIRT_DEFAULT_URI through the project's VM handler (deleted at the end; with
+   `--vms 0` or no URI, `--sandbox` and libvirt's test driver), `--functions` functions stored
+   in the local runtime, and the host; the project's modules are byte-compiled first, as a
+   regular install has them. Timed
    from launch: first paint (the header on screen) and first data (this host's row). Then, on
    the Containers pane at the default 2 s refresh: resident memory, and CPU over `--idle-seconds`
    (the console's process, all threads, plus its child processes).
@@ -18,7 +20,7 @@ and idle CPU with real backends.
 
 Usage (from the repository root):
     .venv/bin/python bench/console_bench.py [--rows 5000] [--changed 0.2] [--rounds 10]
-        [--containers 200] [--functions 50] [--idle-seconds 30] [--skip-table] [--skip-console]
+        [--containers 200] [--vms 10] [--functions 50] [--idle-seconds 30] [--skip-table] [--skip-console]
 
 The exit status is 1 when a goal is missed.
 """
@@ -179,6 +181,49 @@ def remove_containers(client: Any, run: str) -> None:
     client.close()
 
 
+# Each guest: one vCPU, 64 MiB, BIOS, no disk and no network: it sits in the firmware with
+# nothing to boot, which is all the console needs to list, poll and chart it.
+BENCH_VM_SPEC = """\
+name: {name}
+VirtualMachineRuntime:
+  name: {name}
+  hypervisor: kvm
+  cpu: {{cores: 1, model: host-passthrough}}
+  memory: {{size: 64Mi, balloon: true}}
+  network: {{type: none}}
+  security: {{secure_boot: false, tpm: false}}
+"""
+
+
+def start_vms(count: int, run: str) -> tuple[Any, list[str], str]:
+    """Define and start `count` small BIOS guests on $LIBVIRT_DEFAULT_URI with the project's VM
+    handler (KVM, or QEMU's TCG where KVM is not usable, as `apply` chooses); returns (handler,
+    names, URI). No URI or no libvirt binding: no guests, and the console uses the sandbox."""
+    uri = os.environ.get("LIBVIRT_DEFAULT_URI", "")
+    if not uri or count <= 0:
+        return None, [], ""
+    from backends.libvirt import LibvirtBackend, LibvirtVmHandler
+    from rtm.documents import load_text
+
+    handler = LibvirtVmHandler([LibvirtBackend(uri, shutdown_timeout=1.0)])
+    names = []
+    try:
+        for index in range(count):
+            name = f"rtm-bench-{run}-vm{index:02d}"
+            document = load_text(BENCH_VM_SPEC.format(name=name)).documents[0]
+            handler.apply(document, ROOT, handler.plan(document, ROOT), progress=lambda line: None)
+            names.append(name)
+    except Exception:
+        remove_vms(handler, names)
+        raise
+    return handler, names, uri
+
+
+def remove_vms(handler: Any, names: list[str]) -> None:
+    for name in names:
+        handler.delete(name, with_disk=True)
+
+
 def store_functions(data_dir: Path, count: int) -> None:
     """`count` functions in the local runtime's store (the sample function under new names)."""
     from backends.localfn import make_local_backends
@@ -248,7 +293,7 @@ def cpu_seconds(process: Any) -> float:
     return total
 
 
-def console_run(container_count: int, function_count: int, idle_seconds: float, extra_args: str = "",
+def console_run(container_count: int, function_count: int, vm_count: int, idle_seconds: float, extra_args: str = "",
                 pane: str = "2") -> dict[str, Any]:
     import psutil
 
@@ -264,16 +309,20 @@ def console_run(container_count: int, function_count: int, idle_seconds: float, 
     client = None
     name = f"rtm-bench-{run}"
     result: dict[str, Any] = {}
+    vm_handler, vms = None, []
     try:
         client, host, on_engine = start_containers(container_count, run)
+        vm_handler, vms, libvirt_uri = start_vms(vm_count, run)
         created_at = time.monotonic()
         store_functions(data, function_count)
         config = work / "config.yaml"
         docker_line = f"docker:\n  endpoints: [{host}]\n" if host else ""
-        config.write_text(f"refresh_interval: 2s\nspecs_dir: {work / 'specs'}\ndata_dir: {data}\n{docker_line}"
+        libvirt_line = f"libvirt:\n  uris: [{libvirt_uri}]\n" if vms else ""
+        config.write_text(f"refresh_interval: 2s\nspecs_dir: {work / 'specs'}\ndata_dir: {data}\n{docker_line}{libvirt_line}"
                           "functions:\n  target: local\n  gateway_listen: 127.0.0.1:0\n")
         console = ROOT / ".venv" / "bin" / "rtm-console"
-        command = f"cd {ROOT} && HOME={work} TERM=xterm-256color exec {console} --config {config} --sandbox {extra_args}"
+        sandbox = "" if vms else "--sandbox"  # real guests, or libvirt's test driver
+        command = f"cd {ROOT} && HOME={work} TERM=xterm-256color exec {console} --config {config} {sandbox} {extra_args}"
         launched = time.perf_counter()
         subprocess.run(["tmux", "new", "-d", "-s", name, "-x", "120", "-y", "40", command], check=True)
         terminal = Terminal(name)
@@ -308,6 +357,8 @@ def console_run(container_count: int, function_count: int, idle_seconds: float, 
             "containers_started": container_count if host else 0,
             "containers_on_engine": on_engine,
             "functions": function_count,
+            "vms": len(vms),
+            "libvirt": libvirt_uri if vms else "test:///default (sandbox)",
             "docker_host": host or "(none: DOCKER_HOST not set)",
             "first_paint_seconds": first_paint,
             "first_data_seconds": first_data,
@@ -322,6 +373,8 @@ def console_run(container_count: int, function_count: int, idle_seconds: float, 
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
         remove_containers(client, run)
+        if vm_handler is not None:
+            remove_vms(vm_handler, vms)
         shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -336,6 +389,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--containers", type=int, default=200)
     parser.add_argument("--functions", type=int, default=50)
+    parser.add_argument("--vms", type=int, default=10, help="small BIOS guests on $LIBVIRT_DEFAULT_URI (0: libvirt's test driver)")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--skip-table", action="store_true")
     parser.add_argument("--skip-console", action="store_true")
@@ -359,11 +413,11 @@ def main() -> int:
         if shutil.which("tmux") is None:
             print("console: tmux is not installed; skipped")
         else:
-            run = console_run(args.containers, args.functions, args.idle_seconds, args.console_args, args.pane)
+            run = console_run(args.containers, args.functions, args.vms, args.idle_seconds, args.console_args, args.pane)
             results["console"] = run
             print(f"console: {run['containers_on_engine']} containers on {run['docker_host']} "
                   f"({run['containers_started']} started for the run), {run['functions']} local functions, "
-                  "libvirt test driver, this host")
+                  f"{run['vms']} VMs on {run['libvirt']}, this host")
             print(f"  first paint {run['first_paint_seconds']:.2f} s, first data {run['first_data_seconds']:.2f} s")
             print(f"  RSS {run['rss_bytes'] / 2**20:.1f} MiB (child processes {run['children_rss_bytes'] / 2**20:.1f} MiB)")
             print(f"  idle CPU {run['idle_cpu_share_of_one_core'] * 100:.2f} % of one core over {run['idle_seconds']:g} s "

@@ -8,9 +8,11 @@ import os
 import pytest
 from textual.widgets import TabbedContent
 
+from console.supervisor.autoscaler import history_path
 from console.tui.screens.details import DetailsScreen
 from console.tui.screens.dialogs import ConfirmScreen, OutputScreen, TextPromptScreen
-from tui.conftest import host_backend, wait_for
+from rtm.autoscaling import History
+from tui.conftest import host_backend, screen_text, wait_for
 
 pytestmark = pytest.mark.docker
 SIZE = (140, 40)
@@ -197,6 +199,15 @@ async def test_apply_a_spec_then_execute_a_scaling_decision(live_console, tmp_pa
             assert app.screen.question == f"Scale workload/{name} from 1 to 3 replicas?"
             await pilot.press("y")
             assert await wait_for(pilot, lambda: any(r["action"] == "workload.scale" for r in console.audit()), timeout=90)
+            # Recorded where the autoscaler keeps its history: its cooldown starts now, and the
+            # screen, evaluated again, says so.
+            history_file = history_path(console.data_dir, name)
+            assert await wait_for(pilot, lambda: history_file.exists())
+            last = History.from_text(history_file.read_text()).last_event()
+            assert (last.from_replicas, last.to_replicas) == (1, 3)
+            assert await wait_for(pilot, lambda: screen.decision.direction == "no_scale")
+            assert "ScaleUpCooldown" in screen.decision.reason
+            assert "last scaling 1 -> 3" in " ".join(screen_text(app).split())
         names = {c.name for c in docker_client.containers.list(filters={"name": name})}
         assert names == {f"{name}-0", f"{name}-1", f"{name}-2"}
         actions = [(r["action"], r["result"]) for r in console.audit()]

@@ -4,6 +4,7 @@ the `:` prompt, pause, themes, details and the gated actions that exist today.""
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -322,6 +323,52 @@ async def test_scaling_screen_shows_proposals_decision_and_reason(live_console) 
         assert "4 replicas" in shown  # the cpu metric's proposal
         assert screen.query_one("#execute").disabled  # no containers backend carries workload.scale
         assert "Vertical recommendation" in shown and "no usage samples" in shown
+
+
+async def test_the_scaling_screen_counts_the_autoscaler_s_cooldown(live_console) -> None:
+    import time
+
+    from console.supervisor.autoscaler import history_path, save_history
+    from rtm.autoscaling import History
+
+    console = live_console([host_backend()])
+    # The autoscaler scaled the sample workload 2 -> 3 twenty seconds ago (its cooldown is 60 s).
+    scaled_at = time.time() - 20
+    save_history(history_path(console.data_dir, "web"),
+                 History().record_recommendation(scaled_at, 3).record_event(scaled_at, 2, 3))
+    async with console.app.run_test(size=SIZE) as pilot:
+        await pilot.press("H")
+        await pilot.pause(0.5)
+        screen = console.app.screen
+        assert screen.workloads[0].document.name == "web"
+        screen.query_one("#replicas").value = "3"
+        screen.query_one("#cpu").value = "140"
+        screen.action_evaluate()
+        await pilot.pause()
+        assert screen.decision.direction == "no_scale" and screen.decision.target_replicas == 3
+        shown = " ".join(screen_text(console.app).split())
+        assert "ScaleUpCooldown: the last scaling event (2 -> 3) was 2" in shown and "(scale_up_cooldown 60s)" in shown
+        assert re.search(r"history: 1 recommendation\(s\) stored, last scaling 2 -> 3, 2\ds ago", shown)
+
+
+async def test_the_scaling_screen_says_when_the_stored_history_cannot_be_read(live_console) -> None:
+    from console.supervisor.autoscaler import history_path
+
+    console = live_console([host_backend()])
+    damaged = history_path(console.data_dir, "web")
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text("{not json")
+    async with console.app.run_test(size=SIZE) as pilot:
+        await pilot.press("H")
+        await pilot.pause(0.5)
+        screen = console.app.screen
+        screen.query_one("#cpu").value = "140"
+        screen.action_evaluate()
+        await pilot.pause()
+        assert screen.decision.direction == "scale_up"  # decided without it
+        shown = " ".join(screen_text(console.app).split())
+        assert "cannot be read" in shown and "as a fresh autoscaler" in shown
+    assert damaged.read_text() == "{not json"  # left for the operator to look at
 
 
 @pytest.fixture

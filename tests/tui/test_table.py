@@ -1,5 +1,6 @@
 """The resource table on screen: a refresh changes only the cells that changed, the screen
-shows the new values, sorting and filtering reorder what is drawn, the cursor stays on its row."""
+shows the new values, sorting and filtering reorder what is drawn, the cursor stays on its row
+and goes to the first and last row."""
 
 from __future__ import annotations
 
@@ -72,6 +73,18 @@ async def test_filtering_draws_only_the_matching_rows(tmp_path: Path) -> None:
         await pilot.pause()
         shown = screen_text(app)
         assert " batch-report " in shown and " web-0 " not in shown and " web-1 " not in shown
+
+
+async def test_home_end_and_g_go_to_the_first_and_last_row(tmp_path: Path) -> None:
+    app = recorded_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await show_pane(pilot, app, "containers")
+        first, last = table.rows_shown[0].name, table.rows_shown[-1].name
+        assert first != last
+        for key, expected in (("end", last), ("home", first), ("G", last), ("g", first)):
+            await pilot.press(key)
+            await pilot.pause()
+            assert table.selected_row().name == expected, key
 
 
 def test_recorded_states_hold_every_kind() -> None:

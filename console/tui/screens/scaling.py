@@ -3,10 +3,12 @@ reason, with the vertical recommendation beside it.
 
 The metrics come from the workload's running containers when the containers backend reports
 them; otherwise (or to ask "what if") the operator types utilization percentages. The decision
-is rtm's (`decide`, `recommend_vertical`: pure, time passed in), evaluated from a fresh history
-as a new autoscaler would (the running agent keeps its own history and cooldowns). Executing a
-decision goes through the action gate, and is offered only when the containers backend
-declares and implements `workload.scale`.
+is rtm's (`decide`, `recommend_vertical`: pure, time passed in), evaluated with the history the
+autoscaler keeps for the workload in the data folder, so cooldowns, stabilization windows and
+rate policies hold here as they do for the control loop. Evaluating only reads that history (a
+"what if" must not count as a recommendation); an executed decision is recorded in it, so the
+autoscaler's cooldown starts from it. Executing goes through the action gate, and is offered
+only when the containers backend declares and implements `workload.scale`.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from backends.records import ContainerInfo
+from console.supervisor.autoscaler import history_path, load_history, save_history
+from console.tables import duration
 from console.tui import actions
 from console.tui.planning import SpecCatalog, SpecSource, horizontal_settings, live_workload, vertical_settings
 from console.tui.screens.planning_common import CSS
-from rtm.autoscaling import Decision, History, decide, recommend_vertical
+from rtm.autoscaling import Decision, History, HistoryFormatError, decide, recommend_vertical
 
 if TYPE_CHECKING:
     from console.tui.app import RtmConsole
@@ -147,8 +151,10 @@ class ScalingScreen(Screen[None]):
             horizontal_view.update("Type the current replica count (a whole number).")
         else:
             settings = horizontal_settings(policy.horizontal, self.console.autoscaler_tolerance)
+            now = self.console.services.clock()
+            history, history_note = self._stored_history(source.document.name, now)
             try:
-                decision, _ = decide(settings, int(replicas), metrics, History(), self.console.services.clock())
+                decision, _ = decide(settings, int(replicas), metrics, history, now, assume_applied=False)
             except ValueError as exc:
                 horizontal_view.update(f"Cannot decide: {exc}")
             else:
@@ -157,6 +163,7 @@ class ScalingScreen(Screen[None]):
                 summary = Table.grid(padding=(0, 1))
                 summary.add_row("decision:", f"{decision.direction} {decision.current_replicas} -> {decision.target_replicas}")
                 summary.add_row("reason:", decision.reason)
+                summary.add_row("history:", history_note)
                 outer = Table.grid()
                 outer.add_row(table)
                 outer.add_row("")
@@ -169,6 +176,31 @@ class ScalingScreen(Screen[None]):
             and actions.scale_available(self.console.services)
         )
         self.query_one("#execute", Button).disabled = not can_execute
+
+    def _stored_history(self, workload: str, now: float) -> tuple[History, str]:
+        """The autoscaler's history of `workload`, and a line saying what it holds."""
+        path = history_path(self.console.services.data_dir, workload)
+        try:
+            history = load_history(path)
+        except (HistoryFormatError, OSError) as exc:
+            return History(), f"{path} cannot be read ({exc}): evaluated without it, as a fresh autoscaler"
+        if not history.recommendations and not history.events:
+            return history, "none stored yet: evaluated as a fresh autoscaler"
+        last = history.last_event()
+        scaled = "no scaling yet" if last is None else (
+            f"last scaling {last.from_replicas} -> {last.to_replicas}, {duration(now - last.time)} ago")
+        return history, f"{len(history.recommendations)} recommendation(s) stored, {scaled}"
+
+    def _record_scaling(self, workload: str, from_replicas: int, to_replicas: int) -> None:
+        """An executed decision goes into the workload's history: the autoscaler's cooldowns
+        and rate policies count it, as they count their own."""
+        path = history_path(self.console.services.data_dir, workload)
+        try:
+            save_history(path, load_history(path).record_event(self.console.services.clock(), from_replicas, to_replicas))
+        except (HistoryFormatError, OSError) as exc:  # a damaged file is left as it is, for a look
+            self.app.notify(f"the scaling was not recorded in {path}: {exc}", severity="warning", timeout=10)
+        if self.is_current:
+            self.action_evaluate()
 
     def _show_vertical(self, source: SpecSource) -> None:
         view = self.query_one("#vertical", Static)
@@ -205,6 +237,7 @@ class ScalingScreen(Screen[None]):
             {"replicas": target, "from": decision.current_replicas, "reason": decision.reason},
             lambda: scale(name, target, document=document, base_dir=source.path.parent),
             confirm=f"Scale workload/{name} from {decision.current_replicas} to {target} replicas?",
+            on_done=lambda _value: self._record_scaling(name, decision.current_replicas, target),
         )
 
     def action_close(self) -> None:

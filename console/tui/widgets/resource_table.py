@@ -16,6 +16,7 @@ from typing import Any
 from rich.cells import cell_len
 from rich.markup import escape
 from rich.text import Text
+from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Region
 from textual.message import Message
@@ -69,6 +70,13 @@ def text_cell(text: str, style: str) -> str:
 
 
 class ResourceTable(DataTable):
+    # A list of resources is read by rows: Home/End (and k9s' g/G) go to the first and last row;
+    # DataTable's own Home/End scroll sideways (Ctrl+Home/End still do what they did).
+    BINDINGS = [
+        Binding("home,g", "scroll_top", "First row", show=False),
+        Binding("end,G", "scroll_bottom", "Last row", show=False),
+    ]
+
     class ViewMoved(Message):
         """The rows in sight may have changed (a scroll or a resize)."""
 
