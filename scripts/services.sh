@@ -15,7 +15,7 @@
 # alone; if another owner's run still uses them, that run inherits them instead. Without an
 # owner, `down` stops everything this script started.
 # Also installed, for the tests that start them with their own settings: ovmf, swtpm, tmux,
-# prometheus (server + promtool), prometheus-node-exporter, wrk, docker-registry.
+# GNU screen, prometheus (server + promtool), prometheus-node-exporter, wrk, docker-registry.
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,7 +48,7 @@ PACKAGES=(
     docker.io busybox-static iproute2
     libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base
     libvirt-dev pkg-config ovmf swtpm swtpm-tools
-    tmux prometheus prometheus-node-exporter wrk docker-registry
+    tmux screen prometheus prometheus-node-exporter wrk docker-registry
 )
 
 log() { printf '[services] %s\n' "$*" >&2; }

@@ -1,7 +1,8 @@
 """End to end: the installed `rtm-console` in a real terminal (tmux), read off the screen.
 
 Each test starts its own tmux session running `.venv/bin/rtm-console` with a data folder and a
-config file of its own, sends keys, reads the screen with `capture-pane`, and quits.
+config file of its own, sends keys, reads the screen with `capture-pane`, and quits. One test
+runs the console inside GNU screen (itself shown in tmux, where the screen is read).
 """
 
 from __future__ import annotations
@@ -18,10 +19,17 @@ from pathlib import Path
 
 import pytest
 
+from fixtures import require_service
+
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = Path(sys.executable).with_name("rtm-console")
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _tmux_installed() -> None:
+    if shutil.which("tmux") is None:
+        require_service("tmux", "not installed")
 
 
 class Terminal:
@@ -53,7 +61,9 @@ class Terminal:
 
 
 def _start(tmp_path: Path, term: str = "xterm-256color", extra_env: dict[str, str] | None = None,
-           args: str = "", docker_endpoint: str = "unix:///nonexistent/docker.sock") -> Terminal:
+           args: str = "", docker_endpoint: str = "unix:///nonexistent/docker.sock", size: tuple[int, int] = (120, 40),
+           wrap: str = "") -> Terminal:
+    """rtm-console in a new tmux session; `wrap` is a command line it runs inside (`screen`)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     data, config_home = tmp_path / "data", tmp_path / "config"
     config = tmp_path / "config.yaml"
@@ -68,10 +78,11 @@ def _start(tmp_path: Path, term: str = "xterm-256color", extra_env: dict[str, st
            "HOME": str(tmp_path), **(extra_env or {})}
     assignments = " ".join(f"{key}={value}" for key, value in env.items())
     # The exit status is written to a file and the pane lingers briefly so tests can read both.
-    command = (f"cd {ROOT} && env -u NO_COLOR {assignments} {CONSOLE} --config {config} {args}; "
-               f"echo $? > {status}; sleep 2")
+    command = f"env -u NO_COLOR {assignments} {CONSOLE} --config {config} {args}; echo $? > {status}"
+    command = f"cd {ROOT} && {wrap} sh -c '{command}'; sleep 2"
     name = f"rtm-e2e-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["tmux", "new", "-d", "-s", name, "-x", "120", "-y", "40", command], check=True)
+    width, height = size
+    subprocess.run(["tmux", "new", "-d", "-s", name, "-x", str(width), "-y", str(height), command], check=True)
     terminal = Terminal(name)
     terminal.status_file = status  # type: ignore[attr-defined]
     return terminal
@@ -117,6 +128,26 @@ def test_switch_panes_and_quit_in_tmux(terminals, tmp_path: Path, term: str) -> 
     time.sleep(0.3)
     terminal.keys("q")
     assert _exit_status(terminal) == 0
+
+
+def test_switch_panes_and_quit_in_gnu_screen_at_80x24(terminals, tmp_path: Path) -> None:
+    if shutil.which("screen") is None:
+        require_service("GNU screen", "not installed")
+    session = f"rtm-e2e-{uuid.uuid4().hex[:6]}"
+    # TERM=screen, as GNU screen sets it for the programs it runs.
+    terminal = _start(tmp_path, term="screen", size=(80, 24), wrap=f"screen -U -S {session}")
+    terminals.append(terminal)
+    try:
+        screen = terminal.wait_for("host up")
+        assert "1 Nodes" in screen and "NODE" in screen and "━" in screen  # the tabs' underline, in UTF-8
+        terminal.keys("3")
+        terminal.wait_for("VCPUS")
+        terminal.keys("2")
+        terminal.wait_for("RESTARTS")
+        terminal.keys("q")
+        assert _exit_status(terminal) == 0
+    finally:  # a screen whose terminal goes away detaches and keeps running: end it
+        subprocess.run(["screen", "-S", session, "-X", "quit"], capture_output=True)
 
 
 def test_kiosk_lock_ignores_quit_keys_and_shows_the_lock(terminals, tmp_path: Path) -> None:
