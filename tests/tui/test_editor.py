@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from console.datadir import read_jsonl
+from console.tui.panes.specs import VALIDATE_DELAY
 from console.tui.screens.dialogs import UnsavedScreen
 from tui.conftest import recorded_app, wait_for
 
@@ -60,6 +61,18 @@ async def test_selecting_a_finding_moves_the_cursor_to_its_line_and_column(tmp_p
         assert specs.editor.has_focus
         await pilot.press("f8")  # next finding wraps around to the first
         assert specs.editor.cursor_location == (5, 18)
+
+
+async def test_an_opened_file_is_validated_once_and_the_finding_chosen_stays_chosen(tmp_path: Path) -> None:
+    app = recorded_app(tmp_path, specs_dir=_specs_copy(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        specs = await _open(pilot, "broken.yaml")
+        findings = specs.query_one("#spec-findings")
+        findings.highlighted = 1
+        await pilot.pause(VALIDATE_DELAY + 0.4)  # past the typing delay after the load's change
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert findings.highlighted == 1  # the list was not rebuilt under the selection
 
 
 async def test_saving_writes_the_file_and_keeps_the_previous_version(tmp_path: Path) -> None:

@@ -102,6 +102,7 @@ class SpecsPane(Vertical):
         self.saving = False
         self._timer: Timer | None = None
         self._generation = 0  # drops validation results of older text
+        self._validated_text: str | None = None  # the text of the latest validation
 
     @property
     def console(self) -> RtmConsole:
@@ -219,11 +220,16 @@ class SpecsPane(Vertical):
         self.update_title()
         if self._timer is not None:
             self._timer.stop()
+        if self.editor.text == self._validated_text:
+            # Loading a file reports a change too, and it was validated as it loaded: a second
+            # validation would rebuild the findings list under the operator's selection.
+            return
         self._timer = self.set_timer(VALIDATE_DELAY, self.validate_now)
 
     def validate_now(self) -> None:
         self._generation += 1
-        self.validate(self.editor.text, str(self.path or "<new>"), self._generation)
+        self._validated_text = self.editor.text
+        self.validate(self._validated_text, str(self.path or "<new>"), self._generation)
 
     @work(thread=True, exclusive=True, group="spec-validate")
     def validate(self, text: str, path: str, generation: int) -> None:
