@@ -168,24 +168,19 @@ def test_a_changed_spec_replaces_replicas_one_at_a_time(setup, workload, docker_
     assert [c.action for c in setup.handler.plan(changed, SAMPLES)] == ["unchanged", "unchanged"]
 
 
-def test_a_failed_apply_removes_what_it_created(setup, workload, docker_client, test_image, test_labels) -> None:
-    broken = doc(workload, test_image, test_labels, replicas=2,
-                 edit=lambda t: t.replace('command: ["sh", "-c", "mkdir', 'command: ["sh", "-c", "echo cannot start >&2; exit 3; mkdir'))
-    with pytest.raises(ApplyError) as failure:
-        apply(setup, broken)
-    assert failure.value.failed == f"create container/{workload}-0"
-    assert "exit code 3" in failure.value.cause and "cannot start" in failure.value.cause
-    assert docker_client.containers.list(all=True, filters={"label": f"rtm.workload={workload}"}) == []
-
-
-def test_a_replica_that_exits_a_moment_after_starting_fails_the_apply(setup, workload, docker_client, test_image, test_labels) -> None:
+@pytest.mark.parametrize(("replicas", "failing", "exit_code", "output"), [
+    (2, "echo cannot start >&2; exit 3", 3, "cannot start"),
     # Still running when `start` returns, gone a fifth of a second later: not a started replica.
-    broken = doc(workload, test_image, test_labels, replicas=1,
-                 edit=lambda t: t.replace('command: ["sh", "-c", "mkdir', 'command: ["sh", "-c", "sleep 0.2; echo gave up >&2; exit 4; mkdir'))
+    (1, "sleep 0.2; echo gave up >&2; exit 4", 4, "gave up"),
+], ids=["exits-at-once", "exits-a-moment-later"])
+def test_a_replica_that_does_not_stay_up_fails_the_apply_and_what_it_created_is_removed(
+        setup, workload, docker_client, test_image, test_labels, replicas, failing, exit_code, output) -> None:
+    broken = doc(workload, test_image, test_labels, replicas=replicas,
+                 edit=lambda t: t.replace('command: ["sh", "-c", "mkdir', f'command: ["sh", "-c", "{failing}; mkdir'))
     with pytest.raises(ApplyError) as failure:
         apply(setup, broken)
     assert failure.value.failed == f"create container/{workload}-0"
-    assert "exit code 4" in failure.value.cause and "gave up" in failure.value.cause
+    assert f"exit code {exit_code}" in failure.value.cause and output in failure.value.cause
     assert docker_client.containers.list(all=True, filters={"label": f"rtm.workload={workload}"}) == []
 
 
