@@ -106,12 +106,13 @@ class Tool:
 
 def tools(work: Path, glances: Path) -> list[Tool]:
     docker_host = os.environ.get("DOCKER_HOST", "")
-    environment = f"cd {work} && HOME={work} TERM=xterm-256color DOCKER_HOST={docker_host}"
+    # Only what a user's shell would give both tools: no variable of the test setup but the engine.
+    environment = f"cd {work} && exec env -i PATH={os.environ['PATH']} HOME={work} TERM=xterm-256color DOCKER_HOST={docker_host}"
     console = ROOT / ".venv" / "bin" / "rtm-console"
     return [
-        Tool("glances", f"{environment} exec {glances} -t 2 --disable-plugin sensors",
+        Tool("glances", f"{environment} {glances} -t 2 --disable-plugin sensors",
              re.compile(r"CPU\s.*\d+(\.\d+)?%")),
-        Tool("rtm-console", f"{environment} exec {console}", re.compile(re.escape(socket.gethostname())), after_start="2"),
+        Tool("rtm-console", f"{environment} {console}", re.compile(re.escape(socket.gethostname())), after_start="2"),
     ]
 
 
