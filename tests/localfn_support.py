@@ -75,6 +75,16 @@ def request(url: str, method: str, path: str, body: bytes | None = None,
         connection.close()
 
 
+def signed_request(url: str, store_root: Path, path: str, body: bytes = b"{}",
+                   headers: dict[str, str] | None = None) -> Reply:
+    """A POST to Lambda's API on the gateway, signed with the runtime's key pair as boto3 signs."""
+    from backends.localfn.signing import read_key_pair, sign
+
+    key = read_key_pair(store_root)
+    assert key is not None, "the runtime creates its key pair when it starts"
+    return request(url, "POST", path, body, sign("POST", url + path, dict(headers or {}), body, key))
+
+
 def wait_until(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
     """Poll until `condition()` is truthy; the timeout only bounds a broken run."""
     deadline = time.monotonic() + timeout

@@ -14,7 +14,7 @@ import pytest
 from backends.localfn.handler import LocalFunctionsHandler
 from backends.localfn.invocations import InvocationLog
 from backends.localfn.runtime import LocalFunctionsRuntime
-from localfn_support import SAMPLES, process_exists, request, spec_document, wait_until, write_function
+from localfn_support import SAMPLES, process_exists, request, signed_request, spec_document, wait_until, write_function
 from rtm.documents import load_file
 
 ECHO = """
@@ -260,13 +260,13 @@ def test_invocations_are_persisted_and_read_back_by_another_reader(tmp_path, run
 
 
 def test_the_invoke_api_runs_a_function_and_returns_its_log_tail(runtime, echo) -> None:
-    reply = request(runtime.url, "POST", "/2015-03-31/functions/echo/invocations",
-                    json.dumps({"rawPath": "/fail"}).encode(), {"X-Amz-Log-Type": "Tail"})
+    reply = signed_request(runtime.url, runtime.store.root, "/2015-03-31/functions/echo/invocations",
+                           json.dumps({"rawPath": "/fail"}).encode(), {"X-Amz-Log-Type": "Tail"})
     assert reply.status == 200
     assert reply.headers["x-amz-function-error"] == "Unhandled"
     assert reply.json()["errorType"] == "RuntimeError"
     assert "it broke" in base64.b64decode(reply.headers["x-amz-log-result"]).decode()
-    missing = request(runtime.url, "POST", "/2015-03-31/functions/nobody/invocations", b"{}")
+    missing = signed_request(runtime.url, runtime.store.root, "/2015-03-31/functions/nobody/invocations")
     assert missing.status == 404 and missing.headers["x-amzn-errortype"] == "ResourceNotFoundException"
 
 
@@ -305,7 +305,11 @@ def test_a_gateway_address_in_use_is_reported_with_what_to_do(tmp_path) -> None:
 def test_boto3_invokes_a_local_function_through_the_gateway(runtime, echo, monkeypatch) -> None:
     import boto3
 
-    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_DEFAULT_REGION", "us-east-1")):
+    from backends.localfn.signing import read_key_pair
+
+    key = read_key_pair(runtime.store.root)
+    for name, value in (("AWS_ACCESS_KEY_ID", key.access_key_id), ("AWS_SECRET_ACCESS_KEY", key.secret_access_key),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
         monkeypatch.setenv(name, value)
     client = boto3.client("lambda", endpoint_url=runtime.url)
     answer = client.invoke(FunctionName="echo", Payload=json.dumps({"rawPath": "/ok"}), LogType="Tail")

@@ -15,7 +15,9 @@ and from the runtime: 502 for a handler error, a crash, out of memory or a malfo
 
 It also answers Lambda's Invoke API, `POST /2015-03-31/functions/NAME/invocations`, so
 `rtm-console` (or boto3 with endpoint_url set to the gateway) can invoke a local function in
-whichever process hosts the runtime.
+whichever process hosts the runtime. Every path of Lambda's API (a dated first segment) needs
+a Signature Version 4 signature with the runtime's key pair (backends/localfn/signing.py);
+http-trigger routes stay open, as API Gateway's are.
 
 Why a ThreadingHTTPServer: each request spends nearly all of its time waiting on a worker
 process's pipe, and a thread blocked in a read releases the GIL, so a thread per connection
@@ -38,10 +40,11 @@ from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from backends.localfn.events import HttpResponse, error_body, http_event
 from backends.localfn.routes import Route, RouteTable
+from backends.localfn.signing import LAMBDA_API_PATH
 
 logger = logging.getLogger("rtm.localfn.gateway")
 
@@ -58,8 +61,8 @@ class GatewayBackend(Protocol):
 
     def serve_http(self, route: Route, event: dict, request_id: str) -> HttpResponse: ...
 
-    def serve_invoke(self, name: str, payload: bytes, request_id: str, asynchronous: bool,
-                     log_tail: bool) -> HttpResponse: ...
+    def serve_lambda_api(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+                         request_id: str) -> HttpResponse: ...
 
 
 class BodyTooLarge(Exception):
@@ -111,13 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         raw_path = split.path or "/"
         backend = self.server.backend
-        invoke = INVOKE_API.match(raw_path)
-        if invoke and self.command == "POST":
-            response = backend.serve_invoke(
-                unquote(invoke.group(1)), body, request_id,
-                asynchronous=self.headers.get("X-Amz-Invocation-Type", "RequestResponse") == "Event",
-                log_tail=self.headers.get("X-Amz-Log-Type", "None") == "Tail")
-            self._send(response, request_id)
+        if LAMBDA_API_PATH.match(raw_path):  # signed requests only (backends/localfn/signing.py)
+            target = raw_path + (f"?{split.query}" if split.query else "")
+            self._send(backend.serve_lambda_api(self.command, target, self.headers.items(), body, request_id), request_id)
             return
         found = backend.routes().match(self.command, raw_path)
         if found is None:

@@ -36,6 +36,7 @@ from backends.localfn.gateway import INVOKE_PATH
 from backends.localfn.hosting import HostState, read_host_state
 from backends.localfn.invocations import InvocationLog, InvocationRecord
 from backends.localfn.routes import Route, RouteTable
+from backends.localfn.signing import LAMBDA_API_PATH, KeyPair, credentials_path, read_key_pair, sign
 from backends.localfn.store import FunctionStore, StoredFunction
 from backends.records import FunctionInfo
 from rtm.cron import next_fire, parse_schedule
@@ -53,9 +54,6 @@ class RouteConflict(ValueError):
 
 class NotHosted(RuntimeError):
     """Nobody hosts the runtime, so nothing can be invoked."""
-
-
-_RESERVED_PREFIX = INVOKE_PATH.split("{")[0]
 
 
 class LocalFunctionsHandler:
@@ -104,8 +102,9 @@ class LocalFunctionsHandler:
         code = locate_code(spec, base_dir)
         definition = definition_from_spec(spec, name, code)
         for trigger in definition.http_triggers():
-            if (trigger.path or "").startswith(_RESERVED_PREFIX):
-                raise RouteConflict(f"the path {trigger.path} is reserved for the Invoke API on the local gateway")
+            if LAMBDA_API_PATH.match(trigger.path or ""):
+                raise RouteConflict(f"the path {trigger.path} is reserved for Lambda's API on the local gateway "
+                                    "(a first segment that is a date, as in /2015-03-31/)")
         return spec, definition, code
 
     def _notes(self, spec: ServerlessRuntime) -> list[str]:
@@ -287,13 +286,19 @@ class LocalFunctionsHandler:
         state = self.host_state()
         if not state.hosted or not state.url:
             raise NotHosted("the local functions runtime is not running: open the console or start the agent, then invoke again")
-        return _invoke_over_http(state.url, name, event, timeout or stored.definition.timeout_seconds + 10)
+        key = read_key_pair(self.store.root)
+        if key is None:
+            raise NotHosted(f"the runtime's key pair ({credentials_path(self.store.root)}) is missing or unreadable: "
+                            "restart the console or agent that hosts the runtime, which creates it")
+        return _invoke_over_http(state.url, name, event, timeout or stored.definition.timeout_seconds + 10, key)
 
 
-def _invoke_over_http(base_url: str, name: str, event: Any, timeout: float) -> dict[str, Any]:
-    path = INVOKE_PATH.format(name=urllib.parse.quote(name, safe=""))
-    request = urllib.request.Request(base_url.rstrip("/") + path, data=json.dumps(event).encode("utf-8"),
-                                     method="POST", headers={"X-Amz-Log-Type": "Tail", "Content-Type": "application/json"})
+def _invoke_over_http(base_url: str, name: str, event: Any, timeout: float, key: KeyPair) -> dict[str, Any]:
+    """Lambda's Invoke API on the hosting process's gateway, signed as boto3 signs it."""
+    url = base_url.rstrip("/") + INVOKE_PATH.format(name=urllib.parse.quote(name, safe=""))
+    body = json.dumps(event).encode("utf-8")
+    headers = sign("POST", url, {"X-Amz-Log-Type": "Tail", "Content-Type": "application/json"}, body, key)
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body, headers = response.read(), response.headers

@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 import uuid
+from urllib.parse import unquote
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,13 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from backends.localfn.events import HttpResponse, InvalidResponse, http_response, scheduled_event
-from backends.localfn.gateway import MAX_BODY_BYTES, Gateway, answer
+from backends.localfn.gateway import INVOKE_API, MAX_BODY_BYTES, Gateway, answer
 from backends.localfn.hosting import HostLock, HostState, read_host_state
 from backends.localfn.invocations import InvocationLog, InvocationRecord, InvocationWriter
 from backends.localfn.pool import PoolClosed, Throttled, WorkerPool
 from backends.localfn.process import WorkerResult
 from backends.localfn.routes import Route, RouteTable
 from backends.localfn.scheduler import CronJob, CronScheduler, utc_now
+from backends.localfn.signing import AuthFailure, KeyPair, ensure_key_pair, verify
 from backends.localfn.store import FunctionNotFound, FunctionStore, StoredFunction
 
 logger = logging.getLogger("rtm.localfn")
@@ -93,6 +95,7 @@ class LocalFunctionsRuntime:
         self._served = _Served(None, {}, RouteTable())
         self._refresh_lock = threading.Lock()
         self._started = False
+        self._key: KeyPair | None = None
         self.throttles = 0
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -105,6 +108,11 @@ class LocalFunctionsRuntime:
         if self._started:
             return
         self._host_lock.acquire()
+        try:
+            self._key = ensure_key_pair(self.store.root)
+        except (OSError, ValueError):
+            self._host_lock.release()
+            raise
         try:
             self._gateway = Gateway(self, self.host, self.port, self.max_body_bytes)
         except OSError as exc:
@@ -242,7 +250,27 @@ class LocalFunctionsRuntime:
         self._record(function, f"http {route.key}", request_id, started, result, response.status, error)
         return response
 
-    # --- Lambda's Invoke API ---
+    # --- Lambda's API: signed requests only ---
+
+    def serve_lambda_api(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+                         request_id: str) -> HttpResponse:
+        """A request to a path of Lambda's API: checked for its signature, then Invoke is served."""
+        if self._key is None:
+            return _lambda_error(HTTPStatus.SERVICE_UNAVAILABLE, "ServiceException", "the runtime is starting", typed=False)
+        try:
+            verify(method, target, headers, body, self._key, now=self._clock)
+        except AuthFailure as failure:
+            return _lambda_error(HTTPStatus.FORBIDDEN, failure.error_type, failure.message, typed=False)
+        invoke = INVOKE_API.match(target.partition("?")[0])
+        if invoke is None or method != "POST":
+            return _lambda_error(HTTPStatus.NOT_FOUND, "UnknownOperationException",
+                                 f"{method} {target.partition('?')[0]}: the local runtime answers Invoke only "
+                                 "(use rtm-console get, describe and apply for the rest)", typed=False)
+        named = {name.lower(): value for name, value in headers}
+        return self.serve_invoke(
+            unquote(invoke.group(1)), body, request_id,
+            asynchronous=named.get("x-amz-invocation-type", "RequestResponse") == "Event",
+            log_tail=named.get("x-amz-log-type", "None") == "Tail")
 
     def serve_invoke(self, name: str, payload: bytes, request_id: str, asynchronous: bool,
                      log_tail: bool) -> HttpResponse:
@@ -297,6 +325,6 @@ class LocalFunctionsRuntime:
                          name=f"rtm-localfn-cron:{job.function}", daemon=True).start()
 
 
-def _lambda_error(status: int, error_type: str, message: str) -> HttpResponse:
-    body = json.dumps({"Type": "User", "message": message}).encode("utf-8")
+def _lambda_error(status: int, error_type: str, message: str, typed: bool = True) -> HttpResponse:
+    body = json.dumps({"Type": "User", "message": message} if typed else {"message": message}).encode("utf-8")
     return HttpResponse(status, (("content-type", "application/json"), ("x-amzn-errortype", error_type)), body)
