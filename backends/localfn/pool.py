@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from backends.localfn.containment import ContainmentFactory
 from backends.localfn.process import WorkerProcess, WorkerResult
 from backends.localfn.store import StoredFunction
 
@@ -114,7 +115,10 @@ class WorkerPool:
         queue_timeout: float = 30.0,
         init_timeout: float = INIT_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        containment: str | None = None,
     ) -> None:
+        """`containment`: the kind of group each worker runs in ("cgroup2", "freezer", "session");
+        None picks the best this host allows (backends/localfn/containment.py)."""
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self.max_workers = max_workers
@@ -128,6 +132,7 @@ class WorkerPool:
         self._current: dict[str, int] | None = None  # name -> version served; None: all are
         self._running: set[WorkerProcess] = set()
         self._closed = False
+        self.containment = ContainmentFactory(containment)
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtm-localfn-spawn")
         self.cold_starts = 0
 
@@ -174,7 +179,8 @@ class WorkerPool:
         }
         with self._lock:
             self.cold_starts += 1
-        worker = WorkerProcess(config, worker_environment(function), function.code_dir)
+        worker = WorkerProcess(config, worker_environment(function), function.code_dir,
+                               containment=self.containment.new())
         worker.function_key = function.key
         return worker
 

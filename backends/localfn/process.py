@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from backends.localfn.containment import Containment
 from backends.localfn.worker import HEADER, encode
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
@@ -65,7 +66,8 @@ class WorkerProcess:
     """A started worker. Not thread-safe: the pool hands it to one request at a time."""
 
     def __init__(self, config: Mapping[str, Any], environment: Mapping[str, str], code_dir: Path,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, containment: Containment | None = None) -> None:
+        self.containment = containment or Containment()
         request_read, self._requests = os.pipe()
         self._responses, response_write = os.pipe()
         log = tempfile.TemporaryFile(prefix="rtm-worker-", buffering=0)
@@ -73,21 +75,24 @@ class WorkerProcess:
         log.close()
         fcntl.fcntl(self._log_fd, fcntl.F_SETFL, fcntl.fcntl(self._log_fd, fcntl.F_GETFL) | os.O_APPEND)
         full_config = {**config, "request_fd": request_read, "response_fd": response_write,
-                       "parent_pid": os.getpid(), "code_dir": str(code_dir)}
+                       "parent_pid": os.getpid(), "code_dir": str(code_dir),
+                       "cgroup_procs": self.containment.procs_file}
         try:
             self.process = subprocess.Popen(
                 [python, "-I", str(WORKER_SCRIPT), json.dumps(full_config)],
                 stdin=subprocess.DEVNULL, stdout=self._log_fd, stderr=self._log_fd,
-                pass_fds=(request_read, response_write), env=dict(environment), cwd=code_dir,
+                pass_fds=(request_read, response_write), env={**environment, **self.containment.environment}, cwd=code_dir,
                 start_new_session=True,  # Ctrl+C in the host's terminal is not the function's business
             )
         except BaseException:
             for fd in (self._requests, self._responses, self._log_fd):
                 os.close(fd)
+            self.containment.remove()
             raise
         finally:
             os.close(request_read)
             os.close(response_write)
+        self.containment.join(self.process.pid)  # the worker also joins itself before running function code
         self.started = time.monotonic()
         self.pid = self.process.pid
         self.init_seconds: float | None = None
@@ -139,14 +144,11 @@ class WorkerProcess:
         self._close_fds()
 
     def interrupt(self) -> None:
-        """Kill the worker from another thread; the thread running its invocation sees it die
-        and reports the outcome (descriptors are left to that thread)."""
+        """Kill the worker and every process it started, from another thread; the thread running
+        its invocation sees it die and reports the outcome (descriptors are left to that thread)."""
         if self.process.poll() is None:
             self._killed_by_us = True
-            try:
-                os.killpg(self.pid, signal.SIGKILL)  # its own session: takes its children too
-            except ProcessLookupError:
-                pass
+        self.containment.kill()
 
     def _terminate(self) -> None:
         self.interrupt()
@@ -159,9 +161,13 @@ class WorkerProcess:
             return None
 
     def _close_fds(self) -> None:
+        """The worker's end: whatever it started is killed, then its descriptors are closed."""
         if self._closed:
             return
         self._closed = True
+        self.containment.kill()  # children outlive a worker that exited or crashed
+        self.wait_exit(5.0)  # reaped: no zombie is left behind
+        self.containment.remove()
         for fd in (self._requests, self._responses, self._log_fd):
             if fd >= 0:
                 try:

@@ -81,11 +81,13 @@ class LocalFunctionsRuntime:
         idle_seconds: float = 300.0,
         queue_timeout: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
+        containment: str | None = None,
     ) -> None:
         self.store = FunctionStore(data_dir)
         self.host, self.port = host, port
         self.max_body_bytes = max_body_bytes
-        self.pool = WorkerPool(max_workers=max_workers, idle_seconds=idle_seconds, queue_timeout=queue_timeout)
+        self.pool = WorkerPool(max_workers=max_workers, idle_seconds=idle_seconds, queue_timeout=queue_timeout,
+                               containment=containment)
         self.log = InvocationLog(self.store.root)
         self._writer = InvocationWriter(self.store.root)
         self._host_lock = HostLock(self.store.root, role)

@@ -141,6 +141,18 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _join_group(procs_file: str | None) -> None:
+    """Enter the worker's cgroup before any function code runs, so every process it starts is
+    in it (the pool also moves the worker there; whichever comes first wins)."""
+    if not procs_file:
+        return
+    try:
+        with open(procs_file, "w") as procs:
+            procs.write(str(os.getpid()))
+    except OSError:
+        pass  # the pool reported it and falls back to the process group
+
+
 # ------------------------------------------------------------------------------ the context
 
 
@@ -230,6 +242,7 @@ def main(argv: list[str]) -> int:
     config = json.loads(argv[1])
     requests, responses = int(config["request_fd"]), int(config["response_fd"])
     _die_with_parent(int(config["parent_pid"]))
+    _join_group(config.get("cgroup_procs"))
     # Terminal signals are for the host: it stops its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for stream in (sys.stdout, sys.stderr):
