@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,7 +20,9 @@ import pytest
 
 from backends.handlers import ApplyError, Change
 from backends.libvirt import HostOptions, KvmStatus, LibvirtBackend, LibvirtVmHandler, VmError, VmStateError
-from backends.libvirt.errors import HostRequirementError
+from backends.libvirt.domain_xml import CpuChoice
+from backends.libvirt.errors import HostRequirementError, KvmRefused
+from backends.libvirt.kvm import probe_kvm
 from rtm.documents import Document, load_text
 from test_libvirt_units import SAMPLE, vm_doc
 
@@ -127,21 +130,22 @@ def sample_for_test(name: str, bridge: str) -> Document:
 def test_sample_spec_with_secure_boot_and_tpm_runs_and_matches_the_spec(handler, backend, conn, bridge, run_id) -> None:
     name = f"rtmtest-{run_id}-sample"
     document = sample_for_test(name, bridge)
-    kvm = backend.kvm_status(smm=True)  # secure boot needs SMM, which nested KVM may lack
+    # What this host runs, from trials of what the guest uses (secure boot needs SMM, which
+    # nested KVM may lack; some hosts start KVM but not every CPU mode).
+    expected = handler.hypervisor_for(document.get("VirtualMachineRuntime"), backend)
     try:
         lines = apply(handler, document)
         assert state(conn, name) == 1  # running
         root = live_xml(conn, name)
-        expected_type = "kvm" if kvm.usable else "qemu"
-        assert root.get("type") == expected_type
-        if not kvm.usable:
-            assert any("TCG fallback" in line and kvm.reason in line for line in lines)
+        assert root.get("type") == expected.domain_type
+        if expected.fallback:
+            assert f"vm/{name}: {expected.note}" in lines
         assert (root.find("memory").get("unit"), root.findtext("memory")) == ("KiB", "131072")
         assert live_xml(conn, name, inactive=True).findtext("currentMemory") == "131072"
         assert root.findtext("vcpu") == "2"
         topology = root.find("cpu/topology").attrib
         assert (topology["sockets"], topology["cores"], topology["threads"]) == ("1", "2", "1")
-        assert root.find("cpu").get("mode") == ("host-passthrough" if kvm.usable else "maximum")
+        assert cpu_label(root) == (expected.cpu.label if expected.cpu is not None else "maximum")
         balloon = root.find("devices/memballoon")
         assert balloon.get("model") == "virtio" and balloon.find("stats").get("period") == "10"
         disk = root.find("devices/disk[@device='disk']")
@@ -192,17 +196,28 @@ def test_bios_variant_on_a_libvirt_network_with_a_raw_disk(handler, conn, bridge
         handler.delete(name, with_disk=True)
 
 
-def test_bios_guest_runs_under_kvm_when_the_host_allows_it(handler, backend, conn, run_id) -> None:
-    kvm = backend.kvm_status()
-    if not kvm.usable:
-        pytest.skip(f"KVM is not usable on this host ({kvm.reason}); the fallback tests cover it")
+def cpu_label(root: ET.Element) -> str:
+    cpu = root.find("cpu")
+    return f"custom:{cpu.findtext('model')}" if cpu.get("mode") == "custom" else cpu.get("mode")
+
+
+def test_bios_guest_runs_under_kvm_with_the_cpu_its_trial_started(handler, backend, conn, run_id) -> None:
     name = f"rtmtest-{run_id}-kvm"
+    document = vm_doc(name)
+    expected = handler.hypervisor_for(document.get("VirtualMachineRuntime"), backend)
+    if expected.domain_type != "kvm":
+        pytest.skip(f"KVM does not run here ({expected.note}); the fallback tests cover it")
     try:
-        lines = apply(handler, vm_doc(name))
+        lines = apply(handler, document)
         assert state(conn, name) == 1
         root = live_xml(conn, name)
-        assert root.get("type") == "kvm" and root.find("cpu").get("mode") == "host-passthrough"
+        assert root.get("type") == "kvm" and cpu_label(root) == expected.cpu.label
         assert not any("TCG" in line for line in lines)
+        if expected.fallback:  # a host where host-passthrough does not run under KVM: said, and why
+            assert expected.note.startswith("CPU fallback") and f"vm/{name}: {expected.note}" in lines
+            assert handler.describe(name)["fallback"] == expected.note
+        else:
+            assert cpu_label(root) == "host-passthrough" and handler.describe(name)["fallback"] is None
     finally:
         handler.delete(name, with_disk=True)
 
@@ -222,7 +237,7 @@ def test_hypervisor_qemu_runs_under_tcg_with_cpu_mode_maximum_and_says_so(handle
         handler.delete(name)
 
 
-def _kvm_unusable_stub_probe(_conn: Any, _read_only: bool, _smm: bool) -> KvmStatus:
+def _kvm_unusable_stub_probe(_conn: Any, _read_only: bool, _smm: bool, _cpu: CpuChoice | None) -> KvmStatus:
     return KvmStatus(False, "Could not access KVM kernel module: Permission denied", tried=True)
 
 
@@ -240,6 +255,8 @@ def test_apply_falls_back_to_tcg_when_a_stub_probe_reports_kvm_unusable(libvirt_
         root = live_xml(conn, name)
         assert root.get("type") == "qemu" and root.find("cpu").get("mode") == "maximum"
         assert state(conn, name) == 1
+        fallback = handler.describe(name)["fallback"]
+        assert fallback.startswith(f"TCG fallback on {backend.name}") and "Permission denied" in fallback
     finally:
         handler.delete(name)
         backend.close()
@@ -257,6 +274,110 @@ def test_strict_apply_refuses_instead_of_falling_back_and_creates_nothing(libvir
     assert caught.value.done == [] and "KVM is not usable" in caught.value.cause
     assert not has_domain(conn, name) and not has_volume(conn, f"{name}.qcow2")
     backend.close()
+
+
+# --- a host where KVM runs but not every CPU mode does (simulated with real trials) -------------------
+#
+# On some hosts KVM starts a domain without <cpu> but QEMU aborts with host-passthrough and
+# maximum ("failed to set MSR 0x10a"). Here every mode runs, so the simulated host makes the
+# trials of the CPUs it "cannot run" ask libvirt for a CPU feature this machine lacks: those
+# trials really start a domain and really fail in libvirtd, and everything else is real.
+
+
+def missing_cpu_feature() -> str:
+    """A CPU feature the host's processor does not have (a guest requiring it cannot start)."""
+    flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE).group(1).split())
+    return next(feature for feature in ("svm", "vmx", "avx512f", "amx_tile", "sse4a") if feature not in flags)
+
+
+def partial_kvm_backend(uri: str, cannot_run: Any) -> LibvirtBackend:
+    """A backend whose KVM trials of the CPUs `cannot_run(cpu)` picks require a missing feature."""
+    feature = missing_cpu_feature()
+
+    def probe(conn: Any, read_only: bool, smm: bool, cpu: CpuChoice | None) -> KvmStatus:
+        if cpu is not None and cannot_run(cpu):
+            cpu = replace(cpu, require=(feature,))
+        return probe_kvm(conn, read_only=read_only, smm=smm, cpu=cpu)
+
+    return LibvirtBackend(uri, kvm_probe=probe, shutdown_timeout=SHUTDOWN_TIMEOUT)
+
+
+def test_simulated_host_without_host_passthrough_runs_host_model_under_kvm_and_says_why(libvirt_uri, conn, run_id) -> None:
+    backend = partial_kvm_backend(libvirt_uri, lambda cpu: cpu.mode in ("host-passthrough", "maximum"))
+    handler = LibvirtVmHandler([backend])
+    name = f"rtmtest-{run_id}-cpufb"
+    document = vm_doc(name, storage=None)
+    try:
+        (create,) = handler.plan(document, HERE)
+        assert f"on {backend.name} (kvm)" in create.note
+        assert f"CPU fallback on {backend.name}: cpu host-passthrough does not start under KVM here (host-passthrough: " in create.note
+        assert "missing features" in create.note and create.note.endswith("runs cpu host-model")
+        lines = handler.apply(document, HERE, [create], lambda _line: None)
+        assert lines[0].startswith(f"vm/{name}: CPU fallback") and f"vm/{name}: defined on {backend.name} (type kvm, cpu host-model)" in lines
+        root = live_xml(conn, name)
+        assert root.get("type") == "kvm" and state(conn, name) == 1
+        assert live_xml(conn, name, inactive=True).find("cpu").get("mode") == "host-model"
+        assert handler.describe(name)["fallback"] == lines[0].split(": ", 1)[1]
+        assert [c.action for c in handler.plan(document, HERE)] == ["unchanged"]
+    finally:
+        handler.delete(name)
+        backend.close()
+
+
+def test_simulated_host_where_only_a_named_model_runs_uses_the_first_that_starts(libvirt_uri, conn, run_id) -> None:
+    backend = partial_kvm_backend(libvirt_uri, lambda cpu: cpu.mode != "custom")
+    handler = LibvirtVmHandler([backend])
+    name = f"rtmtest-{run_id}-cpunamed"
+    document = vm_doc(name, storage=None)
+    models = backend.kvm_cpu_models()
+    assert models, "libvirt lists no CPU model for kvm guests"
+    try:
+        lines = apply(handler, document)
+        root = live_xml(conn, name)
+        assert root.get("type") == "kvm" and root.find("cpu").get("mode") == "custom" and state(conn, name) == 1
+        model = root.findtext("cpu/model")
+        assert model in models[:3]
+        note = lines[0]
+        assert "host-passthrough: " in note and "host-model: " in note and note.endswith(f"runs cpu custom:{model}")
+    finally:
+        handler.delete(name)
+        backend.close()
+
+
+def test_simulated_host_where_no_cpu_runs_under_kvm_falls_back_to_tcg_and_strict_refuses(libvirt_uri, conn, run_id) -> None:
+    backend = partial_kvm_backend(libvirt_uri, lambda cpu: True)
+    name = f"rtmtest-{run_id}-cputcg"
+    document = vm_doc(name, storage=None)
+    strict = LibvirtVmHandler([backend], strict=True)
+    with pytest.raises(ApplyError) as caught:
+        strict.apply(document, HERE, [Change("create", f"vm/{name}")], lambda _line: None)
+    assert "strict apply does not fall back to TCG" in caught.value.cause and caught.value.done == []
+    assert "KVM runs, but no CPU tried starts under it" in caught.value.cause and not has_domain(conn, name)
+    handler = LibvirtVmHandler([backend])
+    try:
+        (create,) = handler.plan(document, HERE)
+        assert f"TCG fallback on {backend.name}: KVM runs, but no CPU tried starts under it (host-passthrough: " in create.note
+        handler.apply(document, HERE, [create], lambda _line: None)
+        root = live_xml(conn, name)
+        assert root.get("type") == "qemu" and root.find("cpu").get("mode") == "maximum" and state(conn, name) == 1
+    finally:
+        handler.delete(name)
+        backend.close()
+
+
+def test_simulated_strict_apply_refuses_a_cpu_fallback_and_creates_nothing(libvirt_uri, conn, run_id) -> None:
+    backend = partial_kvm_backend(libvirt_uri, lambda cpu: cpu.mode == "host-passthrough")
+    handler = LibvirtVmHandler([backend], strict=True)
+    name = f"rtmtest-{run_id}-cpustrict"
+    try:
+        with pytest.raises(KvmRefused, match="strict apply does not fall back to cpu host-model"):
+            handler.plan(vm_doc(name), HERE)
+        with pytest.raises(ApplyError) as caught:
+            handler.apply(vm_doc(name), HERE, [Change("create", f"vm/{name}")], lambda _line: None)
+        assert caught.value.done == [] and "missing features" in caught.value.cause and "--strict" in caught.value.hint
+        assert not has_domain(conn, name) and not has_volume(conn, f"{name}.qcow2")
+    finally:
+        backend.close()
 
 
 # --- requirements the host cannot meet --------------------------------------------------------------

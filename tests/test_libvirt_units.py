@@ -21,17 +21,8 @@ from backends.libvirt import LibvirtBackend, LibvirtVmHandler, make_libvirt_hand
 from backends.libvirt.connection import hint_for, is_local_uri
 from backends.libvirt.domain_xml import DomainRequest, CpuChoice, domain_request, domain_xml, render_vm, volume_xml
 from backends.libvirt.errors import HostRequirementError, KvmRefused, VmNotFound, VmSpecError
-from backends.libvirt.host_checks import (
-    FirmwareFacts,
-    HostFacts,
-    KvmStatus,
-    Presence,
-    TpmFacts,
-    VolumeFacts,
-    _kvm_reason,
-    check_requirements,
-    choose_hypervisor,
-)
+from backends.libvirt.host_checks import FirmwareFacts, HostFacts, Presence, TpmFacts, VolumeFacts, check_requirements
+from backends.libvirt.kvm import KvmStatus, choose_hypervisor, kvm_reason, named_cpu_models
 from backends.libvirt.live_xml import compare, parse_domain
 from backends.libvirt.stats import DomainSample, StatsTracker
 from rtm.documents import Document, load_file, load_text
@@ -291,32 +282,105 @@ def test_libvirt_resolved_firmware_still_reads_as_secure_boot() -> None:
 # --- host requirements and the KVM decision (pure) ----------------------------------------------
 
 
+PASSTHROUGH = CpuChoice("host-passthrough")
+
+
+def trials_given(results: dict[str | None, KvmStatus], asked: list[str | None] | None = None):
+    """A trial function answering from `results` by CPU label (None: no <cpu> element): the
+    decision is pure, so the trials' outcomes are its input."""
+    def trial(cpu: CpuChoice | None) -> KvmStatus:
+        label = cpu.label if cpu is not None else None
+        if asked is not None:
+            asked.append(label)
+        return results.get(label, KvmStatus(False, f"{label} refused", tried=True))
+    return trial
+
+
 def test_choose_hypervisor_falls_back_to_tcg_with_a_capability_result_saying_kvm_unusable() -> None:
     unusable = KvmStatus(False, "Could not access KVM kernel module: Permission denied", tried=True)
-    choice = choose_hypervisor("kvm", unusable, strict=False, host="libvirt@h")
-    assert choice.domain_type == "qemu" and choice.fallback
+    choice = choose_hypervisor("kvm", lambda _cpu: unusable, cpu=PASSTHROUGH, strict=False, host="libvirt@h")
+    assert choice.domain_type == "qemu" and choice.fallback and choice.cpu is None
     assert "TCG fallback" in choice.note and "Permission denied" in choice.note and "libvirt@h" in choice.note
 
 
 def test_choose_hypervisor_strict_refuses_instead_of_falling_back() -> None:
     with pytest.raises(KvmRefused, match="strict") as caught:
-        choose_hypervisor("kvm", KvmStatus(False, "no /dev/kvm"), strict=True, host="libvirt@h")
+        choose_hypervisor("kvm", lambda _cpu: KvmStatus(False, "no /dev/kvm"), cpu=PASSTHROUGH, strict=True, host="libvirt@h")
     assert "/dev/kvm" in caught.value.hint
 
 
 def test_choose_hypervisor_keeps_kvm_when_usable_and_qemu_when_asked() -> None:
-    assert choose_hypervisor("kvm", KvmStatus(True), strict=True, host="h").domain_type == "kvm"
-    asked = choose_hypervisor("qemu", KvmStatus(True), strict=True, host="h")
+    kept = choose_hypervisor("kvm", lambda _cpu: KvmStatus(True), cpu=PASSTHROUGH, strict=True, host="h")
+    assert kept.domain_type == "kvm" and kept.cpu == PASSTHROUGH and not kept.fallback and not kept.note
+    asked = choose_hypervisor("qemu", lambda _cpu: KvmStatus(True), cpu=PASSTHROUGH, strict=True, host="h")
     assert asked.domain_type == "qemu" and not asked.fallback and "TCG" in asked.note
+
+
+MSR_ABORT = ("internal error: qemu unexpectedly closed the monitor: qemu-system-x86_64: ../target/i386/kvm/kvm.c:3163: "
+             "kvm_buf_set_msrs: Assertion `ret == cpu->kvm_msr_buf->nmsrs' failed. error: failed to set MSR 0x10a to 0x69")
+
+
+def test_cpu_fallback_order_is_host_model_then_named_models_then_tcg() -> None:
+    asked: list[str | None] = []
+    aborted = KvmStatus(False, kvm_reason(MSR_ABORT), tried=True)
+    results = {None: KvmStatus(True, tried=True), "host-passthrough": aborted, "host-model": aborted,
+               "custom:EPYC": KvmStatus(True, tried=True)}
+    choice = choose_hypervisor("kvm", trials_given(results, asked), cpu=PASSTHROUGH, strict=False, host="libvirt@h",
+                               named_models=lambda: ("EPYC-Rome", "EPYC", "qemu64", "Opteron_G1"))
+    assert asked == ["host-passthrough", None, "host-model", "custom:EPYC-Rome", "custom:EPYC"]
+    assert (choice.domain_type, choice.cpu, choice.fallback) == ("kvm", CpuChoice("custom", "EPYC"), True)
+    assert choice.note == ("CPU fallback on libvirt@h: cpu host-passthrough does not start under KVM here (host-passthrough: "
+                           "failed to set MSR 0x10a to 0x69; host-model: failed to set MSR 0x10a to 0x69; custom:EPYC-Rome: "
+                           "custom:EPYC-Rome refused); runs cpu custom:EPYC")
+
+
+def test_cpu_fallback_ends_in_tcg_naming_every_cpu_tried_and_strict_refuses_any_of_it() -> None:
+    results = {None: KvmStatus(True, tried=True)}
+    named = lambda: ("a", "b", "c", "d")  # noqa: E731
+    choice = choose_hypervisor("kvm", trials_given(results), cpu=CpuChoice("maximum"), strict=False, host="h", named_models=named)
+    assert choice.domain_type == "qemu" and choice.fallback and choice.cpu is None
+    assert choice.note.startswith("TCG fallback on h: KVM runs, but no CPU tried starts under it (maximum: maximum refused; ")
+    assert "custom:c: custom:c refused)" in choice.note and "custom:d" not in choice.note  # at most three named trials
+    with pytest.raises(KvmRefused, match="strict apply does not fall back to TCG"):
+        choose_hypervisor("kvm", trials_given(results), cpu=PASSTHROUGH, strict=True, host="h", named_models=named)
+    results["host-model"] = KvmStatus(True, tried=True)
+    with pytest.raises(KvmRefused, match="strict apply does not fall back to cpu host-model") as caught:
+        choose_hypervisor("kvm", trials_given(results), cpu=PASSTHROUGH, strict=True, host="h", named_models=named)
+    assert "--strict" in caught.value.hint
+
+
+def test_a_named_cpu_model_that_does_not_start_goes_to_tcg_and_kvm_failures_skip_the_cpu_trials() -> None:
+    asked: list[str | None] = []
+    named = CpuChoice("custom", "EPYC")
+    choice = choose_hypervisor("kvm", trials_given({None: KvmStatus(True, tried=True)}, asked), cpu=named, strict=False,
+                               host="h", named_models=lambda: ("qemu64",))
+    assert asked == ["custom:EPYC", None] and choice.domain_type == "qemu" and "custom:EPYC: custom:EPYC refused" in choice.note
+    denied = KvmStatus(False, "Could not access KVM kernel module: Permission denied", tried=True)
+    asked.clear()
+    choice = choose_hypervisor("kvm", trials_given({None: denied, "host-passthrough": denied}, asked), cpu=PASSTHROUGH,
+                               strict=False, host="h", named_models=lambda: ("qemu64",))
+    assert asked == ["host-passthrough", None] and choice.note == "TCG fallback on h: KVM is not usable (Could not access KVM kernel module: Permission denied)"
+
+
+def test_named_cpu_models_come_from_the_domain_capabilities_host_model_first_then_usable_ones() -> None:
+    capabilities = """<domainCapabilities><cpu>
+      <mode name='host-passthrough' supported='yes'/>
+      <mode name='host-model' supported='yes'><model fallback='forbid'>EPYC-Rome</model><vendor>AMD</vendor></mode>
+      <mode name='custom' supported='yes'>
+        <model usable='yes' vendor='unknown'>qemu64</model><model usable='no' vendor='Intel'>Skylake-Client</model>
+        <model usable='yes' vendor='AMD'>EPYC-Rome</model><model usable='yes' vendor='AMD'>EPYC</model>
+      </mode></cpu></domainCapabilities>"""
+    assert named_cpu_models(capabilities) == ("EPYC-Rome", "qemu64", "EPYC")
 
 
 def test_kvm_reason_keeps_qemus_own_words_without_the_monitor_noise() -> None:
     wrapped = ("internal error: process exited while connecting to monitor: Could not access KVM kernel module: "
                "Permission denied qemu-system-x86_64: failed to initialize kvm: Permission denied")
-    assert _kvm_reason(wrapped) == "Could not access KVM kernel module: Permission denied"
+    assert kvm_reason(wrapped) == "Could not access KVM kernel module: Permission denied"
     smm = ("internal error: qemu unexpectedly closed the monitor: warning: host doesn't support requested feature: "
            "CPUID.01H:ECX.pni [bit 0] System Management Mode not supported by this hypervisor.")
-    assert _kvm_reason(smm) == "System Management Mode not supported by this hypervisor"
+    assert kvm_reason(smm) == "System Management Mode not supported by this hypervisor"
+    assert kvm_reason(MSR_ABORT) == "failed to set MSR 0x10a to 0x69"
 
 
 def _spec(document: Document):

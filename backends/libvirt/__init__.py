@@ -16,7 +16,8 @@ from backends.libvirt.connection import SANDBOX_URI
 from backends.libvirt.domain_xml import render_vm
 from backends.libvirt.errors import HostProblem, HostRequirementError, KvmRefused, VmError, VmNotFound, VmSpecError, VmStateError
 from backends.libvirt.handler import LibvirtVmHandler, render_document
-from backends.libvirt.host_checks import HostOptions, KvmStatus
+from backends.libvirt.host_checks import HostOptions
+from backends.libvirt.kvm import KvmStatus
 
 __all__ = [
     "SANDBOX_URI",

@@ -17,7 +17,8 @@ from typing import Any, Callable, Mapping
 from backends.base import Availability
 from backends.libvirt.actions import VmActions, remove_domain
 from backends.libvirt.connection import SANDBOX_URI, LibvirtConnection, libvirt_module
-from backends.libvirt.host_checks import KvmStatus, probe_kvm
+from backends.libvirt.domain_xml import CpuChoice
+from backends.libvirt.kvm import KvmStatus, kvm_capabilities, named_cpu_models, probe_kvm
 from backends.libvirt.stats import DomainSample, StatsTracker
 from backends.records import KindSnapshot, VmInfo, freeze
 from rtm.scheduling import SchedNode
@@ -53,7 +54,7 @@ class LibvirtBackend:
     def __init__(self, uri: str, *, name: str | None = None, read_only: bool = False, sandbox: bool = False,
                  shutdown_timeout: float = 60.0, zone: str = "local", labels: Mapping[str, str] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 kvm_probe: Callable[[Any, bool, bool], KvmStatus] | None = None) -> None:
+                 kvm_probe: Callable[[Any, bool, bool, CpuChoice | None], KvmStatus] | None = None) -> None:
         self.uri = uri
         self.endpoint = uri
         self.name = f"libvirt@{name or uri}"
@@ -66,9 +67,10 @@ class LibvirtBackend:
         # Start times can be read only for the system daemon of this machine.
         self._started_at = _pidfile_start_time if uri == "qemu:///system" else (lambda _sample: None)
         self._tracker = StatsTracker(self.name, self._started_at)
-        # kvm_probe(conn, read_only, smm) -> KvmStatus; replaceable where a test must pretend.
-        self._kvm_probe = kvm_probe or (lambda conn, read_only, smm: probe_kvm(conn, read_only=read_only, smm=smm))
-        self._kvm: dict[bool, tuple[float, KvmStatus]] = {}
+        # kvm_probe(conn, read_only, smm, cpu) -> KvmStatus; replaceable where a test must pretend.
+        self._kvm_probe = kvm_probe or (lambda conn, read_only, smm, cpu: probe_kvm(conn, read_only=read_only, smm=smm, cpu=cpu))
+        self._kvm: dict[tuple[bool, CpuChoice | None], tuple[float, KvmStatus]] = {}
+        self._cpu_models: dict[bool, tuple[float, tuple[str, ...]]] = {}
         self._kvm_lock = threading.Lock()
 
     @classmethod
@@ -135,17 +137,29 @@ class LibvirtBackend:
         return SchedNode(id=self.name, zone=self.zone, cpu_millis=info.cpu_count * 1000, memory_bytes=info.memory_bytes_free,
                          labels=freeze(labels), connections=info.active_domains, runtimes=frozenset({"libvirt"}))
 
-    def kvm_status(self, *, smm: bool = False) -> KvmStatus:
-        """Whether kvm domains (with `smm`: with System Management Mode, for secure boot) run
-        here: a trial, remembered for a while."""
+    def kvm_status(self, *, smm: bool = False, cpu: CpuChoice | None = None) -> KvmStatus:
+        """Whether kvm domains with `cpu` (None: no <cpu> element) and, with `smm`, System
+        Management Mode (for secure boot) start here: a trial, remembered for a while."""
         with self._kvm_lock:
             now = self._clock()
-            cached = self._kvm.get(smm)
+            cached = self._kvm.get((smm, cpu))
             if cached is not None and now - cached[0] < KVM_STATUS_TTL:
                 return cached[1]
-            status = self.connection.call(lambda conn: self._kvm_probe(conn, self.read_only, smm), "check KVM")
-            self._kvm[smm] = (now, status)
+            status = self.connection.call(lambda conn: self._kvm_probe(conn, self.read_only, smm, cpu), "check KVM")
+            self._kvm[(smm, cpu)] = (now, status)
             return status
+
+    def kvm_cpu_models(self, *, smm: bool = False) -> tuple[str, ...]:
+        """Named CPU models to fall back to under KVM, from the host's domain capabilities."""
+        with self._kvm_lock:
+            now = self._clock()
+            cached = self._cpu_models.get(smm)
+            if cached is not None and now - cached[0] < KVM_STATUS_TTL:
+                return cached[1]
+            xml = self.connection.call(lambda conn: kvm_capabilities(conn, smm=smm), "read the KVM CPU models")
+            models = named_cpu_models(xml) if xml is not None else ()
+            self._cpu_models[smm] = (now, models)
+            return models
 
     # --- actions (the caller wraps them in the action gate) ------------------------------------
 

@@ -1,7 +1,7 @@
 """A VirtualMachineRuntime spec as libvirt domain XML and storage volume XML.
 
-Pure: no libvirt import, no host contact. Decisions that need the host (KVM or TCG, which CPU
-mode TCG can run, an explicit firmware file) are made by host_checks.py and passed in through a
+Pure: no libvirt import, no host contact. Decisions that need the host (KVM or TCG and which
+CPU runs, by kvm.py; an explicit firmware file) are made elsewhere and passed in through a
 `DomainRequest`; `render_vm` shows what an apply on a host with usable KVM would send.
 
 Every field of the spec maps to the XML (REFERENCE: libvirt domains):
@@ -41,10 +41,12 @@ ET.register_namespace("rtm", METADATA_NAMESPACE)
 
 @dataclass(frozen=True)
 class CpuChoice:
-    """What goes into <cpu>: a mode, and for mode 'custom' the named model."""
+    """What goes into <cpu>: a mode, and for mode 'custom' the named model. `require` names
+    CPU features the guest must get (checked in full by libvirt when the domain starts)."""
 
     mode: str
     model: str | None = None
+    require: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -75,6 +77,7 @@ class DomainRequest:
     uuid: str | None = None  # kept when an existing domain is redefined
     mac: str | None = None  # likewise, so the guest keeps its network identity
     secure_boot_loader: str | None = None  # explicit firmware file; None = libvirt picks one
+    fallback: str | None = None  # why the host runs another hypervisor or CPU than the spec asks
 
     @property
     def volume_name(self) -> str | None:
@@ -88,9 +91,10 @@ def domain_request(
     domain_type: str | None = None,
     workload: str | None = None,
     replica: int | None = None,
+    cpu: CpuChoice | None = None,
 ) -> tuple[DomainRequest, tuple[str, ...]]:
-    """A request for `spec` as written (domain type = spec.hypervisor unless given), with the
-    notes of anything that had to be adapted."""
+    """A request for `spec` as written (domain type = spec.hypervisor unless given, the CPU from
+    cpu.model unless given), with the notes of anything that had to be adapted."""
     domain_type = domain_type or spec.hypervisor
     memory = spec.memory
     if memory.current is not None and memory.current != memory.size and not memory.balloon:
@@ -103,7 +107,9 @@ def domain_request(
             f"vm {name}: storage.bus ide does not exist on the q35 machine that secure boot needs",
             "use bus: virtio or sata",
         )
-    cpu, note = cpu_choice(spec.cpu.model, domain_type)
+    note = ""
+    if cpu is None:
+        cpu, note = cpu_choice(spec.cpu.model, domain_type)
     request = DomainRequest(name, spec, domain_type, cpu, workload or name, replica)
     return request, ((note,) if note else ())
 
@@ -132,7 +138,7 @@ def domain_xml(request: DomainRequest) -> str:
     if request.uuid:
         _sub(root, "uuid", request.uuid)
     metadata = _sub(root, "metadata")
-    _sub(metadata, f"{{{METADATA_NAMESPACE}}}vm", workload=request.workload, replica=request.replica)
+    _sub(metadata, f"{{{METADATA_NAMESPACE}}}vm", workload=request.workload, replica=request.replica, fallback=request.fallback)
     _sub(root, "memory", str(spec.memory.size // KIB), unit="KiB")
     current = spec.memory.current if spec.memory.current is not None else spec.memory.size
     _sub(root, "currentMemory", str(current // KIB), unit="KiB")
@@ -170,12 +176,21 @@ def _os(root: ET.Element, request: DomainRequest) -> None:
 
 def _cpu(root: ET.Element, request: DomainRequest) -> None:
     cpu_spec = request.spec.cpu
-    if request.cpu.mode == "custom":
-        cpu = _sub(root, "cpu", mode="custom", match="exact")
-        _sub(cpu, "model", request.cpu.model, fallback="allow")
-    else:
-        cpu = _sub(root, "cpu", mode=request.cpu.mode)
+    cpu = cpu_element(root, request.cpu)
     _sub(cpu, "topology", sockets=cpu_spec.sockets, dies=1, cores=cpu_spec.cores, threads=cpu_spec.threads)
+
+
+def cpu_element(parent: ET.Element, choice: CpuChoice) -> ET.Element:
+    """The <cpu> element of `choice` (without topology), as guests and KVM trials get it."""
+    check = "full" if choice.require else None
+    if choice.mode == "custom":
+        cpu = _sub(parent, "cpu", mode="custom", match="exact", check=check)
+        _sub(cpu, "model", choice.model, fallback="allow")
+    else:
+        cpu = _sub(parent, "cpu", mode=choice.mode, check=check)
+    for feature in choice.require:
+        _sub(cpu, "feature", policy="require", name=feature)
+    return cpu
 
 
 def _devices(root: ET.Element, request: DomainRequest) -> None:

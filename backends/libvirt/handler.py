@@ -31,6 +31,7 @@ from backends.libvirt.domain_xml import (
     METADATA_NAMESPACE,
     DISK_TARGETS,
     DomainRequest,
+    cpu_choice,
     domain_request,
     domain_xml,
     render_vm,
@@ -38,15 +39,8 @@ from backends.libvirt.domain_xml import (
     with_identity,
 )
 from backends.libvirt.errors import HostRequirementError, LibvirtCallError, VmError, VmNotFound, VmSpecError
-from backends.libvirt.host_checks import (
-    HostFacts,
-    HostOptions,
-    HypervisorChoice,
-    KvmStatus,
-    check_requirements,
-    choose_hypervisor,
-    gather_facts,
-)
+from backends.libvirt.host_checks import HostFacts, HostOptions, check_requirements, gather_facts
+from backends.libvirt.kvm import HypervisorChoice, choose_hypervisor
 from backends.libvirt.live_xml import LIVE_FIELDS, DomainView, compare, parse_domain
 from backends.records import VmInfo, to_jsonable
 from rtm.documents import Document
@@ -142,7 +136,7 @@ class LibvirtVmHandler:
         if not backends:
             raise ValueError("the VM handler needs at least one libvirt host")
         self.backends = list(backends)
-        self.strict = strict  # refuse TCG when KVM was asked for and is not usable
+        self.strict = strict  # refuse TCG or another CPU when the spec's does not run under KVM
         self.options = options
         self.default_host = default_host
 
@@ -376,6 +370,8 @@ class LibvirtVmHandler:
             # memory.current is left out: the running value is what the guest's balloon driver
             # has given back so far, which lags the target (or never moves without a driver).
             "pending_restart": [field for field, _running, _stored in compare(view, stored) if field not in LIVE_FIELDS],
+            # Why it runs under TCG or with another CPU than its spec asked (said at apply, kept in its metadata).
+            "fallback": stored.fallback,
             "status": to_jsonable(record) if record is not None else None,
             "volumes": details["volumes"],
             "domain_xml": details["live_xml"],
@@ -390,13 +386,20 @@ class LibvirtVmHandler:
                 return backend
         raise VmError(f"no libvirt host {name!r} is configured", "hosts: " + ", ".join(b.name for b in self.backends))
 
+    def hypervisor_for(self, spec: VirtualMachineRuntime, backend: LibvirtBackend) -> HypervisorChoice:
+        """KVM or TCG and the CPU the host runs for `spec`, settled by trials (see kvm.py)."""
+        smm = spec.security.secure_boot
+        requested_cpu, _note = cpu_choice(spec.cpu.model, "kvm")
+        return choose_hypervisor(spec.hypervisor, lambda cpu: backend.kvm_status(smm=smm, cpu=cpu), cpu=requested_cpu,
+                                 strict=self.strict, host=backend.name, named_models=lambda: backend.kvm_cpu_models(smm=smm))
+
     def _prepare(self, vm: DesiredVm, backend: LibvirtBackend) -> Prepared:
         spec = vm.spec
-        needs_smm = spec.security.secure_boot
-        kvm = backend.kvm_status(smm=needs_smm) if spec.hypervisor == "kvm" else KvmStatus(False, "not asked for")
-        choice = choose_hypervisor(spec.hypervisor, kvm, strict=self.strict, host=backend.name)
-        request, notes = domain_request(vm.name, spec, domain_type=choice.domain_type, workload=vm.workload, replica=vm.replica)
-        request = replace(request, secure_boot_loader=self.options.secure_boot_loader)
+        choice = self.hypervisor_for(spec, backend)
+        request, notes = domain_request(vm.name, spec, domain_type=choice.domain_type, workload=vm.workload,
+                                        replica=vm.replica, cpu=choice.cpu)
+        request = replace(request, secure_boot_loader=self.options.secure_boot_loader,
+                          fallback=choice.note if choice.fallback else None)
         local = is_local_uri(backend.uri)
         facts = backend.connection.call(
             lambda conn: gather_facts(conn, vm.name, spec, host=backend.name, local=local, domain_type=choice.domain_type,

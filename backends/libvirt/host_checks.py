@@ -1,59 +1,25 @@
 """What a host must offer before a VM is created there, checked before anything is created.
 
-Two halves: `gather_facts` asks the host (libvirt's domain capabilities, a paused KVM trial
-domain, the pool, the bridge or network, the firmware and swtpm) and `check_requirements` turns
-those facts and the spec into problems people can act on. The second half is pure, and so is
-`choose_hypervisor`, the KVM-or-TCG decision.
-
-KVM: the capabilities list `kvm` even where QEMU may not open /dev/kvm (the device is root-only
-on some machines), so usability is settled by a trial: a tiny transient domain of type kvm is
-started paused and destroyed at once. The result is cached per connection.
+Two halves: `gather_facts` asks the host (libvirt's domain capabilities, the pool, the bridge or
+network, the firmware and swtpm) and `check_requirements` turns those facts and the spec into
+problems people can act on. The second half is pure. Whether KVM runs, and with which CPU, is
+kvm.py's.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
-from backends.base import one_line
-from backends.libvirt.connection import error_code, error_message, libvirt_module
-from backends.libvirt.errors import HostProblem, KvmRefused
+from backends.libvirt.connection import error_code, libvirt_module
+from backends.libvirt.errors import HostProblem
 from rtm.kinds.vm import VirtualMachineRuntime
 
 OVMF_HINT = "install the host's OVMF firmware (Debian: apt-get install ovmf), which brings the secure-boot builds and their descriptors in /usr/share/qemu/firmware"
 SWTPM_HINT = "install the TPM emulator on the host (Debian: apt-get install swtpm swtpm-tools)"
-KVM_HINT = "let QEMU open /dev/kvm (e.g. add the libvirt-qemu user to the kvm group or grant the device), or apply without --strict to run under TCG"
-KVM_PROBE_PREFIX = "rtm-kvm-probe-"
-
-
-@dataclass(frozen=True)
-class KvmStatus:
-    usable: bool
-    reason: str = ""  # why not, or how it was found out
-    tried: bool = False  # settled by a trial domain (not only by the capabilities)
-
-
-@dataclass(frozen=True)
-class HypervisorChoice:
-    domain_type: str  # "kvm" or "qemu" (TCG)
-    fallback: bool  # KVM was asked for and TCG is used instead
-    note: str = ""
-
-
-def choose_hypervisor(requested: str, kvm: KvmStatus, *, strict: bool, host: str) -> HypervisorChoice:
-    """KVM when asked for and usable; otherwise TCG with a note, or KvmRefused when strict."""
-    if requested != "kvm":
-        return HypervisorChoice("qemu", False, "hypervisor qemu: runs under TCG (software emulation)")
-    if kvm.usable:
-        return HypervisorChoice("kvm", False)
-    if strict:
-        raise KvmRefused(f"{host}: hypervisor kvm was asked for, but KVM is not usable ({kvm.reason}); strict apply does not fall back to TCG", KVM_HINT)
-    return HypervisorChoice("qemu", True, f"TCG fallback on {host}: KVM not usable ({kvm.reason})")
 
 
 # --- facts ------------------------------------------------------------------------------------
@@ -259,59 +225,3 @@ def _tpm_facts(capabilities: ET.Element | None, swtpm: str, local: bool) -> TpmF
             emulator = tpm.get("supported") == "yes" and "emulator" in _enum_values(tpm, "backendModel")
     found = (shutil.which(swtpm) is not None) if local else None
     return TpmFacts(emulator, swtpm, found)
-
-
-# --- KVM ---------------------------------------------------------------------------------------
-
-_PROBE_XML = """<domain type='kvm'>
-  <name>{name}</name>
-  <memory unit='MiB'>16</memory>
-  <os><type arch='x86_64' machine='{machine}'>hvm</type></os>
-  <features>{features}</features>
-  <devices><memballoon model='none'/></devices>
-</domain>"""
-
-
-def probe_kvm(conn: Any, *, read_only: bool, smm: bool = False) -> KvmStatus:
-    """Whether domains of type kvm can run on this host (see the module docstring); with `smm`,
-    whether they can also run System Management Mode, which secure boot needs (nested KVM
-    may lack it)."""
-    libvirt = libvirt_module()
-    try:
-        conn.getDomainCapabilities(None, "x86_64", None, "kvm", 0)
-    except libvirt.libvirtError as error:
-        if error_code(error) == libvirt.VIR_ERR_NO_SUPPORT:
-            return KvmStatus(True, "the driver has no capabilities to ask; taken as usable")
-        return KvmStatus(False, f"libvirt offers no kvm domains: {_kvm_reason(error_message(error))}")
-    if read_only:
-        return KvmStatus(True, "listed by libvirt; not tried (read-only connection)")
-    name = f"{KVM_PROBE_PREFIX}{uuid.uuid4().hex[:8]}"
-    xml = _PROBE_XML.format(name=name, machine="q35" if smm else "pc", features="<smm state='on'/>" if smm else "")
-    try:
-        domain = conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED)
-    except libvirt.libvirtError as error:
-        reason = _kvm_reason(error_message(error))
-        return KvmStatus(False, f"{reason}, which secure boot needs" if smm and "system management" in reason.lower() else reason, tried=True)
-    try:
-        domain.destroy()
-    except libvirt.libvirtError:
-        pass  # a transient domain that is already gone is what we wanted
-    return KvmStatus(True, "a paused kvm domain started" + (" with SMM" if smm else ""), tried=True)
-
-
-# QEMU's own words for the ways KVM can fail, most telling first.
-_KVM_FAILURES = (
-    re.compile(r"Could not access KVM kernel module: [^\n.]*?(?=\s+qemu-system|[.\n]|$)", re.IGNORECASE),
-    re.compile(r"failed to initialize kvm: [^\n.]*?(?=\s+qemu-system|[.\n]|$)", re.IGNORECASE),
-    re.compile(r"System Management Mode not supported by this hypervisor", re.IGNORECASE),
-)
-_MONITOR_NOISE = re.compile(r"^internal error: (qemu unexpectedly closed the monitor|process exited while connecting to monitor):\s*|warning: [^\]]*\]\s*")
-
-
-def _kvm_reason(message: str) -> str:
-    """The useful part of QEMU's start error (it comes wrapped in monitor noise and warnings)."""
-    for pattern in _KVM_FAILURES:
-        found = pattern.search(message)
-        if found:
-            return found.group(0).strip()
-    return one_line(_MONITOR_NOISE.sub("", message).rstrip(". "), limit=200)

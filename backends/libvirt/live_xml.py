@@ -36,6 +36,7 @@ class DomainView:
     mac: str | None
     secure_boot: bool
     tpm: bool
+    fallback: str | None = None  # why it runs another hypervisor or CPU than its spec asked (not a spec field)
 
     def spec_fields(self) -> dict[str, Any]:
         """Comparable values keyed by spec path."""
@@ -104,6 +105,7 @@ def parse_domain(xml: str) -> DomainView:
         and smm is not None
         and smm.get("state", "on") == "on",
         tpm=tpm is not None and tpm.find("backend") is not None and tpm.find("backend").get("type") == "emulator",
+        fallback=metadata.get("fallback") if metadata is not None else None,
     )
 
 
