@@ -5,6 +5,10 @@
 never to the terminal: a traceback on a Textual screen corrupts it, and on a shell it frightens
 people without telling them what to do. What people see instead is `user_message(exc)`: one
 line with the cause that names the log holding the details.
+
+Control characters in a record (a request line, a header, a user name sent by a client) are
+written as `\\xNN`: a line read from the network can neither drive the terminal that shows the
+log nor forge another log line.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -24,6 +29,8 @@ KEPT_OLD_LOGS = 2
 _MAX_MESSAGE_CHARS = 240
 
 _HANDLER_TAG = "_rtm_debug_log"
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_CHARS_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 _log_path: Path | None = None
 _setup_lock = threading.Lock()
 
@@ -48,7 +55,7 @@ def setup_debug_log(data_dir: Path | str, level: int = logging.DEBUG) -> Path:
             path, maxBytes=MAX_LOG_BYTES, backupCount=KEPT_OLD_LOGS, encoding="utf-8"
         )
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
+            EscapingFormatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
         )
         setattr(handler, _HANDLER_TAG, True)
         for name in PROJECT_LOGGERS:
@@ -63,6 +70,27 @@ def setup_debug_log(data_dir: Path | str, level: int = logging.DEBUG) -> Path:
         logging.captureWarnings(True)
         _log_path = path
     return path
+
+
+def escape_control_chars(text: str, keep_newlines: bool = False) -> str:
+    """`text` with control characters as `\\xNN` (ESC becomes `\\x1b`, CR `\\x0d`)."""
+    pattern = _CONTROL_CHARS_BUT_NEWLINE if keep_newlines else _CONTROL_CHARS
+    return pattern.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+class EscapingFormatter(logging.Formatter):
+    """One record, one line: control characters in the message are escaped; a traceback keeps
+    its line breaks but nothing else that could steer a terminal."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's naming
+        record.message = escape_control_chars(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei) -> str:  # noqa: N802
+        return escape_control_chars(super().formatException(ei), keep_newlines=True)
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return escape_control_chars(super().formatStack(stack_info), keep_newlines=True)
 
 
 def _replace_tagged_handler(target: logging.Logger, handler: logging.Handler) -> None:

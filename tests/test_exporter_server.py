@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import http.client
+import socket
 import ssl
 import threading
 from pathlib import Path
@@ -13,12 +14,16 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+import console.exporter.server as server_module
 from console.config import ListenAddress
+from console.diagnostics import setup_debug_log
 from console.exporter.runtime import ExporterStartError, build_registry, serve_exporter
-from console.exporter.server import ExporterServer, SharedRender
+from console.exporter.server import MAX_CONNECTIONS, ExporterServer, SharedRender
 from console.exporter.web_config import load_web_config
 from console.poller import Poller
-from test_exporter_helpers import ScriptedBackend, container, make_pki, wait_until
+from test_exporter_web_config import BcryptChecks
+from test_gate import debug_log  # noqa: F401 - a fixture
+from test_exporter_helpers import WAIT, ScriptedBackend, container, make_pki, wait_until
 
 LOOPBACK = ListenAddress("127.0.0.1", 0)
 
@@ -78,15 +83,123 @@ def test_routes_probes_and_gzip(poller):
         server.stop()
 
 
-def test_ready_says_which_backend_it_waits_for(poller):
-    exporter = serve_exporter(poller, LOOPBACK)
+def test_ready_answers_only_its_status_and_the_landing_page_behind_auth_names_the_backends(poller, tmp_path):
+    hashed = bcrypt.hashpw(b"scrape-me", bcrypt.gensalt(4)).decode()
+    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  prometheus: {hashed}\n")
+    exporter = serve_exporter(poller, LOOPBACK, web_config_path=tmp_path / "web.yml")
     try:
         host, port = exporter.server.address
         poller.start()
-        status, _, body = get(host, port, "/ready")
-        assert status == 503 and b"waiting for the first poll of docker@scripted" in body
+        assert get(host, port, "/ready")[::2] == (503, b"not ready\n")  # no backend names without credentials
+        assert get(host, port, "/")[0] == 401
+        status, _, body = get(host, port, "/", basic("prometheus", "scrape-me"))
+        assert status == 200 and b"waiting for the first poll of docker@scripted" in body
     finally:
         exporter.stop()
+
+
+def test_the_server_header_names_the_program_not_the_python_version(poller):
+    server = ExporterServer(build_registry(poller), LOOPBACK)
+    server.start()
+    try:
+        for path in ("/health", "/metrics", "/nothing-here"):
+            assert get(*server.address, path)[1]["server"] == "rtm-console-exporter"
+    finally:
+        server.stop()
+
+
+def test_control_characters_of_an_unauthenticated_request_line_are_escaped_in_the_debug_log(poller, tmp_path, debug_log):
+    hashed = bcrypt.hashpw(b"scrape-me", bcrypt.gensalt(4)).decode()
+    server = _serve_with(tmp_path, poller, f"basic_auth_users:\n  prometheus: {hashed}\n")
+    log_path = setup_debug_log(tmp_path / "data")
+    try:
+        with socket.create_connection(server.address, timeout=10) as client:
+            # The escape sequence would set the title of the terminal that shows the log.
+            client.sendall(b"GET /\x1b]0;owned\x07 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert client.recv(100).startswith(b"HTTP/1.1 401 ")
+    finally:
+        server.stop()
+    wait_until(lambda: "owned" in log_path.read_text(), "the request in the debug log")
+    logged = log_path.read_text()
+    assert "\x1b" not in logged and "\x07" not in logged
+    assert '"GET /\\x1b]0;owned\\x07 HTTP/1.1" 401' in logged
+
+
+# ------------------------------------------------------------------------ connections
+
+
+def test_idle_sockets_beyond_the_cap_hold_no_threads_and_a_keep_alive_scrape_still_works(poller):
+    server = ExporterServer(build_registry(poller), LOOPBACK)
+    server.start()
+    host, port = server.address
+    threads_before = threading.active_count()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(220):  # connect and say nothing, as a client that keeps sockets open
+            idle.append(socket.create_connection((host, port), timeout=10))
+        wait_until(lambda: server.connections.evicted >= 220 - MAX_CONNECTIONS, "the surplus idle sockets to be closed")
+        assert server.connections.open_count <= MAX_CONNECTIONS
+        assert threading.active_count() - threads_before <= MAX_CONNECTIONS
+        scraper = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            for _ in range(3):  # one connection, kept alive between scrapes
+                scraper.request("GET", "/metrics")
+                response = scraper.getresponse()
+                assert response.status == 200 and b"rtm_backend_up" in response.read()
+        finally:
+            scraper.close()
+        assert threading.active_count() - threads_before <= MAX_CONNECTIONS
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()
+
+
+def test_a_silent_connection_and_an_idle_keep_alive_connection_are_closed_after_their_timeouts(poller, monkeypatch):
+    monkeypatch.setattr(server_module, "REQUEST_TIMEOUT", 0.3)  # 10 s and 120 s in service
+    monkeypatch.setattr(server_module, "IDLE_TIMEOUT", 0.6)
+    server = ExporterServer(build_registry(poller), LOOPBACK)
+    server.start()
+    try:
+        with socket.create_connection(server.address, timeout=WAIT) as silent:
+            assert silent.recv(100) == b""  # closed by the server, having sent nothing
+        with socket.create_connection(server.address, timeout=WAIT) as kept:
+            kept.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"ok\n"):
+                answer += kept.recv(1000)
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert kept.recv(100) == b""  # kept open for the next request, then closed when idle
+        wait_until(lambda: server.connections.open_count == 0, "both connections to be released")
+    finally:
+        server.stop()
+
+
+def test_a_flood_of_wrong_passwords_runs_one_bcrypt_check_at_a_time_and_probes_run_none(poller, tmp_path, monkeypatch):
+    hashed = bcrypt.hashpw(b"scrape-me", bcrypt.gensalt(4)).decode()
+    server = _serve_with(tmp_path, poller, f"basic_auth_users:\n  prometheus: {hashed}\n")
+    host, port = server.address
+    checks = BcryptChecks(monkeypatch)
+    statuses: list[int] = []
+    guessers = [threading.Thread(target=lambda n=n: statuses.append(get(host, port, "/metrics", basic("prometheus", f"guess-{n}"))[0]))
+                for n in range(40)]
+    try:
+        for thread in guessers:
+            thread.start()
+        probes = [get(host, port, path)[0] for path in ("/health", "/ready", "/startup") * 5]
+        for thread in guessers:
+            thread.join(60)
+        assert statuses == [401] * 40 and set(probes) <= {200, 503}
+        assert len(checks) == 40 and checks.most_at_once == 1  # the probes cost no check; guesses queue
+        assert get(host, port, "/metrics", basic("prometheus", "scrape-me"))[0] == 200
+        assert get(host, port, "/metrics", basic("prometheus", "scrape-me"))[0] == 200
+        assert len(checks) == 41  # the second scrape came from the cache
+    finally:
+        server.stop()
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def test_a_busy_port_is_a_start_error_for_people(poller):
@@ -169,14 +282,11 @@ def test_basic_auth_over_tls_accepts_the_right_credentials_and_refuses_others(pk
     host, port = server.address
     context = _client_context(pki)
 
-    def auth(user: str, password: str) -> dict[str, str]:
-        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
     try:
-        status, headers, body = get(host, port, "/metrics", auth("prometheus", "scrape-me"), context=context)
+        status, headers, body = get(host, port, "/metrics", basic("prometheus", "scrape-me"), context=context)
         assert status == 200 and b"rtm_backend_up" in body
         assert headers["x-content-type-options"] == "nosniff"
-        for wrong in (auth("prometheus", "nope"), auth("admin", "scrape-me"), {}):
+        for wrong in (basic("prometheus", "nope"), basic("admin", "scrape-me"), {}):
             status, headers, body = get(host, port, "/metrics", wrong, context=context)
             assert status == 401 and headers["www-authenticate"].startswith("Basic realm=")
             assert b"rtm_" not in body

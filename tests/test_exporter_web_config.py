@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import bcrypt
 import pytest
 
-from console.exporter.auth import BasicAuthChecker, parse_basic
+import console.exporter.auth as auth_module
+from console.exporter.auth import CACHE_SIZE, BasicAuthChecker, parse_basic
 from console.exporter.web_config import WebConfigError, load_web_config, parse_web_config
 
 
@@ -87,6 +90,15 @@ def test_refusals_name_the_problem(text, expected):
     assert any(expected in problem for problem in errors_of(text)), errors_of(text)
 
 
+def test_a_header_value_with_a_line_break_is_refused_at_its_position():
+    # Sent as it is, the value would end the header and add a Set-Cookie header of its own.
+    problems = errors_of('http_server_config:\n  headers:\n    Content-Security-Policy: "a\\r\\nSet-Cookie: x=1"\n')
+    assert problems == [
+        "web.yml:3:30: error: the Content-Security-Policy header holds a control character ('\\r' at character 2) "
+        "(hint: a header value is one line of text: remove line breaks and other control characters)"
+    ]
+
+
 def test_loading_checks_that_the_certificate_files_can_be_used(tmp_path):
     path = tmp_path / "web.yml"
     path.write_text("tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n")
@@ -105,6 +117,45 @@ def test_basic_auth_accepts_the_right_password_only():
     assert not checker.check(None)
     assert not checker.check("Bearer abc")
     assert not checker.check("Basic !!!not-base64")
+
+
+def test_only_successful_checks_are_cached_so_wrong_guesses_cannot_push_the_scraper_out(monkeypatch):
+    checks = BcryptChecks(monkeypatch)
+    checker = BasicAuthChecker({"prometheus": bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()})
+    assert checker.check(_basic("prometheus", "s3cret")) and len(checks) == 1
+    for guess in range(CACHE_SIZE + 10):  # more distinct wrong passwords than the cache holds
+        assert not checker.check(_basic("prometheus", f"guess-{guess}"))
+    assert not checker.check(_basic("prometheus", "guess-0"))  # a failure is checked again, never cached
+    assert len(checks) == 1 + CACHE_SIZE + 10 + 1
+    assert checker.check(_basic("prometheus", "s3cret"))
+    assert len(checks) == 1 + CACHE_SIZE + 10 + 1  # the scraper's credentials are still cached
+
+
+class BcryptChecks:
+    """Wraps the real bcrypt.checkpw as the checker calls it: which passwords were checked, and
+    how many checks ran at once at the most."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.passwords: list[bytes] = []
+        self.most_at_once = 0
+        self._running = 0
+        self._lock = threading.Lock()
+        self._real = bcrypt.checkpw
+        monkeypatch.setattr(auth_module.bcrypt, "checkpw", self._check)
+
+    def __len__(self) -> int:
+        return len(self.passwords)
+
+    def _check(self, password: bytes, hashed: bytes) -> bool:
+        with self._lock:
+            self.passwords.append(password)
+            self._running += 1
+            self.most_at_once = max(self.most_at_once, self._running)
+        try:
+            return self._real(password, hashed)
+        finally:
+            with self._lock:
+                self._running -= 1
 
 
 def test_parse_basic_keeps_colons_in_the_password():

@@ -1,9 +1,12 @@
 """HTTP basic auth against the bcrypt hashes of a web config.
 
 bcrypt is slow on purpose (tens of milliseconds per check at cost 10), and Prometheus sends the
-same credentials on every scrape, so verdicts are cached, as exporter-toolkit does: the key is
-a salted SHA-256 of user and password (the password itself is never kept). An unknown user is
-checked against a dummy hash of the same cost, so the answer takes as long as for a known one.
+same credentials on every scrape, so successful checks are cached, as exporter-toolkit does: the
+key is a salted SHA-256 of user and password (the password itself is never kept). Failures are
+not cached: a stream of distinct wrong passwords would push the scraper's entry out. One bcrypt
+check runs at a time (exporter-toolkit's bcrypt mutex), so guessing keeps at most one core busy
+and the other routes, which never check a password, keep answering. An unknown user is checked
+against a dummy hash of the same cost, so the answer takes as long as for a known one.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ class BasicAuthChecker:
         cost = next((hashed.split("$")[2] for hashed in users.values()), None)  # "$2b$COST$..."
         self._dummy = bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(int(cost))) if cost else b""
         self._salt = os.urandom(16)
-        self._cache: OrderedDict[bytes, bool] = OrderedDict()
+        self._cache: OrderedDict[bytes, None] = OrderedDict()  # keys of credentials that passed
         self._lock = threading.Lock()
+        self._bcrypt_lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -45,18 +49,20 @@ class BasicAuthChecker:
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
-                return self._cache[key]
+                return True
         hashed = self._users.get(user)
         try:
-            matches = bcrypt.checkpw(password.encode(), hashed if hashed is not None else self._dummy)
+            with self._bcrypt_lock:
+                matches = bcrypt.checkpw(password.encode(), hashed if hashed is not None else self._dummy)
         except ValueError:  # a hash bcrypt cannot read (checked at load, so unexpected)
             matches = False
-        verdict = matches and hashed is not None
+        if not (matches and hashed is not None):
+            return False
         with self._lock:
-            self._cache[key] = verdict
+            self._cache[key] = None
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
-        return verdict
+        return True
 
 
 def parse_basic(authorization: str | None) -> tuple[str, str] | None:

@@ -10,12 +10,14 @@ Routes
 With a web config, TLS (and client certificates) apply to every connection and basic auth to
 `/` and `/metrics`. The three probe endpoints answer without credentials so a plain HTTP probe
 (the seed's HealthCheck, a load balancer) can check rtm itself; they say nothing but their
-status.
+status and never cost a password check. Which backends /ready waits for is on the landing
+page, behind the same auth as /metrics. The `Server` header names the program, not Python.
 
-One thread per connection (keep-alive connections from Prometheus stay open); the TLS
-handshake runs in that thread, so a slow or silent client never blocks the accept loop. The
-server runs in a background thread (`start()`), so the console can embed it and the headless
-exporter can wait for a signal.
+Each connection is served by a thread of its own (keep-alive connections from Prometheus stay
+open), at most `MAX_CONNECTIONS` at once: `connections.py` says which gives way when all are
+taken. The TLS handshake runs in the connection's thread, so a slow or silent client never
+blocks the accept loop. The server runs in a background thread (`start()`), so the console can
+embed it and the headless exporter can wait for a signal.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import socketserver
 import ssl
 import threading
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,12 +40,14 @@ from prometheus_client.exposition import choose_encoder
 
 from console.config import ListenAddress
 from console.exporter.auth import BasicAuthChecker
+from console.exporter.connections import Connection, ConnectionSlots
 from console.exporter.web_config import WebConfig
 
 log = logging.getLogger("rtm.exporter")
 
-HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to finish the TLS handshake
-IDLE_TIMEOUT = 120.0  # seconds an idle keep-alive connection stays open (scrape intervals are shorter)
+MAX_CONNECTIONS = 64  # connections served at once, one thread each
+REQUEST_TIMEOUT = 10.0  # seconds for a new connection's first bytes, a TLS handshake, or one read of a request
+IDLE_TIMEOUT = 120.0  # seconds a keep-alive connection may wait for its next request (scrape intervals are shorter)
 PROBE_PATHS = ("/health", "/ready", "/startup")
 
 
@@ -61,6 +65,7 @@ class ExporterServer:
         ready: Callable[[], bool] = lambda: True,
         describe_not_ready: Callable[[], str] = lambda: "not ready",
         title: str = "rtm-console exporter",
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.registry = registry
         self.web_config = web_config or WebConfig()
@@ -71,6 +76,7 @@ class ExporterServer:
         self.renders = SharedRender()
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
+        self.connections = ConnectionSlots(max_connections)
         self._httpd = _HTTPServer(listen, self)  # binds now: a busy port fails here, not later
 
     @property
@@ -104,11 +110,12 @@ class ExporterServer:
         return self._started.is_set()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting and close the listening socket (open connections end on their own)."""
+        """Stop accepting, close the listening socket and the open connections."""
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join(timeout)
         self._httpd.server_close()
+        self.connections.close_all()
 
 
 class SharedRender:
@@ -160,8 +167,7 @@ class _Flight:
         self.followers = 0
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _HTTPServer(HTTPServer):
     allow_reuse_address = True
     request_queue_size = 256  # many scrapers connecting at once must not be refused
 
@@ -179,25 +185,49 @@ class _HTTPServer(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.ssl_context is None:
-            super().finish_request(request, client_address)
+    def process_request(self, request: Any, client_address: Any) -> None:
+        connection = self.exporter.connections.admit(request)
+        if connection is None:
+            log.info("refused %s: all %d connections are in the middle of a request", client_address, self.exporter.connections.limit)
+            if self.ssl_context is None:
+                _send_unavailable(request)
+            self.shutdown_request(request)
             return
-        request.settimeout(HANDSHAKE_TIMEOUT)
+        threading.Thread(target=self._serve_connection, args=(connection, request, client_address),
+                         name="rtm-exporter-connection", daemon=True).start()
+
+    def _serve_connection(self, connection: Connection, request: Any, client_address: Any) -> None:
+        sock = request
         try:
-            secure = self.ssl_context.wrap_socket(request, server_side=True)
+            if self.ssl_context is not None:
+                sock = self._handshake(connection, request, client_address)
+            if sock is not None:
+                self.RequestHandlerClass(sock, client_address, self, connection)  # type: ignore[call-arg]
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.exporter.connections.release(connection)
+            if sock is not None and sock is not request:
+                sock.close()
+            self.shutdown_request(request)
+
+    def _handshake(self, connection: Connection, request: Any, client_address: Any) -> ssl.SSLSocket | None:
+        """The TLS socket once the client has sent its first bytes and passed the checks, else None."""
+        request.settimeout(REQUEST_TIMEOUT)
+        try:
+            if not request.recv(1, socket.MSG_PEEK) or not self.exporter.connections.busy(connection):
+                return None
+            secure = self.ssl_context.wrap_socket(request, server_side=True)  # type: ignore[union-attr]
         except (ssl.SSLError, OSError) as exc:
             log.debug("TLS handshake with %s failed: %s", client_address, exc)
-            return
-        try:
-            allowed = self.exporter.web_config.tls.client_allowed_sans if self.exporter.web_config.tls else ()
-            if allowed and not _has_allowed_san(secure.getpeercert(), allowed):
-                log.info("refused %s: its client certificate names none of client_allowed_sans", client_address)
-                return
-            secure.settimeout(None)
-            super().finish_request(secure, client_address)
-        finally:
+            return None
+        connection.sock = secure
+        allowed = self.exporter.web_config.tls.client_allowed_sans if self.exporter.web_config.tls else ()
+        if allowed and not _has_allowed_san(secure.getpeercert(), allowed):
+            log.info("refused %s: its client certificate names none of client_allowed_sans", client_address)
             secure.close()
+            return None
+        return secure
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
@@ -213,6 +243,15 @@ def _family(host: str) -> socket.AddressFamily:
         return socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)[0][0]
 
 
+def _send_unavailable(request: socket.socket) -> None:
+    """A 503 to a plain HTTP client that cannot be served now, without waiting on it."""
+    try:
+        request.setblocking(False)
+        request.send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    except OSError:
+        pass
+
+
 def _has_allowed_san(cert: Mapping[str, Any] | None, allowed: tuple[str, ...]) -> bool:
     names = {value for kind, value in (cert or {}).get("subjectAltName", ()) if kind in ("DNS", "email", "IP Address", "URI")}
     return any(name in names for name in allowed)
@@ -221,11 +260,39 @@ def _has_allowed_san(cert: Mapping[str, Any] | None, allowed: tuple[str, ...]) -
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: Prometheus reuses its connection
     server_version = "rtm-console-exporter"
-    timeout = IDLE_TIMEOUT
+    timeout = REQUEST_TIMEOUT
     # Headers and body leave in two writes; with Nagle's algorithm the second waits for the
     # client's delayed ACK (40 ms on Linux) on every keep-alive scrape.
     disable_nagle_algorithm = True
     server: _HTTPServer
+
+    def __init__(self, request: Any, client_address: Any, server: _HTTPServer, slot: Connection) -> None:
+        self.slot = slot
+        super().__init__(request, client_address, server)
+
+    def version_string(self) -> str:
+        return self.server_version  # the base class adds Python's version
+
+    def handle(self) -> None:
+        """Requests one after another on this connection, while the client keeps it open."""
+        wait = REQUEST_TIMEOUT
+        while self._next_request_arrives(wait):
+            wait = IDLE_TIMEOUT
+            self.handle_one_request()
+            if self.close_connection:
+                return
+
+    def _next_request_arrives(self, timeout: float) -> bool:
+        """Wait, idle, for the first bytes of a request; False if the connection should end."""
+        slots = self.server.exporter.connections
+        slots.idle(self.slot)
+        try:
+            self.connection.settimeout(timeout)
+            arrived = bool(self.rfile.peek(1))  # type: ignore[attr-defined]
+            self.connection.settimeout(REQUEST_TIMEOUT)
+        except (OSError, ValueError):  # timed out, reset, or closed to make room
+            return False
+        return arrived and slots.busy(self.slot)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._serve(send_body=True)
@@ -245,15 +312,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/health":
             self._reply(200, b"ok\n", "text/plain; charset=utf-8", send_body)
         elif path == "/ready":
-            if exporter.ready():
-                self._reply(200, b"ready\n", "text/plain; charset=utf-8", send_body)
-            else:
-                self._reply(503, f"{exporter.describe_not_ready()}\n".encode(), "text/plain; charset=utf-8", send_body)
+            ok = exporter.ready()
+            self._reply(200 if ok else 503, b"ready\n" if ok else b"not ready\n", "text/plain; charset=utf-8", send_body)
         elif path == "/startup":
             ok = exporter.started
             self._reply(200 if ok else 503, b"started\n" if ok else b"starting\n", "text/plain; charset=utf-8", send_body)
         elif path == "/":
-            self._reply(200, _landing_page(exporter.title).encode(), "text/html; charset=utf-8", send_body)
+            self._reply(200, _landing_page(exporter).encode(), "text/html; charset=utf-8", send_body)
         else:
             self._reply(404, b"Not found: try /metrics\n", "text/plain; charset=utf-8", send_body)
 
@@ -286,8 +351,12 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
-def _landing_page(title: str) -> str:
-    title = html.escape(title)
+def _landing_page(exporter: ExporterServer) -> str:
+    """Links to the routes, and what the probes would say with their reasons (the backends
+    /ready waits for), which the probes themselves keep to people who may scrape."""
+    title = html.escape(exporter.title)
+    readiness = "ready" if exporter.ready() else exporter.describe_not_ready()
+    start = "started" if exporter.started else "starting"
     links = "".join(
         f'<li><a href="{path}">{path}</a> {html.escape(text)}</li>'
         for path, text in (
@@ -299,5 +368,6 @@ def _landing_page(title: str) -> str:
     )
     return (
         f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>"
-        f"<body><h1>{title}</h1><ul>{links}</ul></body></html>\n"
+        f"<body><h1>{title}</h1><ul>{links}</ul>"
+        f"<p>Readiness: {html.escape(readiness)}</p><p>Start-up: {start}</p></body></html>\n"
     )

@@ -55,6 +55,7 @@ EXTRA_HEADERS: Mapping[str, tuple[str, ...] | None] = MappingProxyType({
     "X-XSS-Protection": None,
     "Content-Security-Policy": None,
 })
+_HEADER_CONTROL_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed, as HTTP allows it
 BCRYPT_HASH = re.compile(r"^\$2[aby]?\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
 
 TOP_LEVEL_KEYS = ("tls_server_config", "basic_auth_users", "http_server_config", "rate_limit")
@@ -328,7 +329,12 @@ def _http(node: Node, problems: _Problems) -> dict[str, str]:
         for name, (key_node, value_node) in _mapping(keys["headers"][1], problems, "headers", tuple(EXTRA_HEADERS)).items():
             value = _string(value_node, problems, name)
             allowed = EXTRA_HEADERS[name]
-            if value is not None and allowed is not None and value not in allowed:
+            control = _HEADER_CONTROL_CHAR.search(value or "")
+            if value is not None and control:
+                # Sent as it is, a line break would end the header and start another one.
+                problems.add(value_node, f"the {name} header holds a control character ({control.group()!r} at character {control.start() + 1})",
+                             "a header value is one line of text: remove line breaks and other control characters")
+            elif value is not None and allowed is not None and value not in allowed:
                 problems.add(value_node, f"{name} must be one of {', '.join(allowed)}")
             elif value is not None:
                 headers[name] = value
