@@ -37,7 +37,7 @@ from backends.localfn.hosting import HostState, read_host_state
 from backends.localfn.invocations import InvocationLog, InvocationRecord
 from backends.localfn.routes import Route, RouteTable
 from backends.localfn.signing import LAMBDA_API_PATH, KeyPair, credentials_path, read_key_pair, sign
-from backends.localfn.store import FunctionStore, StoredFunction
+from backends.localfn.store import CodeVerifier, FunctionStore, StoredFunction
 from backends.records import FunctionInfo
 from rtm.cron import next_fire, parse_schedule
 from rtm.kinds.serverless import ServerlessRuntime
@@ -67,6 +67,7 @@ class LocalFunctionsHandler:
         self.gateway_url = gateway_url.rstrip("/")  # the configured address, for render and plan
         self.runtime = runtime
         self._clock = clock
+        self._verifier = CodeVerifier()
 
     def attach_runtime(self, runtime: LocalFunctionsRuntime | None) -> None:
         """The runtime this process hosts (or None when it stops hosting)."""
@@ -129,6 +130,9 @@ class LocalFunctionsHandler:
         if live is None:
             return [Change("create", resource, note=note)]
         diff = tuple(_shown(field, old, new) for field, old, new in live.definition.differences(definition))
+        if not self._verifier.intact(live):  # compared with what is really stored
+            diff = (*(d for d in diff if d[0] != "code"), ("code", f"{live.definition.code_sha256[:12]} (stored copy changed)",
+                                                          definition.code_sha256[:12]))
         if not diff:
             return [Change("unchanged", resource, note=f"version {live.version}")]
         return [Change("update", resource, diff, note="; ".join(
@@ -142,7 +146,7 @@ class LocalFunctionsHandler:
         except (ValueError, OSError) as exc:
             raise ApplyError([], f"prepare function/{_name_of(document)}", str(exc)) from exc
         live = self.store.current().get(definition.name)
-        if live is not None and not live.definition.differences(definition):
+        if live is not None and not live.definition.differences(definition) and self._verifier.intact(live):
             return [f"function/{definition.name} unchanged (version {live.version})"]
         progress(f"storing function/{definition.name} from {code.path}")
         try:

@@ -36,7 +36,7 @@ from typing import Any
 
 from backends.localfn.containment import ContainmentFactory
 from backends.localfn.process import WorkerProcess, WorkerResult
-from backends.localfn.store import StoredFunction
+from backends.localfn.store import CodeVerifier, StoredCodeChanged, StoredFunction
 
 logger = logging.getLogger("rtm.localfn")
 
@@ -133,6 +133,7 @@ class WorkerPool:
         self._running: set[WorkerProcess] = set()
         self._closed = False
         self.containment = ContainmentFactory(containment)
+        self.verifier = CodeVerifier()  # a version's stored code is checked before a worker loads it
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtm-localfn-spawn")
         self.cold_starts = 0
 
@@ -147,6 +148,15 @@ class WorkerPool:
         group, worker = self._acquire(function.key)
         cold = worker is None
         if worker is None:
+            try:
+                self.verifier.check(function)
+            except StoredCodeChanged as exc:
+                self._release(group, None, reusable=False)
+                logger.error("%s", exc)
+                error = {"errorType": "Runtime.StoredCodeChanged", "errorMessage": str(exc), "stackTrace": []}
+                return WorkerResult("error", error=error, cold_start=True,
+                                    log_lines=(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
+                                               f"Runtime.StoredCodeChanged: {exc}",))
             try:
                 worker = self._spawner.submit(self._start, function).result()
             except BaseException as exc:

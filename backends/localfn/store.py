@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,11 +34,22 @@ from pathlib import Path
 from typing import Any
 
 from backends.files import atomic_write, ensure_private_dir
-from backends.localfn.definition import CodeSource, FunctionDefinition, copy_code
+from backends.localfn.definition import CodeError, CodeSource, FunctionDefinition, copy_code, file_hashes, folder_digest
 
 STORE_FOLDER = "functions"
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
+
+
+class StoredCodeChanged(Exception):
+    """A version's stored code no longer matches the hash recorded when it was deployed."""
+
+    def __init__(self, stored: StoredFunction, what: str) -> None:
+        super().__init__(
+            f"the stored code of function/{stored.name} version {stored.version} was changed after it was deployed "
+            f"({what}), so it is not run; store a fresh copy with rtm-console apply on its spec "
+            f"(the stored copy is {stored.code_dir})")
+        self.stored = stored
 
 
 class FunctionNotFound(LookupError):
@@ -157,7 +169,8 @@ class FunctionStore:
                 stored = StoredFunction(
                     replace(definition, code_sha256=sha256),
                     number, time.time() if now is None else now, versions / str(number) / "code", str(code.path))
-                atomic_write(staging / "function.json", json.dumps(stored.to_json(), indent=1))
+                record = {**stored.to_json(), "files": file_hashes(staging / "code")}
+                atomic_write(staging / "function.json", json.dumps(record, indent=1))
                 os.rename(staging, versions / str(number))
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -211,6 +224,69 @@ class FunctionStore:
             yield
         finally:
             os.close(fd)  # drops the lock
+
+
+class CodeVerifier:
+    """Checks a version's stored code against the hash recorded at deploy before a worker loads it.
+
+    A function runs as the same user as rtm-console and could rewrite its own stored files. The
+    full hash is computed once per version; later checks compare each file's inode, size and
+    change time (ctime cannot be set back by a process), and hash again only when one moved.
+    """
+
+    def __init__(self) -> None:
+        self._verified: dict[Path, tuple] = {}
+        self._lock = threading.Lock()
+        self.full_checks = 0
+
+    def check(self, stored: StoredFunction) -> None:
+        """Raise StoredCodeChanged when the stored code differs from what was deployed."""
+        signature = _stat_signature(stored.code_dir)
+        with self._lock:
+            if self._verified.get(stored.code_dir) == signature:
+                return
+        self.full_checks += 1
+        try:
+            actual, _size = folder_digest(stored.code_dir)
+        except (CodeError, OSError) as exc:
+            raise StoredCodeChanged(stored, str(exc)) from exc
+        if actual != stored.definition.code_sha256:
+            raise StoredCodeChanged(stored, _what_changed(stored))
+        with self._lock:
+            self._verified[stored.code_dir] = signature
+
+    def intact(self, stored: StoredFunction) -> bool:
+        try:
+            self.check(stored)
+        except StoredCodeChanged:
+            return False
+        return True
+
+
+def _stat_signature(folder: Path) -> tuple:
+    entries = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted([*dirs, *names]):
+            try:
+                info = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            entries.append((root, name, info.st_ino, info.st_size, info.st_mode, info.st_mtime_ns, info.st_ctime_ns))
+    return tuple(entries)
+
+
+def _what_changed(stored: StoredFunction) -> str:
+    try:
+        recorded = json.loads((stored.code_dir.parent / "function.json").read_bytes())["files"]
+        now = file_hashes(stored.code_dir)
+    except (OSError, ValueError, KeyError, CodeError):
+        return "its files differ from the recorded hash"
+    changed = sorted(name for name in recorded.keys() & now.keys() if recorded[name] != now[name])
+    added, removed = sorted(now.keys() - recorded.keys()), sorted(recorded.keys() - now.keys())
+    parts = [f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+             for label, names in (("modified", changed), ("added", added), ("removed", removed)) if names]
+    return "; ".join(parts) or "its files differ from the recorded hash"
 
 
 def _remove_staging_leftovers(versions: Path) -> None:
