@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from rtm import reader
 from rtm.findings import Finding
 from rtm.kinds import KINDS, RUNTIME_KINDS
 from rtm.kinds.container import ContainerRuntime, calls_curl, is_alpine_image
@@ -84,8 +85,17 @@ def load_text(text: str, path: str = "<text>", today: date | None = None) -> Loa
     """Validate every document of a YAML text; documents with errors are left out of the result."""
     ctx = BuildContext(path, today)
     documents: list[Document] = []
+    if len(text) > reader.MAX_FILE_BYTES:
+        ctx.report("error", 1, 1, f"the text is larger than {reader.MAX_FILE_BYTES // (1024 * 1024)} MiB", "split it into several files")
+        return LoadResult(path, (), tuple(ctx.findings))
+    with reader.gc_paused():
+        _build_documents(text, ctx, documents)
+    return LoadResult(path, tuple(documents), tuple(ctx.findings))
+
+
+def _build_documents(text: str, ctx: BuildContext, documents: list[Document]) -> None:
     try:
-        for index, root in enumerate(yaml.compose_all(text, Loader=yaml.SafeLoader)):
+        for index, root in enumerate(reader.compose_all(text)):
             if root is None:
                 continue
             try:
@@ -96,21 +106,17 @@ def load_text(text: str, path: str = "<text>", today: date | None = None) -> Loa
             document = _build_document(root, index, ctx)
             if document is not None:
                 documents.append(document)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        ctx.report("error", line, column, f"invalid YAML: {message}", _yaml_hint(message))
     except yaml.YAMLError as exc:
-        ctx.report("error", 1, 1, f"invalid YAML: {exc}")
+        line, column, message = reader.yaml_error_position(exc)
+        ctx.report("error", line or 1, column or 1, f"invalid YAML: {message}", _yaml_hint(message))
     except RecursionError:
         ctx.report("error", 1, 1, "invalid YAML: nested too deeply", "flatten the structure")
-    return LoadResult(path, tuple(documents), tuple(ctx.findings))
 
 
 def load_file(path: Path, today: date | None = None) -> LoadResult:
-    """Read and validate a spec file. OSError propagates: an unreadable path is a usage error."""
-    data = Path(path).read_bytes()
+    """Read and validate a spec file. OSError propagates: an unreadable path is a usage error, and
+    so is a path that is not a regular file or is over reader.MAX_FILE_BYTES (reader.FileRefused)."""
+    data = reader.read_bounded(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

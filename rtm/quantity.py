@@ -22,6 +22,7 @@ Three deliberate differences from the Go scanner, all on inputs no one means:
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -35,6 +36,11 @@ BINARY_SUFFIXES: dict[str, int] = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi":
 MAX_EXPONENT = 1000
 MAX_DIGITS = 1000  # longer numbers are no amount anyone means (and Python caps int parsing)
 _BINARY_CAP = 2**63 - 1
+INT64_MAX = 2**63 - 1
+# The engines' API fields are signed 64-bit: Docker's NanoCpus (1 CPU = 1e9) and Memory (bytes),
+# libvirt's memory in KiB. Larger amounts are refused at validate instead of failing at apply.
+MAX_CPU_MILLIS = INT64_MAX // 10**6
+MAX_MEMORY_BYTES = INT64_MAX
 _NANO = 10**9
 _DIGITS = frozenset("0123456789")
 
@@ -76,14 +82,28 @@ def quantity_text(value: object) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4096, typed=True)  # an inventory repeats a few sizes thousands of times
 def cpu_millis(value: str | int | float) -> int:
     """A CPU amount in millicores, rounded up like Kubernetes' MilliValue ("0.5" -> 500)."""
-    return math.ceil(_non_negative(value, "a CPU amount") * 1000)
+    millis = math.ceil(_non_negative(value, "a CPU amount") * 1000)
+    if millis > MAX_CPU_MILLIS:
+        raise SpecValueError(
+            f'"{quantity_text(value)}" is more CPU than an engine can be given (at most {MAX_CPU_MILLIS // 1000:,} CPUs)',
+            hint="Docker counts CPUs in billionths in a 64-bit field; write the CPUs the workload needs, such as 2 or 500m",
+        )
+    return millis
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
 def memory_bytes(value: str | int | float) -> int:
     """A memory amount in bytes, rounded up to a whole byte ("512Mi" -> 536870912)."""
-    return math.ceil(_non_negative(value, "a memory amount"))
+    amount = math.ceil(_non_negative(value, "a memory amount", cap_binary=False))
+    if amount > MAX_MEMORY_BYTES:
+        raise SpecValueError(
+            f'"{quantity_text(value)}" is more memory than an engine can be given (at most {MAX_MEMORY_BYTES:,} bytes, just under 8Ei)',
+            hint="the engines count memory in a 64-bit field; write the memory the workload needs, such as 512Mi or 4Gi",
+        )
+    return amount
 
 
 def format_cpu(millis: int) -> str:
@@ -107,8 +127,8 @@ def format_memory(n: int) -> str:
     return str(n)
 
 
-def _non_negative(value: str | int | float, what: str) -> Fraction:
-    amount = parse_quantity(value)
+def _non_negative(value: str | int | float, what: str, cap_binary: bool = True) -> Fraction:
+    amount = _parse(quantity_text(value), cap_binary)
     if amount < 0:
         raise SpecValueError(
             f'"{quantity_text(value)}" is negative: {what} cannot be below zero',
@@ -127,7 +147,7 @@ def _skip_digits(text: str, pos: int) -> int:
     return pos
 
 
-def _parse(text: str) -> Fraction:
+def _parse(text: str, cap_binary: bool = True) -> Fraction:
     if text == "":
         raise _error(text, "it is empty", 0, hint="write an amount such as 500m, 0.5 or 1Gi")
     for index, char in enumerate(text):
@@ -150,7 +170,7 @@ def _parse(text: str) -> Fraction:
     magnitude = Fraction(int(digits), 10 ** (frac_end - frac_start)) * multiplier
     if (magnitude * _NANO).denominator != 1:
         magnitude = Fraction(math.ceil(magnitude * _NANO), _NANO)  # round up to the next nano
-    if binary and magnitude > _BINARY_CAP:
+    if cap_binary and binary and magnitude > _BINARY_CAP:
         magnitude = Fraction(_BINARY_CAP)
     return -magnitude if text[0] == "-" else magnitude
 

@@ -7,17 +7,18 @@ Python value: `int`, `float`, `bool`, `str`, `Literal[...]` (one of a fixed set)
 (quantities, durations, schedules). A class may define `check(self, ctx)` for rules that span
 fields; it runs only when the object itself was built without errors.
 
-Positions come from PyYAML's composed nodes, so a finding can point at the exact line and
+Positions come from the composed nodes (rtm/reader.py), so a finding can point at the exact line and
 column — inside a string too, when the grammar parser says which character is wrong.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
 import difflib
+import functools
 import types
 import typing
+from datetime import date
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, get_args, get_origin, get_type_hints
 
@@ -25,6 +26,7 @@ import yaml
 
 from rtm.errors import SpecValueError
 from rtm.findings import Finding
+from rtm.reader import scalar_value
 
 _MISSING = object()
 
@@ -79,12 +81,16 @@ class BuildContext:
         self.path = path
         self.today = today or date.today()  # runtime deprecations depend on the date
         self.findings: list[Finding] = []
+        self._errors = 0
 
     def error_count(self) -> int:
-        return sum(1 for f in self.findings if f.severity == "error")
+        """Errors reported so far (kept as a count: documents ask after every step)."""
+        return self._errors
 
     def report(self, severity: str, line: int, column: int, message: str, hint: str | None = None) -> None:
         self.findings.append(Finding(self.path, line, column, severity, message, hint))  # type: ignore[arg-type]
+        if severity == "error":
+            self._errors += 1
 
     def error_at(self, node: yaml.Node, message: str, hint: str | None = None, offset: int = 0) -> None:
         line, column = node_position(node, offset)
@@ -113,14 +119,6 @@ def node_position(node: yaml.Node, offset: int = 0) -> tuple[int, int]:
 # Scalars
 
 
-_SCALAR_LOADER = yaml.SafeLoader("")
-
-
-def scalar_value(node: yaml.ScalarNode) -> Any:
-    """The Python value PyYAML's safe loader gives this scalar (int, float, bool, None or str)."""
-    return _SCALAR_LOADER.construct_object(node, deep=True)
-
-
 def _kind_of(node: yaml.Node) -> str:
     if isinstance(node, yaml.MappingNode):
         return "a mapping"
@@ -137,7 +135,32 @@ def _kind_of(node: yaml.Node) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# The builder
+# The builder: each class's fields and each type's converter are worked out once, then cached
+
+Converter = Callable[[yaml.Node, "BuildContext", str], Any]
+
+
+@dataclass(frozen=True)
+class _ClassPlan:
+    fields_by_key: dict[str, tuple[str, Converter]]  # YAML key -> (field name, converter)
+    required: frozenset[str]  # YAML keys without a default
+    has_where: bool
+
+
+@functools.cache
+def _plan(cls: type) -> _ClassPlan:
+    hints = get_type_hints(cls, include_extras=True)
+    fields_by_key: dict[str, tuple[str, Converter]] = {}
+    required = set()
+    for f in dataclasses.fields(cls):
+        if f.name == "where":
+            continue
+        key = _yaml_key(f, hints[f.name])
+        fields_by_key[key] = (f.name, converter_for(hints[f.name]))
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            required.add(key)
+    has_where = any(f.name == "where" for f in dataclasses.fields(cls))
+    return _ClassPlan(fields_by_key, frozenset(required), has_where)
 
 
 def build(cls: type, node: yaml.Node, ctx: BuildContext, what: str) -> Any:
@@ -145,13 +168,8 @@ def build(cls: type, node: yaml.Node, ctx: BuildContext, what: str) -> Any:
     if not isinstance(node, yaml.MappingNode):
         ctx.error_at(node, f"{what} must be a mapping of keys to values, got {_kind_of(node)}")
         return None
-    hints = get_type_hints(cls, include_extras=True)
-    fields_by_key: dict[str, dataclasses.Field] = {}
-    for f in dataclasses.fields(cls):
-        if f.name == "where":
-            continue
-        fields_by_key[_yaml_key(f, hints[f.name])] = f
-
+    plan = _plan(cls)
+    fields_by_key = plan.fields_by_key
     errors_before = ctx.error_count()
     seen: dict[str, yaml.Node] = {}
     positions: dict[str, tuple[int, int]] = {}
@@ -167,21 +185,23 @@ def build(cls: type, node: yaml.Node, ctx: BuildContext, what: str) -> Any:
             ctx.error_at(key_node, f'unknown key "{key}" in {what}', did_you_mean(key, fields_by_key))
             continue
         seen[key] = value_node
-        positions[fields_by_key[key].name] = node_position(value_node)
+        mark = value_node.start_mark
+        positions[fields_by_key[key][0]] = (mark.line + 1, mark.column + 1)
 
     values: dict[str, Any] = {}
-    for key, f in fields_by_key.items():
+    for key, (name, convert_value) in fields_by_key.items():
         if key in seen:
-            values[f.name] = convert(hints[f.name], seen[key], ctx, f"{what}.{key}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            values[name] = convert_value(seen[key], ctx, f"{what}.{key}")
+        elif key in plan.required:
             ctx.error_at(node, f'{what} needs the key "{key}"', f"add `{key}:`")
-            values[f.name] = None
+            values[name] = None
 
     if ctx.error_count() > errors_before:
         return None
-    line, column = node_position(node)
-    where = Where(ctx.path, line, column, FrozenMap(positions))
-    obj = cls(**values, where=where) if "where" in {f.name for f in dataclasses.fields(cls)} else cls(**values)
+    if plan.has_where:
+        line, column = node_position(node)
+        values["where"] = Where(ctx.path, line, column, FrozenMap(positions))
+    obj = cls(**values)
     check = getattr(obj, "check", None)
     if check is not None:
         before = ctx.error_count()
@@ -193,61 +213,80 @@ def build(cls: type, node: yaml.Node, ctx: BuildContext, what: str) -> Any:
 
 def convert(tp: Any, node: yaml.Node, ctx: BuildContext, what: str) -> Any:
     """Convert one YAML node to the Python type `tp`; report and return None when it does not fit."""
+    return converter_for(tp)(node, ctx, what)
+
+
+@functools.cache
+def converter_for(tp: Any) -> Converter:
+    """The function that converts a YAML node to `tp` (see the module's docstring for the types)."""
     origin = get_origin(tp)
     if origin is typing.Annotated:
         base, *extras = get_args(tp)
         parse = next((e for e in extras if isinstance(e, Parse)), None)
-        if parse is None:
-            return convert(base, node, ctx, what)
-        if not isinstance(node, yaml.ScalarNode) or scalar_value(node) is None:
-            ctx.error_at(node, f"{what} must be {parse.expected}, got {_kind_of(node)}")
-            return None
-        try:
-            return parse.fn(scalar_value(node))
-        except SpecValueError as exc:
-            ctx.error_at(node, f"{what}: {exc.message}", exc.hint, exc.offset)
-            return None
+        return converter_for(base) if parse is None else functools.partial(_convert_parsed, parse)
     if origin in (typing.Union, types.UnionType):
-        options = [a for a in get_args(tp) if a is not type(None)]
-        if isinstance(node, yaml.ScalarNode) and scalar_value(node) is None:
-            return None
-        return convert(_option_for(options, node), node, ctx, what)
+        options = tuple(a for a in get_args(tp) if a is not type(None))
+        return functools.partial(_convert_optional, options)
     if origin is Literal:
-        allowed = get_args(tp)
-        value = scalar_value(node) if isinstance(node, yaml.ScalarNode) else _MISSING
-        if value not in allowed:
-            choices = ", ".join(str(a) for a in allowed)
-            hint = did_you_mean(str(value), allowed) if isinstance(value, str) else None
-            ctx.error_at(node, f"{what} must be one of {choices}, got {_kind_of(node)}", hint)
-            return None
-        return value
+        return functools.partial(_convert_choice, get_args(tp))
     if origin is tuple:
-        item_type = get_args(tp)[0]
-        if not isinstance(node, yaml.SequenceNode):
-            ctx.error_at(node, f"{what} must be a list, got {_kind_of(node)}", "write it as [a, b] or one `- item` per line")
-            return None
-        items = [convert(item_type, child, ctx, f"{what}[{i}]") for i, child in enumerate(node.value)]
-        return None if any(i is None for i in items) else tuple(items)
+        return functools.partial(_convert_list, converter_for(get_args(tp)[0]))
     if tp is FrozenMap:
-        return _convert_text_map(node, ctx, what)
+        return _convert_text_map
     if dataclasses.is_dataclass(tp):
-        return build(tp, node, ctx, what)
-    return _convert_plain(tp, node, ctx, what)
+        return functools.partial(build, tp)
+    return functools.partial(_convert_plain, tp)
 
 
-def _option_for(options: list[Any], node: yaml.Node) -> Any:
+def _convert_parsed(parse: Parse, node: yaml.Node, ctx: BuildContext, what: str) -> Any:
+    if not isinstance(node, yaml.ScalarNode) or scalar_value(node) is None:
+        ctx.error_at(node, f"{what} must be {parse.expected}, got {_kind_of(node)}")
+        return None
+    try:
+        return parse.fn(scalar_value(node))
+    except SpecValueError as exc:
+        ctx.error_at(node, f"{what}: {exc.message}", exc.hint, exc.offset)
+        return None
+
+
+def _convert_optional(options: tuple[Any, ...], node: yaml.Node, ctx: BuildContext, what: str) -> Any:
+    if isinstance(node, yaml.ScalarNode) and scalar_value(node) is None:
+        return None
+    return converter_for(_option_for(options, node))(node, ctx, what)
+
+
+def _convert_choice(allowed: tuple[Any, ...], node: yaml.Node, ctx: BuildContext, what: str) -> Any:
+    value = scalar_value(node) if isinstance(node, yaml.ScalarNode) else _MISSING
+    if value not in allowed:
+        choices = ", ".join(str(a) for a in allowed)
+        hint = did_you_mean(str(value), allowed) if isinstance(value, str) else None
+        ctx.error_at(node, f"{what} must be one of {choices}, got {_kind_of(node)}", hint)
+        return None
+    return value
+
+
+def _convert_list(convert_item: Converter, node: yaml.Node, ctx: BuildContext, what: str) -> Any:
+    if not isinstance(node, yaml.SequenceNode):
+        ctx.error_at(node, f"{what} must be a list, got {_kind_of(node)}", "write it as [a, b] or one `- item` per line")
+        return None
+    items = [convert_item(child, ctx, f"{what}[{i}]") for i, child in enumerate(node.value)]
+    return None if any(i is None for i in items) else tuple(items)
+
+
+@functools.cache
+def _shape(tp: Any) -> str:
+    base = get_args(tp)[0] if get_origin(tp) is typing.Annotated else tp
+    if get_origin(base) is tuple:
+        return "list"
+    if base is FrozenMap or dataclasses.is_dataclass(base):
+        return "mapping"
+    return "scalar"
+
+
+def _option_for(options: tuple[Any, ...], node: yaml.Node) -> Any:
     """Of a union's types, the one whose YAML shape (list, mapping, scalar) matches the node."""
-
-    def shape(tp: Any) -> str:
-        base = get_args(tp)[0] if get_origin(tp) is typing.Annotated else tp
-        if get_origin(base) is tuple:
-            return "list"
-        if base is FrozenMap or dataclasses.is_dataclass(base):
-            return "mapping"
-        return "scalar"
-
     wanted = {yaml.SequenceNode: "list", yaml.MappingNode: "mapping"}.get(type(node), "scalar")
-    fitting = [o for o in options if shape(o) == wanted] or options
+    fitting = [o for o in options if _shape(o) == wanted] or list(options)
     if wanted == "scalar":
         value = scalar_value(node)  # type: ignore[arg-type]
         exact = [o for o in fitting if isinstance(o, type) and type(value) is o]

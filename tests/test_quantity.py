@@ -13,6 +13,7 @@ from rtm.errors import SpecValueError
 from rtm.quantity import (
     BINARY_SUFFIXES,
     DECIMAL_SUFFIXES,
+    MAX_CPU_MILLIS,
     cpu_millis,
     format_cpu,
     format_memory,
@@ -166,9 +167,31 @@ def test_format_memory_round_trips(n: int) -> None:
     assert memory_bytes(format_memory(n)) == n
 
 
-@given(st.integers(min_value=0, max_value=10**15))
+@given(st.integers(min_value=0, max_value=MAX_CPU_MILLIS))
 def test_format_cpu_round_trips(millis: int) -> None:
     assert cpu_millis(format_cpu(millis)) == millis
+
+
+@pytest.mark.parametrize(
+    ("value", "parse", "expected"),
+    [("1e30", cpu_millis, "more CPU than an engine can be given"),
+     (f"{MAX_CPU_MILLIS + 1}m", cpu_millis, "more CPU"),
+     ("8Ei", memory_bytes, "more memory than an engine can be given"),
+     ("99999999999999999999Ei", memory_bytes, "more memory"),
+     ("1e19", memory_bytes, "more memory")],
+)
+def test_amounts_over_the_engines_64_bit_fields_are_refused(value: str, parse, expected: str) -> None:
+    """Docker's NanoCpus and Memory are int64: "1e30" used to pass and fail at Docker, and a huge
+    Ei memory was silently clamped to 2^63-1."""
+    with pytest.raises(SpecValueError) as caught:
+        parse(value)
+    assert expected in caught.value.message
+
+
+def test_the_largest_amounts_the_engines_take_still_pass() -> None:
+    assert cpu_millis(f"{MAX_CPU_MILLIS}m") == MAX_CPU_MILLIS
+    assert memory_bytes(str(2**63 - 1)) == 2**63 - 1
+    assert memory_bytes("7Ei") == 7 * 2**60
 
 
 _SUFFIXES = [s for s in DECIMAL_SUFFIXES] + list(BINARY_SUFFIXES)
@@ -224,7 +247,7 @@ def test_every_grammar_string_parses_to_its_value(case: tuple[str, Fraction]) ->
 @given(grammar_quantities(), grammar_quantities())
 def test_cpu_millis_is_monotone(first: tuple[str, Fraction], second: tuple[str, Fraction]) -> None:
     (low, _), (high, _) = sorted([first, second], key=lambda case: case[1])
-    if parse_quantity(low) >= 0:
+    if 0 <= parse_quantity(low) and parse_quantity(high) * 1000 <= MAX_CPU_MILLIS:
         assert cpu_millis(low) <= cpu_millis(high)
 
 

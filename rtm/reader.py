@@ -1,0 +1,212 @@
+"""The one bounded, position-aware YAML reader: spec files, the config file and the web config.
+
+Reading is bounded: only regular files are read (a FIFO, /dev/zero or a terminal is refused
+without blocking), and at most MAX_FILE_BYTES of them. Composing keeps every node's line and
+column and uses libyaml's C parser when PyYAML has it; libyaml refuses nesting deeper than
+MAX_DEPTH levels with a position, and the pure-Python composer (used only where the C extension
+is missing, said once in the debug log) is held to the same limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gc
+import logging
+import os
+import stat
+import sys
+import threading
+import types
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+from yaml.nodes import Node, ScalarNode
+
+MAX_FILE_BYTES = 16 * 1024 * 1024  # 16 MiB
+MAX_DEPTH = 1000  # libyaml's own limit of nested collections
+REWORD_ERRORS_BELOW = 1024 * 1024  # characters; see _raise_as_pure_python
+STR_TAG = "tag:yaml.org,2002:str"
+
+HAS_LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
+_log = logging.getLogger("rtm.reader")
+_told_pure_python = False
+
+
+class FileRefused(OSError):
+    """A path the reader will not read: not a regular file, or larger than the limit."""
+
+    def __init__(self, path: Path | str, reason: str, hint: str) -> None:
+        super().__init__(errno.EINVAL, reason, str(path))
+        self.reason = reason
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.reason} ({self.hint})"
+
+
+def read_bounded(path: Path | str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; FileRefused otherwise, OSError as usual."""
+    # O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting for one
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FileRefused(path, f"not a regular file ({_file_type(mode)})", "name a spec or config file, not a device, pipe or socket")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise FileRefused(path, f"larger than {_size(limit)}", f"files over {_size(limit)} are not read; split it into several files")
+    return data
+
+
+def read_text(path: Path | str, limit: int = MAX_FILE_BYTES) -> str:
+    """read_bounded, decoded as UTF-8 (UnicodeDecodeError when it is not)."""
+    return read_bounded(path, limit).decode("utf-8")
+
+
+def loader() -> type:
+    """libyaml's safe loader when PyYAML was built with it, else the pure-Python one."""
+    global _told_pure_python
+    if HAS_LIBYAML:
+        return yaml.CSafeLoader
+    if not _told_pure_python:
+        _told_pure_python = True
+        _log.debug("PyYAML has no libyaml C extension here: YAML is read with the slower pure-Python parser")
+        # its composer takes three frames per level of nesting, up to MAX_DEPTH levels
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 3 * MAX_DEPTH + 1000))
+    return _DepthLimitedLoader
+
+
+def compose_all(text: str) -> Iterator[Node]:
+    """The root node of each YAML document, with positions. Raises yaml.YAMLError on bad YAML."""
+    active = loader()(text)
+    try:
+        while active.check_node():
+            yield active.get_node()
+    except yaml.YAMLError:
+        _raise_as_pure_python(text)
+        raise
+    finally:
+        active.dispose()
+
+
+def compose(text: str) -> Node | None:
+    """The root node of a single-document text (None when it is empty)."""
+    active = loader()(text)
+    try:
+        return active.get_single_node()
+    except yaml.YAMLError:
+        _raise_as_pure_python(text)
+        raise
+    finally:
+        active.dispose()
+
+
+def _raise_as_pure_python(text: str) -> None:
+    """libyaml words its errors differently (and sometimes places them elsewhere) than PyYAML,
+    whose messages and positions users and scripts already know: an invalid text of a sane size
+    is composed again by PyYAML for its error. Returns only when PyYAML finds none."""
+    if not HAS_LIBYAML or len(text) > REWORD_ERRORS_BELOW:
+        return
+    again = _DepthLimitedLoader(text)
+    try:
+        while again.check_node():
+            again.get_node()
+    except yaml.YAMLError as pure_error:
+        raise pure_error from None
+    finally:
+        again.dispose()
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = False
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold Python's cycle collector while a text becomes nodes and values: they form no cycles,
+    and the collector would otherwise walk the growing tree again and again (over half the time
+    of a large file). Nested and concurrent uses are counted; the last one restores it."""
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def yaml_error_position(exc: yaml.YAMLError) -> tuple[int | None, int | None, str]:
+    """1-based line and column of a YAML error (None when unknown) and its message."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        return (mark.line + 1, mark.column + 1, message) if mark else (None, None, message)
+    return None, None, str(exc)
+
+
+# ----------------------------------------------------------------------------------------------
+# Scalars
+
+
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+
+def scalar_value(node: ScalarNode) -> Any:
+    """The Python value PyYAML's safe loader gives this scalar (int, float, bool, None or str)."""
+    if node.tag == STR_TAG:
+        return node.value
+    constructors = _CONSTRUCTOR.yaml_constructors
+    construct = constructors.get(node.tag, constructors[None])
+    value = construct(_CONSTRUCTOR, node)
+    if isinstance(value, types.GeneratorType):  # a collection tag on a scalar: raises as PyYAML does
+        data = next(value)
+        for _ in value:
+            pass
+        return data
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# The pure-Python fallback
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """PyYAML's composer recurses once per level: refuse what libyaml refuses, before Python's
+    recursion limit does it less clearly."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, "exceeded maximum nesting depth", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+
+
