@@ -6,7 +6,9 @@ who holds it), then runs
 - the supervisor (console/supervisor): probes, failover, load-balancer membership and
   autoscaling for every workload in the specs folder, reloading the specs when they change;
 - the Prometheus exporter over the shared poller, with the agent's state as JSON at
-  `/agent/state` on the same address (and the same TLS and basic auth);
+  `/agent/state` on the same address (and the same TLS and basic auth), including the alerts
+  firing now (`alerts`: the spec thresholds evaluated on every poll, silences applied; the
+  agent writes their firing and resolving to the event log);
 - the local functions runtime, when functions run locally.
 
 It logs JSON lines to stderr, makes every change through the action gate in agent mode (each
@@ -216,6 +218,10 @@ class Agent:
             upstream_path=config.load_balancer.upstream_path, reload_command=config.load_balancer.reload_command,
             tolerance=config.autoscaler.tolerance, autoscale_interval=options.autoscale_interval, tick=options.tick,
         )  # fmt: skip
+        from console.exporter.firing import AlertWatch
+
+        # The agent runs the control loops, so it is the one that writes alert events.
+        self.alerts = AlertWatch(config.specs_dir, config.data_dir, self.events, write_events=True)
         self.poller: Any = None
         self.exporter: Any = None
         self.state_server: StateServer | None = None
@@ -231,6 +237,7 @@ class Agent:
             "functions_runtime": self.functions_runtime.url if self.functions_runtime is not None else None,
             "notes": list(self.notes),
         }
+        state["alerts"] = self.alerts.to_json()
         return state
 
     def start(self) -> None:
@@ -273,6 +280,7 @@ class Agent:
         if not add_state_route(server, self.state):
             raise AgentStartError("the exporter's server cannot take the /agent/state route")
         if self.poller is not None:
+            self.poller.subscribe(self.alerts.update)
             self.poller.start()
         server.mark_started()
         self.url = server.url
@@ -373,6 +381,7 @@ def run_agent(args: argparse.Namespace) -> int:
             log.info("stopping: workloads keep running")
         finally:
             agent.stop()
+            agent_info_path(ctx.config.data_dir).unlink(missing_ok=True)  # before the lock is released
         log.info("agent stopped")
         return 0
     except AgentStartError as error:

@@ -163,3 +163,23 @@ def test_a_bad_web_config_stops_the_agent_before_it_serves(tmp_path):
     assert agent.returncode == 1
     assert "rtm-console agent:" in err and "cert" in err
     assert lock_holder(agent_lock_path(tmp_path / "data")) is None
+
+
+def test_agent_serves_the_firing_alerts_and_writes_their_events(tmp_path):
+    (tmp_path / "specs").mkdir()
+    port = _free_port()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "agent", "--specs", str(tmp_path / "specs"), "--listen", f"127.0.0.1:{port}"],
+        env={**_env(tmp_path), "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}, cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        state = wait_for(lambda: (s := _state(port)) and s.get("alerts") and s, what="a firing alert in the agent's state")
+        (alert,) = [a for a in state["alerts"] if a["alert"] == "RtmBackendDown"]
+        assert alert["subject"].startswith("docker@") and alert["severity"] == "critical" and alert["silenced_until"] is None
+        events = tmp_path / "data" / "events.jsonl"
+        wait_for(lambda: events.exists() and '"alert_firing"' in events.read_text(), what="the alert_firing event")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.communicate(timeout=30)
+    assert agent.returncode == 0

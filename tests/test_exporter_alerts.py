@@ -105,3 +105,47 @@ def test_nothing_is_breached_by_a_quiet_workload():
     quiet = [container("web-0", cpu_ratio=0.01), container("web-1", cpu_ratio=0.02)]
     assert breached(list(thresholds.values()), _state(quiet), [], NOW) == ()
     assert [b.threshold.alert for b in breached(list(thresholds.values()), _state(quiet[:1]), [], NOW)] == ["RtmWorkloadReplicasMissing"]
+
+
+def test_no_replica_is_missing_before_a_container_backend_has_answered():
+    thresholds, _ = web_thresholds()
+    pending = BackendState("docker@local", "containers", Availability("docker", "unix:///d.sock", "pending"))
+    assert breached(list(thresholds.values()), PollState({"docker@local": pending}, 1), [], NOW) == ()
+
+
+def _watch(tmp_path, write_events):
+    from console.eventlog import EventLog
+    from console.exporter.firing import AlertWatch
+
+    thresholds, _ = web_thresholds()
+    log = EventLog(tmp_path / "events.jsonl")
+    clock = iter(range(int(NOW), int(NOW) + 100, 10))
+    return AlertWatch(None, tmp_path, log, write_events=write_events, clock=lambda: float(next(clock)),
+                      thresholds=list(thresholds.values())), log
+
+
+def _polls(*container_lists):
+    return [PollState(_state(containers).backends, version) for version, containers in enumerate(container_lists, 1)]
+
+
+def test_the_loop_running_watch_writes_firing_once_and_resolving_once(tmp_path):
+    watch, log = _watch(tmp_path, write_events=True)
+    busy = [container("web-0", cpu_ratio=0.09), container("web-1", cpu_ratio=0.08)]
+    quiet = [container("web-0", cpu_ratio=0.01), container("web-1", cpu_ratio=0.01)]
+    for state in _polls(busy, busy, busy, quiet):
+        watch.update(state)
+    assert [(e.kind, e.target, e.details["alert"]) for e in log.read()] == [
+        ("alert_firing", "web", "RtmWorkloadCpuAboveTarget"), ("alert_resolved", "web", "RtmWorkloadCpuAboveTarget")]
+    assert watch.current() == ()
+
+
+def test_a_display_only_watch_shows_since_when_and_writes_nothing(tmp_path):
+    watch, log = _watch(tmp_path, write_events=False)
+    busy = [container("web-0", cpu_ratio=0.09), container("web-1", cpu_ratio=0.08)]
+    for state in _polls(busy, busy):
+        watch.update(state)
+    (alert,) = watch.current()
+    assert (alert.alert, alert.subject, alert.since, round(alert.value)) == ("RtmWorkloadCpuAboveTarget", "web", NOW, 85)
+    assert log.read() == []
+    watch.silences.add("RtmWorkloadCpuAboveTarget", "web", 600)
+    assert watch.counts() == (0, 1) and watch.to_json()[0]["silenced_until"] is not None

@@ -68,6 +68,7 @@ class Background:
 
 def _run(ctx: AppContext, args: argparse.Namespace) -> int:
     from console.cordons import CordonStore
+    from console.exporter.firing import AlertWatch
     from console.tui.app import RtmConsole
     from console.tui.services import ConsoleOptions, ConsoleServices
 
@@ -77,8 +78,9 @@ def _run(ctx: AppContext, args: argparse.Namespace) -> int:
     kiosk = ctx.mode == "kiosk"
     background = Background()
     exporting = _start_exporter(ctx, poller, background)
+    loops_here = False
     if not kiosk:
-        _start_loops(ctx, backends, background)
+        loops_here = _start_loops(ctx, backends, background)
         _host_functions(ctx, handlers, background)
     options = ConsoleOptions(
         mode="kiosk" if kiosk else "interactive",
@@ -106,6 +108,8 @@ def _run(ctx: AppContext, args: argparse.Namespace) -> int:
         backends={backend.name: backend for backend in backends},
         header_notes=tuple(background.notes),
         poll_clock=poller.clock,
+        # Alerts are shown by every console; only the process running the loops writes their events.
+        alerts=AlertWatch(config.specs_dir, config.data_dir, ctx.events, write_events=loops_here),
     )
     app = RtmConsole(services, options)
     poller.start()
@@ -163,25 +167,27 @@ def _start_exporter(ctx: AppContext, poller: Poller, background: Background) -> 
     return True
 
 
-def _start_loops(ctx: AppContext, backends: list[Any], background: Background) -> None:
-    """The control loops (probes, failover, autoscaling) run here when no agent runs them."""
+def _start_loops(ctx: AppContext, backends: list[Any], background: Background) -> bool:
+    """The control loops (probes, failover, autoscaling) run here when no agent runs them;
+    True when they do."""
     try:
         from console.supervisor.embedded import EmbeddedLoops
     except ImportError:
-        return
+        return False
     loops = EmbeddedLoops(ctx)
     engines = {b.engine.name: b for b in backends if getattr(b, "kind", "") == "containers" and hasattr(b, "engine")}
     try:
         started = loops.start(engines)
     except Exception as exc:  # the console still works without its loops
         background.notes.append(f"control loops not started: {log_exception(exc, 'starting the control loops')}")
-        return
+        return False
     if started:
         background.stops.append(loops.stop)
         background.notes.append("control loops: here")
     else:
         holder = loops.holder() or {}
         background.notes.append(f"control loops: {holder.get('role', 'agent')} pid {holder.get('pid', '?')}")
+    return bool(started)
 
 
 def _host_functions(ctx: AppContext, handlers: dict[str, Any], background: Background) -> None:

@@ -253,8 +253,12 @@ def breached(thresholds: Sequence[Threshold], state: PollState, events: Sequence
     `now` is the wall-clock time (epoch seconds) the event windows end at.
     """
     containers = [c for c in state.items("containers") if isinstance(c, ContainerInfo)]
+    # Before any container backend has answered, no replica is known to be missing or busy.
+    polled = any(backend.snapshot is not None for backend in state.of_kind("containers"))
     found: list[Breach] = []
     for t in thresholds:
+        if not polled and t.kind in ("cpu_utilization", "memory_utilization", "replicas_missing"):
+            continue
         mine = [c for c in containers if c.workload == t.workload]
         running = [c for c in mine if c.state == "running"]
         if t.kind == "backend_down":

@@ -1,4 +1,4 @@
-"""The rtm-console app: header, six panes, bindings, live data from the poller, gated actions.
+"""The rtm-console app: header, seven panes, bindings, live data from the poller, gated actions.
 
 Live data: the poller calls `_on_poll` from its worker threads; the newest state is kept and a
 message is posted to the app (non-blocking, so a poller thread never waits on the screen and
@@ -16,32 +16,30 @@ the debug log, never show a traceback.
 from __future__ import annotations
 
 import gc
-import json
 import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual import on
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from backends.records import ContainerInfo, NodeInfo
+from console.exporter.firing import AlertWatch
 from console.poller import PollState
 from console.tui import actions
+from console.tui.gated import GatedActions
 from console.tui.history import NodeHistory
-from console.tui.panes.events import EventsPane
-from console.tui.panes.nodes import NodesPane
+from console.tui.navigation import Navigation
 from console.tui.panes.resource import ResourcePane
-from console.tui.panes.runtimes import ContainersPane, FunctionsPane, VmsPane
 from console.tui.panes.specs import SpecsPane
 from console.tui.planning import find_specs
+from console.tui.registry import KIOSK_CYCLE, PANE_CLASSES, PANES
 from console.tui.screens.details import DetailsScreen
-from console.tui.screens.dialogs import ConfirmScreen, OutputScreen, TextPromptScreen, UnsavedScreen
+from console.tui.screens.dialogs import UnsavedScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.placement import PlacementScreen
 from console.tui.screens.scaling import ScalingScreen
@@ -50,42 +48,14 @@ from console.tui.views import NodeRates, Row, row_key
 from console.tui.widgets.status_header import HeaderInfo, StatusHeader
 from themes import EDITOR_THEMES, STYLESHEET, THEME_NAMES, THEMES
 
-# (pane id, title, key)
-PANES: tuple[tuple[str, str, str], ...] = (
-    ("nodes", "Nodes", "1"),
-    ("containers", "Containers", "2"),
-    ("vms", "VMs", "3"),
-    ("functions", "Functions", "4"),
-    ("specs", "Specs", "5"),
-    ("events", "Events", "6"),
-)
-PANE_CLASSES = {
-    "nodes": NodesPane,
-    "containers": ContainersPane,
-    "vms": VmsPane,
-    "functions": FunctionsPane,
-    "specs": SpecsPane,
-    "events": EventsPane,
-}
-# What the `:` prompt understands as a pane (k9s-style short forms included).
-PANE_ALIASES = {
-    "nodes": ("no", "node", "nodes", "machines"),
-    "containers": ("co", "container", "containers", "docker", "pods", "po"),
-    "vms": ("vm", "vms", "domains", "virt"),
-    "functions": ("fn", "func", "function", "functions", "lambda"),
-    "specs": ("sp", "spec", "specs", "editor"),
-    "events": ("ev", "event", "events"),
-}
-ALIAS_TO_PANE = {alias: pane for pane, aliases in PANE_ALIASES.items() for alias in aliases}
-KIOSK_CYCLE = ("nodes", "containers", "vms", "functions", "events")
-EXEC_TIMEOUT = 30.0  # seconds a command run with exec may take
+__all__ = ["PANES", "RtmConsole"]
 
 
 class PollUpdated(Message):
     """A newer poll state is waiting in `RtmConsole._pending`."""
 
 
-class RtmConsole(App[int]):
+class RtmConsole(GatedActions, Navigation, App[int]):
     CSS_PATH = str(STYLESHEET)
     TITLE = "rtm-console"
 
@@ -110,6 +80,9 @@ class RtmConsole(App[int]):
         for theme in THEMES.values():
             self.register_theme(theme)
         self.theme = self.options.theme if self.options.theme in THEMES else "dark"
+        self.alerts = services.alerts or AlertWatch(services.specs_dir, services.data_dir, services.events,
+                                                    write_events=False, clock=services.clock)
+        self.alert_subjects: frozenset[str] = frozenset()  # what the last evaluation named, for the panes
         self.history = NodeHistory()
         self._history_lock = threading.Lock()  # fed on poller threads, read on the event loop
         self.paused = False
@@ -141,6 +114,7 @@ class RtmConsole(App[int]):
         self._unsubscribe = self.services.source.subscribe(self._on_poll)
         latest = self.services.source.latest()
         self._record_history(latest)
+        self.alerts.update(latest)
         self._apply_state(latest)
         self._retune_intervals("nodes")
         self.pane("nodes").focus_table()  # type: ignore[attr-defined]
@@ -176,6 +150,7 @@ class RtmConsole(App[int]):
         """Called on a poller thread: record the node history (every poll counts, even while
         the screen is busy or paused), keep the newest state, wake the app once."""
         self._record_history(state)
+        self.alerts.update(state)
         with self._pending_lock:
             if self._pending is None or state.version > self._pending.version:
                 self._pending = state
@@ -194,6 +169,7 @@ class RtmConsole(App[int]):
         if self.state is not None and state.version < self.state.version:
             return
         self.state = state
+        self.alert_subjects = frozenset(alert.key for alert in self.alerts.current())
         self.header.show(self._header())
         if self.paused:
             return
@@ -236,6 +212,7 @@ class RtmConsole(App[int]):
             self.options.refresh_interval,
             self.paused,
             " │ ".join(self.services.header_notes),
+            self.alerts.counts(),
         )
 
     def _retune_intervals(self, active: str) -> None:
@@ -299,69 +276,6 @@ class RtmConsole(App[int]):
             (console if active.node is self else local).append((label, description))
         console.append((self.get_key_display(Binding(self.COMMAND_PALETTE_BINDING, "")), "Command palette: every action by name"))
         return [("Console", console), (f"{self.active_pane.capitalize()} pane", local)]
-
-    def action_prompt(self) -> None:
-        suggestions = sorted(ALIAS_TO_PANE) + sorted({row.name for row in self._all_rows()})
-        self.push_screen(
-            TextPromptScreen(":", suggestions, placeholder="pane or resource name (nodes, co, vm, fn, web-0 …)", bottom=True),
-            callback=lambda text: self.jump(text) if text else None,
-        )
-
-    def _all_rows(self) -> Iterable[Row]:
-        for pane_id, _, _ in PANES:
-            pane = self.pane(pane_id)
-            if isinstance(pane, ResourcePane):
-                yield from pane.table.all_rows
-
-    def jump(self, text: str) -> bool:
-        """k9s-style: a pane (`co`, `vms`), a pane and a name (`co web-0`), KIND/NAME, a name."""
-        words = text.strip().split()
-        if not words:
-            return False
-        first = words[0].lower().rstrip("/")
-        if "/" in first and len(words) == 1:
-            kind, _, name = words[0].partition("/")
-            pane = ALIAS_TO_PANE.get(kind.lower())
-            return self._select_in(pane, name) if pane else self._nothing(text)
-        if first in ALIAS_TO_PANE:
-            pane = ALIAS_TO_PANE[first]
-            self.action_show_pane(pane)
-            return self._select_in(pane, " ".join(words[1:])) if len(words) > 1 else True
-        if first in ("q", "quit"):
-            self.action_quit()
-            return True
-        for command, run in (("help", self.action_help), ("placement", self.action_placement), ("scaling", self.action_scaling)):
-            if first == command:
-                run()
-                return True
-        if first == "theme" and len(words) == 2 and words[1] in THEMES:
-            self.theme = words[1]
-            return True
-        for pane_id, _, _ in PANES:
-            pane = self.pane(pane_id)
-            if isinstance(pane, ResourcePane) and any(row.name == text.strip() for row in pane.table.all_rows):
-                return self._select_in(pane_id, text.strip())
-        return self._nothing(text)
-
-    def _select_in(self, pane_id: str, name: str) -> bool:
-        self.action_show_pane(pane_id)
-        pane = self.pane(pane_id)
-        if not isinstance(pane, ResourcePane):
-            return True
-        pane.refresh_rows()
-        rows = pane.table.all_rows
-        match = next((r for r in rows if r.name == name), None) or next((r for r in rows if r.name.startswith(name)), None)
-        if match is None:
-            return self._nothing(f"{pane_id}/{name}")
-        if not pane.table.select_key(match.key):
-            pane.action_clear_filter()
-            pane.table.select_key(match.key)
-        pane.focus_table()
-        return True
-
-    def _nothing(self, text: str) -> bool:
-        self.notify(f"Nothing is named {text!r}.", severity="warning")
-        return False
 
     # ------------------------------------------------------------------ display control
 
@@ -428,130 +342,6 @@ class RtmConsole(App[int]):
                     return record
         return None
 
-    # ------------------------------------------------------------------ actions
-
-    def run_verb(self, pane: str, verb: str, row: Row) -> None:
-        spec = actions.VERB_BY_NAME[verb]
-        do = actions.carrier(verb, pane, self.services, row.backend)
-        if do is None:
-            self.notify(f"{row.backend} cannot {verb} {row.name}.", severity="warning")
-            return
-        resource = "node" if pane == "nodes" else actions.RESOURCE_OF_PANE[pane]
-        name, target = row.name, f"{resource}/{row.name}"
-        if verb == "exec":
-            def run(command: str | None) -> None:
-                if command:
-                    self.run_gated(spec.action, target, {"command": command, "backend": row.backend},
-                                   lambda: do(name, command, timeout=EXEC_TIMEOUT),
-                                   on_done=lambda value: self.push_screen(OutputScreen(f"{target}: {command}", value)))
-
-            self.ask_text(f"Command to run in {target} (sh -c, at most {EXEC_TIMEOUT:g} s):", run)
-            return
-        if verb == "invoke":
-            def invoke(text: str | None) -> None:
-                try:
-                    payload = json.loads(text) if text else {}
-                except ValueError as exc:
-                    self.notify(f"The payload is not JSON: {exc}", severity="error")
-                    return
-                self.run_gated(spec.action, target, {"payload": payload}, lambda: do(name, payload),
-                               on_done=lambda value: self.push_screen(OutputScreen(f"{target} invoked", value)))
-
-            self.ask_text(f"JSON payload for {target} (empty: {{}}):", invoke)
-            return
-        self.run_gated(spec.action, target, {"backend": row.backend}, lambda: do(name))
-
-    def run_gated(self, action: str, target: str, params: dict[str, Any], fn: Callable[[], Any],
-                  destructive: bool = False, confirm: str | None = None,
-                  on_done: Callable[[Any], None] | None = None) -> None:
-        """Run `fn` through the gate in a thread worker. `confirm` asks first in the console (for
-        steps the operator confirms though the gate would not ask, such as executing a
-        scaling decision); `on_done` gets the value of a successful run on the event loop."""
-        if confirm is None:
-            self._gated_worker(action, target, params, fn, destructive, on_done)
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._gated_worker(action, target, params, fn, destructive, on_done)
-
-        self.push_screen(ConfirmScreen(confirm), callback=answered)
-
-    @work(thread=True, group="actions")
-    def _gated_worker(self, action: str, target: str, params: dict[str, Any], fn: Callable[[], Any],
-                      destructive: bool, on_done: Callable[[Any], None] | None) -> None:
-        result = self.services.gate.run(action, target, params, fn, destructive=destructive)
-        self.call_from_thread(self._action_done, result, on_done)
-        self.services.source.refresh_now()
-
-    def _action_done(self, result: Any, on_done: Callable[[Any], None] | None = None) -> None:
-        if result.ok:
-            self.notify(result.message)
-            if on_done is not None:
-                on_done(result.value)
-        elif result.error in ("refused_read_only", "not_confirmed"):
-            self.notify(result.message, severity="warning")
-        else:
-            self.notify(result.message, severity="error", timeout=10)
-
-    def confirm_from_worker(self, question: str) -> bool:
-        """The gate's confirm: called on an action's worker thread, answered in a modal dialog."""
-        answer: Future[bool] = Future()
-        try:
-            self.call_from_thread(lambda: self.push_screen(ConfirmScreen(question), callback=answer.set_result))
-        except RuntimeError:  # the app is not running (closing): nobody can answer
-            return False
-        while True:
-            try:
-                return bool(answer.result(timeout=0.2))
-            except TimeoutError:
-                if not self.is_running:
-                    return False
-
-    def apply_documents(self, path: Path, documents: Iterable[Any]) -> None:
-        runtimes = [d for d in documents if d.runtime_kind]
-        if not runtimes:
-            self.notify("Nothing to apply: the spec names no runtime.", severity="warning")
-            return
-        self.plan_apply(path, runtimes)
-
-    @work(thread=True, group="actions")
-    def plan_apply(self, path: Path, documents: list[Any]) -> None:
-        from console.commands.resources import RESOURCE_OF_KIND  # the CLI's mapping of kinds
-
-        plans = []
-        for document in documents:
-            resource = RESOURCE_OF_KIND[document.runtime_kind]
-            handler = self.services.handler(resource)
-            if handler is None:
-                self.call_from_thread(self.notify, f"{document.label}: no {resource} backend is available", severity="error")
-                return
-            try:
-                plans.append((document, handler, handler.plan(document, path.parent)))
-            except Exception as exc:  # one line for people; the traceback goes to the debug log
-                from console.diagnostics import log_exception
-
-                self.call_from_thread(self.notify, log_exception(exc, f"planning {document.label}"), severity="error")
-                return
-        lines = [f"{c.action:<9} {c.resource}" + (f"  ({c.note})" if c.note else "") for _, _, changes in plans for c in changes]
-        if all(c.action == "unchanged" for _, _, changes in plans for c in changes):
-            self.call_from_thread(self.notify, "Nothing to apply: the live state matches the spec.")
-            return
-
-        def confirmed(yes: bool | None) -> None:
-            if not yes:
-                return
-            for document, handler, changes in plans:
-                replacing = any(c.action in ("replace", "delete") for c in changes)
-                self.run_gated(
-                    "workload.apply", document.label,
-                    {"file": document.path, "document": document.index + 1, "changes": [c.to_json() for c in changes]},
-                    lambda d=document, h=handler, c=changes: h.apply(d, path.parent, c, progress=lambda line: None),
-                    destructive=replacing,
-                )
-
-        self.call_from_thread(self.push_screen, ConfirmScreen(f"Apply {path.name}?", "\n".join(lines)), confirmed)
-
     # ------------------------------------------------------------------ editor questions
 
     def ask_unsaved(self, specs: SpecsPane, proceed: Callable[[], None]) -> None:
@@ -573,9 +363,6 @@ class RtmConsole(App[int]):
         if ok and follow_up is not None:
             follow_up()
 
-    def ask_text(self, prompt: str, callback: Callable[[str | None], None]) -> None:
-        self.push_screen(TextPromptScreen(prompt), callback=callback)
-
     # ------------------------------------------------------------------ quitting
 
     async def action_quit(self) -> None:
@@ -590,50 +377,6 @@ class RtmConsole(App[int]):
 
     async def action_help_quit(self) -> None:
         await self.action_quit()
-
-    # ------------------------------------------------------------------ command palette
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        for pane, title, key in PANES:
-            yield SystemCommand(f"Show {title}", f"Switch to the {title} pane (key {key})",
-                                lambda pane=pane: self.action_show_pane(pane))
-        yield SystemCommand("Jump to a pane or resource", "The : prompt (k9s style)", self.action_prompt)
-        yield SystemCommand("Filter the table", "Show only rows containing some words (/)", self._filter_current)
-        yield SystemCommand("Pause or resume the display", "Data keeps being collected (p)", self.action_toggle_pause)
-        yield SystemCommand("Refresh now", "Poll every backend now (r)", self.action_refresh)
-        for name in THEME_NAMES:
-            yield SystemCommand(f"Theme: {name}", f"Switch to the {name} theme (t cycles)",
-                                lambda name=name: setattr(self, "theme", name))
-        yield SystemCommand("Placement preview", "Where a workload's replicas would go (P)", self.action_placement)
-        yield SystemCommand("Scaling decisions", "Horizontal and vertical decisions for a workload (H)", self.action_scaling)
-        yield SystemCommand("Show key bindings", "Every key that works here (?)", self.action_help)
-        yield from self._resource_commands()
-        specs = self.pane("specs")
-        yield SystemCommand("Save spec", "Write the editor's text to its file (Ctrl+S)", specs.action_save)
-        yield SystemCommand("New spec", "Start a new spec file (Ctrl+N)", specs.action_new_spec)
-        if specs.check_action("apply", ()):
-            yield SystemCommand("Apply spec", "Show what will change, then apply (F6)", specs.action_apply)
-        if not self.options.kiosk_lock:
-            yield SystemCommand("Quit", "Leave rtm-console (q)", self.action_quit)
-
-    def _filter_current(self) -> None:
-        pane = self.pane(self.active_pane)
-        if isinstance(pane, ResourcePane):
-            pane.action_filter()
-
-    def _resource_commands(self) -> Iterable[SystemCommand]:
-        pane_id = self.active_pane
-        pane = self.pane(pane_id)
-        if not isinstance(pane, ResourcePane):
-            return
-        row = pane.table.selected_row()
-        if row is None:
-            return
-        yield SystemCommand(f"Details of {row.name}", "Inspect, describe, logs (Enter)", pane.action_details)
-        for spec in actions.offered(pane_id, self.services):
-            yield SystemCommand(f"{spec.label} {row.name}", f"{spec.action} through the action gate",
-                                lambda verb=spec.verb: pane.action_resource(verb))
-
 
 def _log_fatal(app: RtmConsole) -> str:
     import sys

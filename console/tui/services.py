@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from backends.base import Availability, Backend, BackendKind
 from backends.handlers import RuntimeHandler
@@ -79,6 +79,7 @@ class ConsoleServices:
     poll_clock: Callable[[], float] = time.monotonic  # the poller's clock, for snapshot ages
     backends: Mapping[str, Backend] = field(default_factory=dict)  # by name, as polled
 
+    alerts: Any = None  # console.exporter.firing.AlertWatch; the app makes a display-only one without
     header_notes: tuple[str, ...] = ()  # what runs beside the screen (loops, runtime, exporter)
 
     def handler(self, resource: str) -> RuntimeHandler | None:

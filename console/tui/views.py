@@ -146,12 +146,23 @@ EVENT_COLUMNS = (
     Column("target", "TARGET"),
     Column("message", "MESSAGE"),
 )
+ALERT_COLUMNS = (
+    Column("alert", "ALERT"),
+    Column("severity", "SEVERITY"),
+    Column("subject", "WORKLOAD/BACKEND"),
+    Column("value", "VALUE", numeric=True),
+    Column("threshold", "THRESHOLD", numeric=True),
+    Column("since", "SINCE"),
+    Column("status", "STATUS"),
+    Column("message", "MESSAGE"),
+)
 COLUMNS: Mapping[str, tuple[Column, ...]] = {
     "nodes": NODE_COLUMNS,
     "containers": CONTAINER_COLUMNS,
     "vms": VM_COLUMNS,
     "functions": FUNCTION_COLUMNS,
     "events": EVENT_COLUMNS,
+    "alerts": ALERT_COLUMNS,
 }
 
 
@@ -326,6 +337,68 @@ def event_row(event: Event, identity: str) -> Row:
     )
     sort_values = ((1, event.time), _text(event.kind), _text(event.workload), _text(event.target), _text(event.message))
     return Row(f"event/{identity}", event.target or event.workload or event.kind, "events", cells, sort_values)
+
+
+def _alert_number(value: float, percent_kind: bool) -> str:
+    text = f"{value:.0f}" if float(value).is_integer() or abs(value) >= 10 else f"{value:.2f}"
+    return text + "%" if percent_kind else text
+
+
+def alert_row(alert: Any, now: float) -> Row:
+    """A firing alert (console.exporter.firing.FiringAlert). Its status says in words whether
+    it is silenced, and until when."""
+    percent_kind = alert.alert.endswith("AboveTarget")
+    status = "firing" if alert.silenced_until is None else f"silenced until {iso_utc(alert.silenced_until)[11:16]} UTC"
+    cells = (
+        alert.alert,
+        alert.severity,
+        alert.subject,
+        "down" if alert.alert == "RtmBackendDown" else _alert_number(alert.value, percent_kind),
+        "up for 1m" if alert.alert == "RtmBackendDown" else _alert_number(alert.limit, percent_kind),
+        f"{iso_utc(alert.since)[11:19]} ({human_duration(max(0.0, now - alert.since))} ago)",
+        status,
+        alert.message,
+    )
+    sort_values = (_text(alert.alert), _text(alert.severity), _text(alert.subject), _num(alert.value),
+                   _num(alert.limit), (1, alert.since), _text(status), _text(alert.message))
+    return Row(f"alert/{alert.alert}/{alert.subject}", alert.subject, "alerts", cells, sort_values)
+
+
+ALERT_MARK = "ALERT"
+
+
+def mark_alerted(rows: Sequence[Row], alerted: frozenset[str]) -> list[Row]:
+    """The rows whose resource or workload an alert names get the word ALERT in their state
+    cell (the second), so the mark reads in monochrome too."""
+    if not alerted:
+        return list(rows)
+    marked = []
+    for row in rows:
+        if row.name in alerted or row.key in alerted:
+            cells = (row.cells[0], f"{row.cells[1]} {ALERT_MARK}", *row.cells[2:])
+            row = Row(row.key, row.name, row.backend, cells, row.sort_values)
+        marked.append(row)
+    return marked
+
+
+def alerted_names(pairs: Iterable[tuple[str, Record]], alerts: Sequence[Any]) -> frozenset[str]:
+    """Names of the containers and VMs that firing alerts concern: named as the alert's subject,
+    or a replica of its workload (a container's workload label; a VM named WORKLOAD or
+    WORKLOAD-N)."""
+    if not alerts:
+        return frozenset()
+    subjects = {alert.subject for alert in alerts}
+    workloads = {alert.workload for alert in alerts if alert.workload}
+    found = set()
+    for _backend, record in pairs:
+        if isinstance(record, ContainerInfo):
+            if record.name in subjects or record.workload in workloads:
+                found.add(record.name)
+        elif isinstance(record, VmInfo):
+            base, _, index = record.name.rpartition("-")
+            if record.name in subjects or record.name in workloads or (index.isdigit() and base in workloads):
+                found.add(record.name)
+    return frozenset(found)
 
 
 class RowBuilder:

@@ -16,7 +16,7 @@ import pytest
 from tui.conftest import recorded_app, wait_for
 
 PANES = ("nodes", "containers", "vms", "functions", "specs", "events")
-KEYS = {"nodes": "1", "containers": "2", "vms": "3", "functions": "4", "specs": "5", "events": "6"}
+KEYS = {"nodes": "1", "containers": "2", "vms": "3", "functions": "4", "specs": "5", "events": "6", "alerts": "7"}
 SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
 
 
@@ -43,6 +43,13 @@ def _show(pane: str):
 def test_pane_snapshot(snap_compare, tmp_path: Path, pane: str, size: str, theme: str) -> None:
     app = recorded_app(tmp_path, theme=theme)
     assert snap_compare(app, terminal_size=SIZES[size], run_before=_show(pane))
+
+
+def test_alerts_pane_snapshot(snap_compare, tmp_path: Path) -> None:
+    """web's recorded replicas above a 50 % target of a 10m request, and the two unreachable
+    backends of the recording; the containers of web are marked ALERT in their pane."""
+    app = recorded_app(tmp_path, specs_dir=Path("tests/tui/fixtures/alert-specs"))
+    assert snap_compare(app, terminal_size=(120, 30), run_before=_show("alerts"))
 
 
 def test_kiosk_header_snapshot(snap_compare, tmp_path: Path) -> None:

@@ -32,11 +32,24 @@ async def test_a_refresh_updates_only_the_changed_cell_and_the_screen_shows_it(t
     async with app.run_test(size=SIZE) as pilot:
         table = await show_pane(pilot, app, "containers")
         before_web0 = _line_of(app, "web-0")
-        assert "55.0%" not in _line_of(app, "web-1")
-        app.services.source.publish(_with_container(app.state, "web-1", app.state.version + 1, cpu_ratio=0.55))
-        assert await wait_for(pilot, lambda: "55.0%" in _line_of(app, "web-1"))
+        assert "8.5%" not in _line_of(app, "web-1")
+        app.services.source.publish(_with_container(app.state, "web-1", app.state.version + 1, cpu_ratio=0.085))
+        assert await wait_for(pilot, lambda: "8.5%" in _line_of(app, "web-1"))
         assert table.last_diff.changed_cells == 1
         assert _line_of(app, "web-0").split() == before_web0.split()  # (a column may have grown)
+
+
+async def test_a_cpu_breach_marks_the_workloads_rows_and_the_header_within_one_refresh(tmp_path: Path) -> None:
+    app = recorded_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await show_pane(pilot, app, "containers")
+        assert "running ALERT" not in screen_text(app)
+        # web's replicas average 28 % of a core against a 0.1-core request: 283 % > the 70 % target
+        app.services.source.publish(_with_container(app.state, "web-1", app.state.version + 1, cpu_ratio=0.55))
+        assert await wait_for(pilot, lambda: "55.0%" in _line_of(app, "web-1"))
+        assert "running ALERT" in _line_of(app, "web-0") and "running ALERT" in _line_of(app, "web-1")
+        assert "running ALERT" not in _line_of(app, "batch-report")
+        assert "3 ALERTS" in screen_text(app)  # with the two unreachable backends of the recording
 
 
 async def test_sorting_by_a_column_redraws_the_rows_in_order(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Input, Static
 from backends.base import Availability, FocusableBackend
 from console.poller import PollState
 from console.tui import actions
-from console.tui.views import COLUMNS, Row, RowBuilder
+from console.tui.views import COLUMNS, PANE_KINDS, Row, RowBuilder, alerted_names, mark_alerted
 from console.tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ EMPTY_HINTS = {
     "vms": "No libvirt host is configured (libvirt.uris, or LIBVIRT_DEFAULT_URI; --sandbox uses test:///default).",
     "functions": "No functions backend is configured.",
     "events": "No events yet: the agent's control loops and apply write them here.",
+    "alerts": "No alert fires.",
 }
 
 
@@ -92,7 +93,7 @@ class ResourcePane(Vertical):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.builder = RowBuilder(self.kind) if self.kind != "events" else None
+        self.builder = RowBuilder(self.kind) if self.kind in PANE_KINDS else None
         self.table = ResourceTable(COLUMNS[self.kind])  # exists before the pane is mounted
         self._state: PollState | None = None
         self._seen: tuple[object, ...] = ()
@@ -126,10 +127,10 @@ class ResourcePane(Vertical):
             self.refresh_rows()
 
     def _fingerprint(self, state: PollState) -> tuple[object, ...]:
-        return tuple(
+        return (self.console.alert_subjects, *(
             (backend.name, id(backend.snapshot), backend.availability, backend.error)
             for backend in state.of_kind(self.kind)  # type: ignore[arg-type]
-        )
+        ))
 
     def refresh_rows(self) -> None:
         if not self._stale or self._state is None or not self.table.is_mounted or not self.query(".banner"):
@@ -189,7 +190,10 @@ class ResourcePane(Vertical):
             if backend.snapshot is not None
             for record in backend.snapshot.items
         ]
-        return self.builder.build(pairs, now, self.console.node_rates())
+        rows = self.builder.build(pairs, now, self.console.node_rates())
+        if self.kind in ("containers", "vms"):
+            rows = mark_alerted(rows, alerted_names(pairs, self.console.alerts.current()))
+        return rows
 
     def _update_banner(self, state: PollState, now: float) -> None:
         services = self.console.services

@@ -85,7 +85,7 @@ class SpecsPane(Vertical):
 
     DEFAULT_CSS = """
     SpecsPane #spec-body { height: 1fr; }
-    SpecsPane #spec-files { width: 26; }
+    SpecsPane #spec-files { width: 26; text-wrap: nowrap; text-overflow: ellipsis; }  /* long names end in … */
     SpecsPane #spec-title { height: 1; padding: 0 1; background: $panel; }
     SpecsPane TextArea { height: 1fr; }
     SpecsPane #spec-findings { height: 6; }

@@ -193,7 +193,7 @@ class ResourceTable(DataTable):
         return sort_rows(rows, self.sort_column, self.sort_reverse)
 
     def _cell(self, row: Row, index: int, text: str) -> Any:
-        style = "bold" if text in ATTENTION else ("dim" if text == MISSING else "")
+        style = "bold" if text in ATTENTION or text.endswith(" ALERT") else ("dim" if text == MISSING else "")
         if index == 0:
             return KeyedText(text, row.key, style=style)
         if self.resource_columns[index].numeric:

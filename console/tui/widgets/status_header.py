@@ -1,7 +1,8 @@
 """The header: the console's mode and each backend's availability, in one to three lines.
 
 `interactive` or `KIOSK read-only` (with `[locked]` when the keyboard cannot quit), PAUSED
-when the display is paused, then every backend as `name state` (up, DOWN, not installed,
+when the display is paused, how many alerts fire (`2 ALERTS`, `no alerts`, silenced ones
+counted apart), then every backend as `name state` (up, DOWN, not installed,
 connecting; "(sandbox)" and "(read-only)" where they apply), and the refresh interval. Words, not only colours, so it reads the same in
 monochrome (NO_COLOR) and high contrast.
 """
@@ -36,6 +37,7 @@ class HeaderInfo:
     interval: float
     paused: bool
     note: str = ""
+    alerts: tuple[int, int] = (0, 0)  # firing (not silenced), silenced
 
 
 def header_text(info: HeaderInfo, width: int = 0, console: Console | None = None) -> Text:
@@ -63,6 +65,14 @@ def _header(info: HeaderInfo, compact: bool) -> Text:
         text.append("interactive")
     if info.paused:
         text.append(" PAUSED", style="bold reverse")
+    firing, silenced = info.alerts
+    text.append(" │ ")
+    if firing:
+        text.append(f"{firing} ALERT{'S' if firing > 1 else ''}", style="bold reverse")
+    else:
+        text.append("no alerts")
+    if silenced:
+        text.append(f" ({silenced} silenced)")
     text.append(" │ ")
     entries: list[tuple[str, Availability]] = []
     if state is not None:

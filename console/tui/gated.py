@@ -1,0 +1,182 @@
+"""Changes from the console: every one runs in a thread worker through the action gate.
+
+`services.gate.run` refuses in kiosk mode, asks before destructive steps (its question is
+shown in a modal dialog, named after the target) and writes the audit log. Results come back
+as notifications; failures name the debug log, never show a traceback. Mixed into the app.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from textual import work
+
+from console.tui import actions
+from console.tui.screens.dialogs import ConfirmScreen, OutputScreen, TextPromptScreen
+from console.tui.views import Row
+from rtm.duration import parse_duration
+
+EXEC_TIMEOUT = 30.0  # seconds a command run with exec may take
+
+
+class GatedActions:
+    """The app's action runner (a mixin of RtmConsole: `self` is the app)."""
+
+    services: Any
+    options: Any
+
+    # ------------------------------------------------------------------ actions
+
+    def run_verb(self, pane: str, verb: str, row: Row) -> None:
+        spec = actions.VERB_BY_NAME[verb]
+        do = actions.carrier(verb, pane, self.services, row.backend)
+        if do is None:
+            self.notify(f"{row.backend} cannot {verb} {row.name}.", severity="warning")
+            return
+        resource = "node" if pane == "nodes" else actions.RESOURCE_OF_PANE[pane]
+        name, target = row.name, f"{resource}/{row.name}"
+        if verb == "exec":
+            def run(command: str | None) -> None:
+                if command:
+                    self.run_gated(spec.action, target, {"command": command, "backend": row.backend},
+                                   lambda: do(name, command, timeout=EXEC_TIMEOUT),
+                                   on_done=lambda value: self.push_screen(OutputScreen(f"{target}: {command}", value)))
+
+            self.ask_text(f"Command to run in {target} (sh -c, at most {EXEC_TIMEOUT:g} s):", run)
+            return
+        if verb == "invoke":
+            def invoke(text: str | None) -> None:
+                try:
+                    payload = json.loads(text) if text else {}
+                except ValueError as exc:
+                    self.notify(f"The payload is not JSON: {exc}", severity="error")
+                    return
+                self.run_gated(spec.action, target, {"payload": payload}, lambda: do(name, payload),
+                               on_done=lambda value: self.push_screen(OutputScreen(f"{target} invoked", value)))
+
+            self.ask_text(f"JSON payload for {target} (empty: {{}}):", invoke)
+            return
+        self.run_gated(spec.action, target, {"backend": row.backend}, lambda: do(name))
+
+    def run_gated(self, action: str, target: str, params: dict[str, Any], fn: Callable[[], Any],
+                  destructive: bool = False, confirm: str | None = None,
+                  on_done: Callable[[Any], None] | None = None) -> None:
+        """Run `fn` through the gate in a thread worker. `confirm` asks first in the console (for
+        steps the operator confirms though the gate would not ask, such as executing a
+        scaling decision); `on_done` gets the value of a successful run on the event loop."""
+        if confirm is None:
+            self._gated_worker(action, target, params, fn, destructive, on_done)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._gated_worker(action, target, params, fn, destructive, on_done)
+
+        self.push_screen(ConfirmScreen(confirm), callback=answered)
+
+    @work(thread=True, group="actions")
+    def _gated_worker(self, action: str, target: str, params: dict[str, Any], fn: Callable[[], Any],
+                      destructive: bool, on_done: Callable[[Any], None] | None) -> None:
+        result = self.services.gate.run(action, target, params, fn, destructive=destructive)
+        self.call_from_thread(self._action_done, result, on_done)
+        self.services.source.refresh_now()
+
+    def _action_done(self, result: Any, on_done: Callable[[Any], None] | None = None) -> None:
+        if result.ok:
+            self.notify(result.message)
+            if on_done is not None:
+                on_done(result.value)
+        elif result.error in ("refused_read_only", "not_confirmed"):
+            self.notify(result.message, severity="warning")
+        else:
+            self.notify(result.message, severity="error", timeout=10)
+
+    def confirm_from_worker(self, question: str) -> bool:
+        """The gate's confirm: called on an action's worker thread, answered in a modal dialog."""
+        answer: Future[bool] = Future()
+        try:
+            self.call_from_thread(lambda: self.push_screen(ConfirmScreen(question), callback=answer.set_result))
+        except RuntimeError:  # the app is not running (closing): nobody can answer
+            return False
+        while True:
+            try:
+                return bool(answer.result(timeout=0.2))
+            except TimeoutError:
+                if not self.is_running:
+                    return False
+
+    def apply_documents(self, path: Path, documents: Iterable[Any]) -> None:
+        runtimes = [d for d in documents if d.runtime_kind]
+        if not runtimes:
+            self.notify("Nothing to apply: the spec names no runtime.", severity="warning")
+            return
+        self.plan_apply(path, runtimes)
+
+    @work(thread=True, group="actions")
+    def plan_apply(self, path: Path, documents: list[Any]) -> None:
+        from console.commands.resources import RESOURCE_OF_KIND  # the CLI's mapping of kinds
+
+        plans = []
+        for document in documents:
+            resource = RESOURCE_OF_KIND[document.runtime_kind]
+            handler = self.services.handler(resource)
+            if handler is None:
+                self.call_from_thread(self.notify, f"{document.label}: no {resource} backend is available", severity="error")
+                return
+            try:
+                plans.append((document, handler, handler.plan(document, path.parent)))
+            except Exception as exc:  # one line for people; the traceback goes to the debug log
+                from console.diagnostics import log_exception
+
+                self.call_from_thread(self.notify, log_exception(exc, f"planning {document.label}"), severity="error")
+                return
+        lines = [f"{c.action:<9} {c.resource}" + (f"  ({c.note})" if c.note else "") for _, _, changes in plans for c in changes]
+        if all(c.action == "unchanged" for _, _, changes in plans for c in changes):
+            self.call_from_thread(self.notify, "Nothing to apply: the live state matches the spec.")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            for document, handler, changes in plans:
+                replacing = any(c.action in ("replace", "delete") for c in changes)
+                self.run_gated(
+                    "workload.apply", document.label,
+                    {"file": document.path, "document": document.index + 1, "changes": [c.to_json() for c in changes]},
+                    lambda d=document, h=handler, c=changes: h.apply(d, path.parent, c, progress=lambda line: None),
+                    destructive=replacing,
+                )
+
+        self.call_from_thread(self.push_screen, ConfirmScreen(f"Apply {path.name}?", "\n".join(lines)), confirmed)
+
+    def ask_text(self, prompt: str, callback: Callable[[str | None], None]) -> None:
+        self.push_screen(TextPromptScreen(prompt), callback=callback)
+
+
+    def silence_alert(self, row: Row) -> None:
+        """`S` on the Alerts pane: silence the alert for a duration (`30m`, `2h`), through the gate."""
+        from console.silences import SILENCE
+
+        alert = next((a for a in self.alerts.current() if f"alert/{a.alert}/{a.subject}" == row.key), None)  # type: ignore[attr-defined]
+        if alert is None:
+            self.notify(f"{row.name}: that alert no longer fires.", severity="warning")  # type: ignore[attr-defined]
+            return
+
+        def silence(text: str | None) -> None:
+            if not text:
+                return
+            try:
+                seconds = parse_duration(text.strip())
+            except ValueError as exc:
+                self.notify(f"Not a duration: {exc} (try 30m, 2h or 24h)", severity="error")  # type: ignore[attr-defined]
+                return
+            gate = self.services.gate
+            store = self.alerts.silences  # type: ignore[attr-defined]
+            self.run_gated(SILENCE.name, f"alert/{alert.key}", {"duration": text.strip(), "seconds": seconds},
+                           lambda: store.add(alert.alert, alert.subject, seconds, gate.user, gate.origin))
+
+        self.ask_text(f"Silence {alert.alert} on {alert.subject} for how long? (30m, 2h, 24h)", silence)

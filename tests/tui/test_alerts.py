@@ -1,0 +1,119 @@
+"""Alerts in the console: a workload above its CPU target against the test setup's Docker
+engine shows in the header, the Alerts pane and its container's row within a refresh; a
+silence goes through the gate (audited, refused in kiosk mode) and lives in the data folder;
+a console that does not run the control loops writes no alert events."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from console.datadir import read_jsonl
+from console.exporter.firing import AlertWatch
+from console.tui.screens.dialogs import TextPromptScreen
+from tui.conftest import host_backend, screen_text, wait_for
+
+pytestmark = pytest.mark.docker
+SIZE = (140, 40)
+HOT_SPEC = """\
+name: {name}
+ContainerRuntime:
+  base_image: "{image}"
+  security: {{user: "1000:1000"}}
+  resources:
+    requests: {{cpu: "100m", memory: "16Mi"}}
+AutoScalingPolicy:
+  horizontal: {{min_replicas: 1, max_replicas: 2, target_cpu_utilization: 50}}
+"""
+
+
+@pytest.fixture
+def hot_workload(docker_client, test_image, test_labels, run_id, tmp_path):
+    """A spec asking for 50 % of a 100m CPU request, and one replica of it spinning at about
+    a fifth of a core (200 % of its request)."""
+    name = f"{run_id}-hot"
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "hot.yaml").write_text(HOT_SPEC.format(name=name, image=test_image))
+    container = docker_client.containers.run(
+        test_image, ["sh", "-c", "while :; do :; done"], name=f"{name}-0", detach=True, init=True,
+        labels={**test_labels, "rtm.workload": name, "rtm.replica": "0"}, nano_cpus=200_000_000,
+    )
+    yield name, specs, container
+    container.remove(force=True)
+
+
+def _docker_console(live_console, specs, mode="interactive"):
+    from backends.docker import make_docker_backends
+
+    backends, handlers = make_docker_backends([os.environ["DOCKER_HOST"]], read_only=mode == "kiosk")
+    return live_console([host_backend(), *backends], handlers=handlers, specs=specs, mode=mode)
+
+
+def _alert_row(app, subject: str):
+    return next((row for row in app.pane("alerts").table.all_rows if row.name == subject), None)
+
+
+async def test_a_workload_above_its_cpu_target_is_shown_and_can_be_silenced(live_console, hot_workload) -> None:
+    name, specs, container = hot_workload
+    console = _docker_console(live_console, specs)
+    app = console.app
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("7")
+        assert await wait_for(pilot, lambda: _alert_row(app, name) is not None, timeout=40)
+        row = _alert_row(app, name)
+        assert row.cells[0] == "RtmWorkloadCpuAboveTarget" and row.cells[4] == "50%" and row.cells[6] == "firing"
+        assert "1 ALERT" in screen_text(app)
+        await pilot.press("2")
+        containers = app.pane("containers").table
+        assert await wait_for(pilot, lambda: any(r.name == container.name and r.cells[1] == "running ALERT"
+                                                 for r in containers.all_rows), timeout=20)
+        await pilot.press("7")
+        app.pane("alerts").table.select_key(row.key)
+        await pilot.press("S")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+        await pilot.press(*"30m", "enter")
+        assert await wait_for(pilot, lambda: _alert_row(app, name).cells[6].startswith("silenced until"), timeout=20)
+        assert "no alerts (1 silenced)" in screen_text(app)
+    record = console.audit()[-1]
+    assert (record["action"], record["target"], record["result"]) == (
+        "alert.silence", f"alert/RtmWorkloadCpuAboveTarget/{name}", "ok")
+    silences = json.loads((console.data_dir / "silences.json").read_text())
+    assert list(silences) == [f"RtmWorkloadCpuAboveTarget/{name}"]
+    # This console runs no control loops: it showed the alert but wrote no event for it.
+    assert not [e for e in read_jsonl(console.data_dir / "events.jsonl") if e["kind"].startswith("alert_")]
+
+
+async def test_kiosk_shows_the_alert_and_refuses_to_silence_it(live_console, hot_workload) -> None:
+    name, specs, _container = hot_workload
+    console = _docker_console(live_console, specs, mode="kiosk")
+    app = console.app
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("7")
+        assert await wait_for(pilot, lambda: _alert_row(app, name) is not None, timeout=40)
+        app.pane("alerts").table.select_key(_alert_row(app, name).key)
+        await pilot.press("S")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+        await pilot.press(*"1h", "enter")
+        assert await wait_for(pilot, lambda: len(console.audit()) == 1, timeout=20)
+        assert _alert_row(app, name).cells[6] == "firing"
+    assert (console.audit()[0]["action"], console.audit()[0]["result"]) == ("alert.silence", "refused")
+    assert not (console.data_dir / "silences.json").exists()
+
+
+async def test_the_loop_running_console_writes_firing_once(live_console, hot_workload, tmp_path) -> None:
+    name, specs, _container = hot_workload
+    console = _docker_console(live_console, specs)
+    writer = AlertWatch(specs, console.data_dir, console.app.services.events, write_events=True)
+    console.poller.subscribe(writer.update)
+    events = console.data_dir / "events.jsonl"
+
+    def firing():
+        return [e for e in read_jsonl(events) if e["kind"] == "alert_firing"] if events.exists() else []
+
+    async with console.app.run_test(size=SIZE) as pilot:
+        assert await wait_for(pilot, lambda: firing(), timeout=40)
+        await pilot.pause(3)  # more polls: the alert keeps firing, and is not written again
+    assert [(e["target"], e["details"]["alert"]) for e in firing()] == [(name, "RtmWorkloadCpuAboveTarget")]

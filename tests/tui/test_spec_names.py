@@ -1,0 +1,23 @@
+"""The Specs pane's file list: a long file name takes one line, shortened with an ellipsis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tui.conftest import recorded_app, screen_text
+
+
+async def test_a_long_spec_file_name_is_shortened_with_an_ellipsis(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "a-very-long-spec-file-name-for-the-payments-service.yaml").write_text("name: x\n")
+    (specs / "short.yaml").write_text("name: y\n")
+    app = recorded_app(tmp_path, specs_dir=specs)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("5")
+        await pilot.pause(0.5)
+        lines = screen_text(app).splitlines()
+    (long_line,) = [line for line in lines if "a-very-long" in line]
+    assert "…" in long_line and "payments-service.yaml" not in long_line
+    following = lines[lines.index(long_line) + 1]
+    assert "short.yaml" in following  # the name did not wrap onto the next line
