@@ -73,8 +73,7 @@ def loader() -> type:
     if not _told_pure_python:
         _told_pure_python = True
         _log.debug("PyYAML has no libyaml C extension here: YAML is read with the slower pure-Python parser")
-        # its composer takes three frames per level of nesting, up to MAX_DEPTH levels
-        sys.setrecursionlimit(max(sys.getrecursionlimit(), 3 * MAX_DEPTH + 1000))
+    _make_room_for_the_pure_python_composer()
     return _DepthLimitedLoader
 
 
@@ -109,14 +108,24 @@ def _raise_as_pure_python(text: str) -> None:
     is composed again by PyYAML for its error. Returns only when PyYAML finds none."""
     if not HAS_LIBYAML or len(text) > REWORD_ERRORS_BELOW:
         return
+    _make_room_for_the_pure_python_composer()
     again = _DepthLimitedLoader(text)
     try:
         while again.check_node():
             again.get_node()
     except yaml.YAMLError as pure_error:
         raise pure_error from None
+    except RecursionError:
+        return  # called from deep in a stack already: libyaml's error stands
     finally:
         again.dispose()
+
+
+def _make_room_for_the_pure_python_composer() -> None:
+    """PyYAML's composer takes about three frames per level of nesting, up to MAX_DEPTH levels."""
+    needed = 4 * MAX_DEPTH + 1000
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
 
 
 _gc_lock = threading.Lock()

@@ -180,3 +180,23 @@ def test_render_runtime_kinds_contacts_nothing_and_loads_no_sdk() -> None:
     assert "<smm state=\"on\" />" in vm["domain_xml"] and "qcow2" in vm["volume_xml"]
     function = data["out"]["serverless-runtime"][0]["ServerlessRuntime"]
     assert function["CreateFunction"]["Runtime"] == "python3.12"
+
+
+# --- what is not a spec file is refused at once ----------------------------------------------
+
+
+def test_devices_pipes_and_huge_files_are_refused_at_once_with_exit_2(tmp_path: Path) -> None:
+    """/dev/zero used to end in MemoryError (exit 70) and a FIFO in a hang."""
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as file:
+        file.truncate(17 * 1024 * 1024)
+    for path, reason in (("/dev/zero", "not a regular file (a character device)"), (str(fifo), "not a regular file (a pipe)"),
+                         (str(huge), "larger than 16 MiB")):
+        result = rtm("validate", path)
+        assert result.returncode == 2, (path, result.stderr)
+        assert f"rtm-console validate: cannot read {path}: {reason}" in result.stderr
+        assert "Traceback" not in result.stderr
+    scheduled = rtm("schedule", "--policy", str(SAMPLES / "scheduling-policy.yaml"), "--nodes", str(fifo))
+    assert scheduled.returncode == 2 and f"cannot read {fifo}: not a regular file (a pipe)" in scheduled.stderr

@@ -31,6 +31,8 @@ from types import MappingProxyType
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from rtm import reader
+
 # Client authentication types of Go's crypto/tls that Python's ssl can honour.
 CLIENT_AUTH_TYPES = {
     "NoClientCert": ssl.CERT_NONE,
@@ -133,7 +135,7 @@ def load_web_config(path: Path | str) -> WebConfig:
     """Read, check and return the web config at `path`; the files it names must be usable."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = reader.read_text(path)  # a regular file of at most 16 MiB: no hang on a FIFO
     except OSError as exc:
         raise WebConfigError([f"{path}: error: cannot read the web config: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError:
@@ -152,7 +154,7 @@ def parse_web_config(text: str, path: str = "<web config>", base_dir: Path = Pat
     """Check the text of a web config (without opening the files it names)."""
     problems = _Problems(path)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = reader.compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
