@@ -151,8 +151,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         limit = self.server.max_body_bytes
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            if "Content-Length" in self.headers:  # RFC 9112 6.1: chunked wins, and the connection ends
+                self.close_connection = True
             return self._read_chunked(limit)
-        value = self.headers.get("Content-Length")
+        value = self._content_length()
         if value is None:
             return b""
         if not value.strip().isdigit():
@@ -161,6 +163,14 @@ class _Handler(BaseHTTPRequestHandler):
         if length > limit:
             raise BodyTooLarge()
         return self._read_exactly(length)
+
+    def _content_length(self) -> str | None:
+        """The one Content-Length; differing values (two headers, or a list) are refused as
+        RFC 9112 section 6.3 says, since a proxy may have read the body by the other one."""
+        values = {v.strip() for header in self.headers.get_all("Content-Length") or () for v in header.split(",")}
+        if len(values) > 1:
+            raise BadRequest(f"conflicting Content-Length values ({' and '.join(sorted(values))})")
+        return values.pop() if values else None
 
     def _read_chunked(self, limit: int) -> bytes:
         chunks: list[bytes] = []

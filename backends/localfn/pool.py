@@ -37,6 +37,7 @@ from typing import Any
 from backends.localfn.containment import ContainmentFactory
 from backends.localfn.process import WorkerProcess, WorkerResult
 from backends.localfn.store import CodeVerifier, StoredCodeChanged, StoredFunction
+from backends.localfn.worker import MAX_RESPONSE_BYTES
 
 logger = logging.getLogger("rtm.localfn")
 
@@ -116,6 +117,7 @@ class WorkerPool:
         init_timeout: float = INIT_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         containment: str | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         """`containment`: the kind of group each worker runs in ("cgroup2", "freezer", "session");
         None picks the best this host allows (backends/localfn/containment.py)."""
@@ -125,6 +127,7 @@ class WorkerPool:
         self.idle_seconds = idle_seconds
         self.queue_timeout = queue_timeout
         self.init_timeout = init_timeout
+        self.max_response_bytes = max_response_bytes
         self._clock = clock
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)  # close() waits on it for busy workers
@@ -186,6 +189,7 @@ class WorkerPool:
             "function_name": definition.name,
             "version": function.version,
             "log_stream": _log_stream(function),
+            "max_response_bytes": self.max_response_bytes,
         }
         with self._lock:
             self.cold_starts += 1

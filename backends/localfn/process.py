@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backends.localfn.containment import Containment
-from backends.localfn.worker import HEADER, encode
+from backends.localfn.worker import HEADER, MAX_RESPONSE_BYTES, encode, too_large_error
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 Outcome = Literal["ok", "error", "timeout", "oom"]
@@ -38,6 +38,7 @@ Outcome = Literal["ok", "error", "timeout", "oom"]
 MAX_LOG_LINES = 100
 MAX_LOG_LINE_CHARS = 1000
 _MAX_LOG_READ = 256 * 1024  # only the tail of a flood of output is kept
+_FRAME_MARGIN = 1024 * 1024
 _OOM_WORDS = ("MemoryError", "Cannot allocate memory", "out of memory")
 
 
@@ -62,12 +63,18 @@ class WorkerGone(Exception):
     """The worker's pipe closed: it exited or was killed."""
 
 
+class FrameTooLarge(Exception):
+    """The worker sent more than a response may hold."""
+
+
 class WorkerProcess:
     """A started worker. Not thread-safe: the pool hands it to one request at a time."""
 
     def __init__(self, config: Mapping[str, Any], environment: Mapping[str, str], code_dir: Path,
                  python: str = sys.executable, containment: Containment | None = None) -> None:
         self.containment = containment or Containment()
+        # Beyond the payload limit, room for the error and the frame's other fields.
+        self.max_frame_bytes = int(config.get("max_response_bytes", MAX_RESPONSE_BYTES)) + _FRAME_MARGIN
         request_read, self._requests = os.pipe()
         self._responses, response_write = os.pipe()
         log = tempfile.TemporaryFile(prefix="rtm-worker-", buffering=0)
@@ -190,6 +197,9 @@ class WorkerProcess:
             return self._killed("timeout", began, f"Task timed out after {timeout:.2f} seconds", cold_start)
         except WorkerGone:
             return self._died(began, cold_start)
+        except FrameTooLarge:  # the worker's own check was bypassed: it cannot be trusted further
+            refused = too_large_error(self.max_frame_bytes - _FRAME_MARGIN)
+            return self._killed("error", began, refused["errorMessage"], cold_start, refused["errorType"])
         self.last_used = time.monotonic()
         return WorkerResult(
             outcome=message["outcome"],
@@ -203,13 +213,14 @@ class WorkerProcess:
             worker_pid=self.pid,
         )
 
-    def _killed(self, outcome: Outcome, began: float, message: str, cold_start: bool = True) -> WorkerResult:
+    def _killed(self, outcome: Outcome, began: float, message: str, cold_start: bool = True,
+                error_type: str = "Sandbox.Timedout") -> WorkerResult:
         peak = _peak_rss_of(self.pid)
         duration = time.monotonic() - began
         self._terminate()
         lines = (*self.take_logs(), f"{_utc_now()} {message}")
         self._close_fds()
-        error = {"errorType": "Sandbox.Timedout", "errorMessage": message, "stackTrace": []}
+        error = {"errorType": error_type, "errorMessage": message, "stackTrace": []}
         return WorkerResult(outcome, error=error, duration_seconds=duration, peak_rss_bytes=peak,
                             log_lines=lines[-MAX_LOG_LINES:], cold_start=cold_start,
                             init_seconds=self.init_seconds if cold_start else None, worker_pid=self.pid)
@@ -271,6 +282,8 @@ class WorkerProcess:
     def _read_frame(self, deadline: float) -> dict[str, Any]:
         header = self._read_exactly(HEADER.size, deadline)
         (length,) = HEADER.unpack(header)
+        if length > self.max_frame_bytes:
+            raise FrameTooLarge()
         return json.loads(self._read_exactly(length, deadline))
 
     def _read_exactly(self, size: int, deadline: float) -> bytes:

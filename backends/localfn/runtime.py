@@ -41,6 +41,7 @@ from backends.localfn.routes import Route, RouteTable
 from backends.localfn.scheduler import CronJob, CronScheduler, utc_now
 from backends.localfn.signing import AuthFailure, KeyPair, ensure_key_pair, verify
 from backends.localfn.store import FunctionNotFound, FunctionStore, StoredFunction
+from backends.localfn.worker import MAX_RESPONSE_BYTES
 
 logger = logging.getLogger("rtm.localfn")
 
@@ -82,12 +83,13 @@ class LocalFunctionsRuntime:
         queue_timeout: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
         containment: str | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.store = FunctionStore(data_dir)
         self.host, self.port = host, port
         self.max_body_bytes = max_body_bytes
         self.pool = WorkerPool(max_workers=max_workers, idle_seconds=idle_seconds, queue_timeout=queue_timeout,
-                               containment=containment)
+                               containment=containment, max_response_bytes=max_response_bytes)
         self.log = InvocationLog(self.store.root)
         self._writer = InvocationWriter(self.store.root)
         self._host_lock = HostLock(self.store.root, role)

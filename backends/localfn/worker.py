@@ -40,6 +40,7 @@ import traceback
 from typing import Any
 
 HEADER = struct.Struct(">I")
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's limit on a synchronous invocation's response
 _PR_SET_PDEATHSIG = 1
 _RESERVE_BYTES = 1024 * 1024
 _reserve: list[bytearray] = []
@@ -129,6 +130,12 @@ def limit_address_space(memory_bytes: int) -> int:
     cap = mapped_kib * 1024 + memory_bytes
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     return cap
+
+
+def too_large_error(limit: int) -> dict[str, Any]:
+    """Lambda's error for a result over the response payload limit."""
+    return {"errorType": "Function.ResponseSizeTooLarge", "stackTrace": [],
+            "errorMessage": f"Response payload size exceeded maximum allowed payload size ({limit} bytes)."}
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -299,6 +306,12 @@ def main(argv: list[str]) -> int:
             body = encode(response)
         except (TypeError, ValueError) as exc:  # Lambda, too, must serialise the result as JSON
             error = _report(exc, "Runtime.MarshalError", f"Unable to marshal response: {exc}", with_stack=False)
+            _flush_logs()
+            body = encode({**response, "outcome": "error", "result": None, "error": error})
+        limit = int(config.get("max_response_bytes", MAX_RESPONSE_BYTES))
+        if response["outcome"] == "ok" and len(body) > limit and len(encode({"r": response["result"]})) - 6 > limit:
+            error = too_large_error(limit)
+            _log_error(error)
             _flush_logs()
             body = encode({**response, "outcome": "error", "result": None, "error": error})
         write_body(responses, body)
