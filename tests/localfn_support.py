@@ -6,7 +6,8 @@ import http.client
 import json
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,21 @@ def request(url: str, method: str, path: str, body: bytes | None = None,
         return Reply(response.status, dict(pairs), response.read(), pairs)
     finally:
         connection.close()
+
+
+@contextmanager
+def serving(data_dir: Path, name: str, source: str, route: str, **options: Any) -> Iterator[Any]:
+    """One function stored with an http route (`METHOD /path`), and a runtime serving it."""
+    from backends.localfn.runtime import LocalFunctionsRuntime
+
+    method, path = route.split(" ", 1)
+    deploy(data_dir, data_dir.parent, name, source, triggers=f"- type: http\n  path: {path}\n  method: {method}")
+    runtime = LocalFunctionsRuntime(data_dir, "127.0.0.1", 0, **options)
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
 
 
 def signed_request(url: str, store_root: Path, path: str, body: bytes = b"{}",

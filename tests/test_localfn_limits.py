@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backends.localfn.runtime import LocalFunctionsRuntime
-from localfn_support import deploy, request, signed_request
+from localfn_support import request, serving, signed_request
 
 BIG = """
 import json, os, struct, sys
@@ -27,15 +27,8 @@ MB = 1024 * 1024
 
 @pytest.fixture
 def runtime(tmp_path: Path):
-    deploy(tmp_path / "data", tmp_path, "big", BIG, triggers="""
-        - type: http
-          path: /big
-          method: GET
-    """)
-    runtime = LocalFunctionsRuntime(tmp_path / "data", "127.0.0.1", 0)
-    runtime.start()
-    yield runtime
-    runtime.stop()
+    with serving(tmp_path / "data", "big", BIG, "GET /big") as runtime:
+        yield runtime
 
 
 def test_a_response_over_6_mb_is_refused_over_http(runtime) -> None:

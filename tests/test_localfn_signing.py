@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from backends.localfn.runtime import LocalFunctionsRuntime
 from backends.localfn.signing import PROFILE, credentials_path, read_key_pair
-from localfn_support import deploy, request
+from localfn_support import deploy, request, serving
 
 ECHO = """
 def handler(event, context):
@@ -27,15 +27,8 @@ INVOKE = "/2015-03-31/functions/guarded/invocations"
 
 @pytest.fixture
 def runtime(tmp_path: Path):
-    deploy(tmp_path / "data", tmp_path, "guarded", ECHO, triggers="""
-        - type: http
-          path: /open
-          method: GET
-    """)
-    runtime = LocalFunctionsRuntime(tmp_path / "data", "127.0.0.1", 0)
-    runtime.start()
-    yield runtime
-    runtime.stop()
+    with serving(tmp_path / "data", "guarded", ECHO, "GET /open") as runtime:
+        yield runtime
 
 
 def _client(runtime: LocalFunctionsRuntime, monkeypatch, key_id: str | None = None, secret: str | None = None):
