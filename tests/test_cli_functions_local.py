@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from backends.localfn import make_local_runtime
+from backends.localfn import local_host_state, make_local_runtime
 from console.config import load_config
+from localfn_support import process_exists, spec_document, wait_until, write_function
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample-specs" / "serverless-runtime.yaml"
@@ -66,3 +69,42 @@ def test_apply_invoke_logs_delete(env: dict[str, str]) -> None:
     deleted = rtm(env, "delete", "function/hello", "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert json.loads(rtm(env, "get", "functions", "--json").stdout) == []
+
+
+SPAWNER = """
+import subprocess, sys
+
+def handler(event, context):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+    return {"child": child.pid}
+"""
+
+
+def test_the_quick_start_with_the_agent_hosting_and_its_sigterm_ending_every_child(env: dict[str, str], tmp_path: Path) -> None:
+    agent = subprocess.Popen([sys.executable, "-m", "console.cli", "agent", "--listen", f"127.0.0.1:{_free_port()}"],
+                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        state = wait_until(lambda: (s := local_host_state(env["RTM_DATA_DIR"])).url and s, timeout=60)
+        assert state.role == "agent"
+        assert rtm(env, "apply", str(SAMPLE), "--yes").returncode == 0
+        with urllib.request.urlopen(urllib.request.Request(state.url + "/api/function", data=b'{"name": "Ada"}', method="POST"), timeout=30) as response:
+            assert json.loads(response.read()) == {"message": "hello, Ada"}
+        unsigned = urllib.request.Request(state.url + "/2015-03-31/functions/hello/invocations", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(unsigned, timeout=30)
+        assert refused.value.code == 403 and refused.value.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+        write_function(tmp_path / "spawner", SPAWNER)
+        spec_document(tmp_path, "spawner", code="spawner")
+        assert rtm(env, "apply", str(tmp_path / "spawner.yaml"), "--yes").returncode == 0
+        invoked = rtm(env, "invoke", "function/spawner")  # signed with the key pair in the data folder
+        assert invoked.returncode == 0, invoked.stderr
+        child = json.loads(invoked.stdout)["result"]["child"]
+        assert process_exists(child)
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(60) == 0
+        wait_until(lambda: not process_exists(child), timeout=10)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
