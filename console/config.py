@@ -35,6 +35,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from console.datadir import APP_NAME, default_data_dir
 from console.gate import MASK, is_secret_name, mask_secrets
+from rtm.secrets import shell_join
 from rtm.duration import parse_duration
 from rtm.errors import SpecValueError
 
@@ -1102,8 +1103,8 @@ def _masked(name: str, value: Any) -> Any:
         return MASK
     if isinstance(value, str):
         return mask_secrets(value)
-    if isinstance(value, tuple):
-        return tuple(mask_secrets(item) if isinstance(item, str) else item for item in value)
+    if isinstance(value, tuple) and all(isinstance(item, str) for item in value):
+        return tuple(mask_secrets(list(value)))  # a command: `-u user:pass`, `-H "X-Api-Key: ..."`
     return value
 
 
@@ -1113,7 +1114,7 @@ def _show(value: Any, unit: str | None) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, tuple):
-        return " ".join(shlex.quote(str(item)) for item in value) if value else "(none)"
+        return shell_join([str(item) for item in value]) if value else "(none)"
     if isinstance(value, float) and unit:
         return f"{value:g} {unit}"
     return str(value)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from rtm.cron import to_eventbridge
 from rtm.errors import SpecValueError
 from rtm.kinds.serverless import ENVIRONMENT_LIMIT_BYTES, LAMBDA_RUNTIMES, MIB, ServerlessRuntime, environment_size
+from rtm.secrets import MASK, mask_secrets  # noqa: F401 - MASK is what masked values read as
 
 if TYPE_CHECKING:
     from rtm.documents import Document
@@ -75,9 +76,6 @@ PAYLOAD_FORMAT = "2.0"
 # Placeholders in rendered calls for what only AWS knows before the call is made.
 REGION, ACCOUNT, API_ID, INTEGRATION_ID = "${region}", "${account}", "${api_id}", "${integration_id}"
 
-MASK = "****"
-_SECRET_KEY = re.compile(r"secret|passw|pwd|token|api_?key|private|credential|auth|cookie|session|signature", re.I)
-_SECRET_VALUE = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{16}$|-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn"})
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 
@@ -544,13 +542,9 @@ def _files(folder: Path) -> list[tuple[PurePosixPath, Path]]:
 # ----------------------------------------------------------------------------------- output
 
 
-def looks_secret(key: str, value: str) -> bool:
-    return bool(_SECRET_KEY.search(key) or _SECRET_VALUE.search(value))
-
-
 def mask_environment(environment: Mapping[str, str]) -> dict[str, str]:
-    """The environment for people to read: values whose name or shape looks secret are masked."""
-    return {key: MASK if looks_secret(key, value) else value for key, value in environment.items()}
+    """The environment for people to read, masked by the rule every output shares (rtm.secrets)."""
+    return mask_secrets(dict(environment))
 
 
 def render(deployment: FunctionDeployment, region: str | None = None, account: str | None = None) -> dict[str, Any]:

@@ -56,6 +56,7 @@ from backends.docker.replicas import (
 )
 from backends.handlers import ApplyError, Change
 from backends.records import ContainerInfo, to_jsonable
+from rtm.secrets import mask_secrets
 
 if TYPE_CHECKING:
     from rtm.documents import Document
@@ -286,7 +287,7 @@ class ContainerHandler:
             "engine": backend.name,
             "workload": (config.get("Labels") or {}).get(LABEL_WORKLOAD),
             "image": config.get("Image"),
-            "command": [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])],
+            "command": mask_secrets([*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]),
             "state": state.get("Status"),
             "exit_code": state.get("ExitCode"),
             "started_at": state.get("StartedAt"),
@@ -301,7 +302,7 @@ class ContainerHandler:
                 "security_opt": [o if not o.startswith("seccomp={") else "seccomp=<custom profile>" for o in host.get("SecurityOpt") or []],
                 "read_only_rootfs": bool(host.get("ReadonlyRootfs")), "runtime": host.get("Runtime"),
             },
-            "healthcheck": config.get("Healthcheck"),
+            "healthcheck": mask_secrets(config.get("Healthcheck")),
             "ports": record.ports if record else [],
             "mounts": [{"source": m.get("Source") or m.get("Name"), "target": m.get("Destination"), "rw": m.get("RW")} for m in data.get("Mounts") or []],
             "labels": config.get("Labels") or {},

@@ -321,11 +321,23 @@ def mask_env(entries: list[str]) -> list[str]:
     return masked
 
 
+def mask_commands(config: dict[str, Any]) -> None:
+    """Secrets in the command, entrypoint and health check of a container config, masked in
+    place (`curl -u user:pass`, `-H "X-Api-Key: ..."`)."""
+    for key in ("Cmd", "Entrypoint"):
+        if config.get(key):
+            config[key] = mask_secrets(config[key])
+    health = config.get("Healthcheck") or {}
+    if health.get("Test"):
+        health["Test"] = mask_secrets(health["Test"])
+
+
 def shown_body(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A create body fit to print: secret-looking environment values masked, and a custom
-    seccomp profile shortened to its size (its JSON is kilobytes long)."""
+    """A create body fit to print: secrets in environment values and commands masked, and a
+    custom seccomp profile shortened to its size (its JSON is kilobytes long)."""
     shown = json.loads(json.dumps(body))
     shown["Env"] = mask_env(shown.get("Env", []))
+    mask_commands(shown)
     options = shown["HostConfig"].get("SecurityOpt", [])
     shown["HostConfig"]["SecurityOpt"] = [
         f"seccomp=<profile, {len(o) - len('seccomp=')} bytes of JSON>" if o.startswith("seccomp={") else o
