@@ -44,6 +44,7 @@ def test_apply_invoke_logs_delete(env: dict[str, str]) -> None:
     applied = rtm(env, "apply", str(SAMPLE), "--yes")
     assert applied.returncode == 0, applied.stderr
     assert "create    function/hello" in applied.stdout
+    assert "not hosted: functions are stored but not served" in applied.stdout
     listed = json.loads(rtm(env, "get", "functions", "--json").stdout)
     assert [(f["name"], f["target"], f["memory_mb"]) for f in listed] == [("hello", "local", 256)]
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -112,3 +115,35 @@ def test_the_best_group_this_host_allows_is_chosen_by_trying() -> None:
     assert chosen in KINDS
     if os.geteuid() == 0 and Path("/sys/fs/cgroup").is_dir():
         assert chosen != "session"  # root on Linux with cgroups mounted gets a real cgroup
+
+
+HOST = """
+import sys
+from backends.localfn.pool import WorkerPool
+from backends.localfn.store import FunctionStore
+kind, data, record = sys.argv[1:4]
+pool = WorkerPool(containment=kind)
+pool.invoke(FunctionStore(data).get("spawner"), {"record": record}, "request-1")
+print("invoked", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("kind", ["cgroup2", "freezer"])
+def test_groups_left_by_a_killed_host_are_swept_by_the_next_one(kind, function, tmp_path) -> None:
+    record = tmp_path / "pids.json"
+    host = subprocess.Popen([sys.executable, "-c", HOST, kind, str(tmp_path / "data"), str(record)],
+                            cwd=Path(__file__).resolve().parent.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert host.stdout.readline().strip() == "invoked"
+        pids = _pids(record)
+        host.send_signal(signal.SIGKILL)  # no chance to clean up: the kernel ends its worker only
+        host.wait()
+        wait_until(lambda: not process_exists(pids["worker"]), timeout=10)
+        assert process_exists(pids["child"]) and process_exists(pids["daemon"])  # escaped, for now
+        assert ContainmentFactory(kind).kind == kind  # the next pool on this machine
+        wait_until(lambda: not process_exists(pids["child"]) and not process_exists(pids["daemon"]), timeout=10)
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait()

@@ -58,6 +58,7 @@ def test_a_function_that_rewrites_its_stored_code_is_refused_and_apply_restores_
     _apply(handler, document, base)
     assert request(runtime.url, "GET", "/ok").body == b"intact"
     assert request(runtime.url, "GET", "/vandalise").status == 500
+    assert request(runtime.url, "GET", "/ok").body == b"intact"  # the warm worker keeps the module it loaded
     request(runtime.url, "GET", "/exit")  # the warm worker ends: the next request is a cold start
 
     refused = request(runtime.url, "GET", "/ok")

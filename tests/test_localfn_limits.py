@@ -82,3 +82,10 @@ def test_two_conflicting_content_lengths_are_refused_and_the_connection_closed(r
 def test_repeated_equal_content_lengths_are_one(runtime) -> None:
     answer = _raw(runtime, b"GET /big HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n", b"hello")
     assert answer.startswith(b"HTTP/1.1 200")
+
+
+def test_content_length_beside_chunked_encoding_is_read_as_chunked_and_the_connection_closed(runtime) -> None:
+    answer = _raw(runtime, b"GET /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n",
+                  b"5\r\nhello\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b"connection: close" in answer.lower()

@@ -56,6 +56,13 @@ def test_the_key_pair_is_created_private_and_kept_across_restarts(tmp_path: Path
         assert read_key_pair(again.store.root) == first
     finally:
         again.stop()
+    path.unlink()  # deleting the file gives a new pair on the next start
+    renewed = LocalFunctionsRuntime(tmp_path / "data", "127.0.0.1", 0)
+    renewed.start()
+    try:
+        assert read_key_pair(renewed.store.root) not in (None, first)
+    finally:
+        renewed.stop()
 
 
 def test_boto3_with_the_runtimes_credentials_invokes(runtime, monkeypatch) -> None:
@@ -125,6 +132,31 @@ def test_a_signed_request_whose_body_was_changed_is_refused(runtime) -> None:
     SigV4Auth(Credentials(key.access_key_id, key.secret_access_key), "s3", "us-east-1").add_auth(other_service)
     wrong_scope = request(runtime.url, "POST", INVOKE, b"{}", dict(other_service.headers.items()))
     assert wrong_scope.status == 403 and "correct service: 'lambda'" in wrong_scope.json()["message"]
+
+
+def test_malformed_authorizations_are_refused_with_lambdas_names(runtime) -> None:
+    key = read_key_pair(runtime.store.root)
+    bearer = request(runtime.url, "POST", INVOKE, b"{}", {"Authorization": "Bearer abc"})
+    assert (bearer.status, bearer.headers["x-amzn-errortype"]) == (403, "IncompleteSignatureException")
+    no_signature = request(runtime.url, "POST", INVOKE, b"{}", {
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={key.access_key_id}/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host"})
+    assert no_signature.headers["x-amzn-errortype"] == "IncompleteSignatureException"
+    assert "requires 'Signature' parameter" in no_signature.json()["message"]
+    signed = dict(signed_request_headers(runtime, key))
+    day = signed["X-Amz-Date"][:8]
+    signed["Authorization"] = signed["Authorization"].replace(f"/{day}/", "/20200101/")
+    wrong_day = request(runtime.url, "POST", INVOKE, b"{}", signed)
+    assert wrong_day.headers["x-amzn-errortype"] == "InvalidSignatureException"
+    assert "Date in Credential scope does not match" in wrong_day.json()["message"]
+    unsigned_host = dict(signed_request_headers(runtime, key))
+    unsigned_host["Authorization"] = unsigned_host["Authorization"].replace("SignedHeaders=host;", "SignedHeaders=")
+    assert "'Host' must be a 'SignedHeader'" in request(runtime.url, "POST", INVOKE, b"{}", unsigned_host).json()["message"]
+
+
+def signed_request_headers(runtime, key) -> dict[str, str]:
+    from backends.localfn.signing import sign
+
+    return sign("POST", runtime.url + INVOKE, {}, b"{}", key)
 
 
 @pytest.mark.parametrize("offset, words", [(timedelta(minutes=6), "Signature expired"),
