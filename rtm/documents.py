@@ -25,6 +25,8 @@ from rtm.schema import BuildContext, FrozenMap, Where, build, convert, did_you_m
 WORKLOAD_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 TOP_LEVEL_KEYS = ("name", "replicas", "Nodes", *KINDS)
 MAX_NODES_PER_DOCUMENT = 200_000  # aliases can expand a small file into a huge tree
+REPLICAS_WARNING_ABOVE = 1_000  # `replicas:` above this is warned at validate
+ASK_BEFORE_CREATING_ABOVE = 50  # apply asks before creating more replicas than this at once
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,10 @@ def _build_document(root: yaml.Node, index: int, ctx: BuildContext) -> Document 
             replicas = convert(int, value_node, ctx, "replicas")
             if replicas is not None and replicas < 0:
                 ctx.error_at(value_node, "replicas cannot be negative")
+            elif replicas is not None and replicas > REPLICAS_WARNING_ABOVE:
+                line, column = node_position(value_node)
+                ctx.report("warning", line, column, f"replicas: {replicas:,} is more than {REPLICAS_WARNING_ABOVE:,} replicas",
+                           f"check the number: apply creates each one, and asks first when it creates more than {ASK_BEFORE_CREATING_ABOVE} at once")
         elif key == "Nodes":
             nodes = convert(tuple[NodeSpec, ...], value_node, ctx, "Nodes")
             if nodes is not None:
@@ -181,6 +187,19 @@ def _build_document(root: yaml.Node, index: int, ctx: BuildContext) -> Document 
     document = Document(ctx.path, index, name, replicas, FrozenMap(specs), nodes, where)
     _check_workload(document, root, ctx)
     return document
+
+
+def reasons_to_ask(document: Document, creating: int) -> list[str]:
+    """Why applying this document is confirmed first: container settings that reach into the
+    host, and creating more than ASK_BEFORE_CREATING_ABOVE replicas at once."""
+    reasons = []
+    container: ContainerRuntime | None = document.get("ContainerRuntime")
+    for risk in container.host_risks() if container else ():
+        line, column = risk.where.of(risk.field)
+        reasons.append(f"{risk.where.path}:{line}:{column}: {risk.message}")
+    if creating > ASK_BEFORE_CREATING_ABOVE:
+        reasons.append(f"creates {creating:,} replicas at once (more than {ASK_BEFORE_CREATING_ABOVE})")
+    return reasons
 
 
 def _check_workload(document: Document, root: yaml.MappingNode, ctx: BuildContext) -> None:

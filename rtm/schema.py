@@ -45,7 +45,8 @@ class FrozenMap(dict):
 
 @dataclass(frozen=True)
 class Where:
-    """Where a mapping stands in its file, and where each of its keys' values stands."""
+    """Where a mapping stands in its file, and where each of its keys' values stands (and each
+    item of a list value, as "name[index]")."""
 
     path: str = "<unknown>"
     line: int = 1
@@ -186,7 +187,11 @@ def build(cls: type, node: yaml.Node, ctx: BuildContext, what: str) -> Any:
             continue
         seen[key] = value_node
         mark = value_node.start_mark
-        positions[fields_by_key[key][0]] = (mark.line + 1, mark.column + 1)
+        name = fields_by_key[key][0]
+        positions[name] = (mark.line + 1, mark.column + 1)
+        if isinstance(value_node, yaml.SequenceNode):  # each item too: "capabilities[1]"
+            for index, item in enumerate(value_node.value):
+                positions[f"{name}[{index}]"] = (item.start_mark.line + 1, item.start_mark.column + 1)
 
     values: dict[str, Any] = {}
     for key, (name, convert_value) in fields_by_key.items():

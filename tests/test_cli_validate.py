@@ -200,3 +200,12 @@ def test_devices_pipes_and_huge_files_are_refused_at_once_with_exit_2(tmp_path: 
         assert "Traceback" not in result.stderr
     scheduled = rtm("schedule", "--policy", str(SAMPLES / "scheduling-policy.yaml"), "--nodes", str(fifo))
     assert scheduled.returncode == 2 and f"cannot read {fifo}: not a regular file (a pipe)" in scheduled.stderr
+
+
+def test_strict_validate_fails_on_host_level_settings(tmp_path: Path) -> None:
+    spec = tmp_path / "privileged.yaml"
+    spec.write_text('ContainerRuntime:\n  base_image: a\n  security: {user: "1000", seccomp_profile: unconfined}\n')
+    assert rtm("validate", str(spec)).returncode == 0
+    strict = rtm("validate", "--strict", str(spec))
+    assert strict.returncode == 1
+    assert f"{spec}:3:45: warning: seccomp_profile: unconfined lets the container make every system call" in strict.stdout

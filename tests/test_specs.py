@@ -323,3 +323,52 @@ def test_port_mappings(text: str, expected: tuple) -> None:
 def test_port_out_of_range() -> None:
     line, col, _, message = only('ContainerRuntime:\n  base_image: a\n  security: {user: "1"}\n  ports: ["70000:80"]\n')
     assert (line, col) == (4, 11) and "from 1 to 65535" in message
+
+
+# --- settings that reach into the host ---------------------------------------------------
+
+
+def test_host_level_container_settings_each_warn_at_their_position_with_why() -> None:
+    found = findings(
+        """
+        ContainerRuntime:
+          base_image: alpine:3.18
+          volumes: ["/:/host", "data:/data", "/var/run/docker.sock:/var/run/docker.sock:ro"]
+          security:
+            user: "1000"
+            capabilities:
+              - NET_BIND_SERVICE
+              - SYS_ADMIN
+              - cap_sys_module
+            seccomp_profile: unconfined
+            no_new_privileges: false
+        """
+    )
+    assert [(line, col, severity) for line, col, severity, _ in found] == [
+        (8, 9, "warning"), (9, 9, "warning"), (3, 13, "warning"), (3, 38, "warning"), (10, 22, "warning"), (11, 24, "warning"),
+    ]
+    messages = [message for *_, message in found]
+    assert "SYS_ADMIN lets the container mount filesystems" in messages[0]
+    assert "SYS_MODULE lets the container load kernel modules" in messages[1]
+    assert 'bind mount of "/" gives the container the host\'s whole filesystem' in messages[2]
+    assert "the Docker socket: full control of the engine" in messages[3]
+    assert "unconfined lets the container make every system call" in messages[4]
+    assert "no_new_privileges: false lets a process gain privileges" in messages[5]
+
+
+def test_safe_capabilities_and_named_volumes_do_not_warn() -> None:
+    assert findings(
+        """
+        ContainerRuntime:
+          base_image: alpine:3.18
+          volumes: ["data:/data", "/srv/conf:/etc/app:ro"]
+          security: {user: "1000", capabilities: [NET_BIND_SERVICE, CHOWN]}
+        """
+    ) == []
+
+
+def test_a_very_large_replica_count_warns() -> None:
+    line, col, severity, message = only("name: web\nreplicas: 100000\nContainerRuntime: {base_image: a, security: {user: '1000'}}\n")
+    assert (line, col, severity) == (2, 11, "warning")
+    assert message == "replicas: 100,000 is more than 1,000 replicas"
+    assert findings("name: web\nreplicas: 1000\nContainerRuntime: {base_image: a, security: {user: '1000'}}\n") == []

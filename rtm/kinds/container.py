@@ -19,6 +19,43 @@ CAPABILITIES = frozenset(
     SYS_PTRACE SYS_RAWIO SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG WAKE_ALARM""".split()
 )
 
+# Capabilities that reach past the container into the host (capabilities(7), Docker's
+# "privileged" set): with one of them a process in the container can change the machine itself.
+HOST_LEVEL_CAPABILITIES = {
+    "SYS_ADMIN": "mount filesystems, change namespaces and much of the kernel's configuration",
+    "SYS_MODULE": "load kernel modules",
+    "SYS_RAWIO": "read and write raw devices and I/O ports",
+    "SYS_PTRACE": "trace and change other processes",
+    "SYS_BOOT": "reboot the host",
+    "SYS_TIME": "set the host's clock",
+    "NET_ADMIN": "reconfigure the host's network when it shares it",
+    "DAC_READ_SEARCH": "read any file by handle, outside its own filesystem",
+    "MAC_ADMIN": "change the host's security (AppArmor, SELinux) policy",
+    "MAC_OVERRIDE": "bypass the host's security (AppArmor, SELinux) policy",
+    "BPF": "load programs into the kernel",
+    "PERFMON": "watch every process on the host",
+    "SYSLOG": "read and clear the kernel's log",
+}
+# Host paths whose bind mount hands the container the host: its root, or the engine's socket.
+HOST_TAKEOVER_PATHS = {
+    "/": "the host's whole filesystem",
+    "/var/run/docker.sock": "the Docker socket: full control of the engine, so of the host",
+    "/run/docker.sock": "the Docker socket: full control of the engine, so of the host",
+    "/var/run": "the folder of the Docker socket: full control of the engine, so of the host",
+    "/run": "the folder of the Docker socket: full control of the engine, so of the host",
+}
+
+
+@dataclass(frozen=True)
+class HostRisk:
+    """A setting that weakens the wall between a container and its host."""
+
+    where: Where
+    field: str
+    message: str
+    hint: str
+
+
 _PORT = re.compile(r"^(?:(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?:(?P<host>\d+):)?(?P<container>\d+)(?:/(?P<proto>tcp|udp|sctp))?$")
 
 
@@ -90,6 +127,27 @@ class Security:
         for cap in self.capabilities:
             if cap.upper().removeprefix("CAP_") not in CAPABILITIES:
                 ctx.error(self.where, "capabilities", f'"{cap}" is not a Linux capability', 'names such as NET_BIND_SERVICE, see capabilities(7)')
+
+    def host_risks(self, volumes: tuple[VolumeMount, ...], where: Where) -> list[HostRisk]:
+        """Each dangerous setting of this security block (and of the container's volumes at `where`)."""
+        risks = []
+        for index, cap in enumerate(self.capabilities):
+            name = cap.upper().removeprefix("CAP_")
+            if name in HOST_LEVEL_CAPABILITIES:
+                risks.append(HostRisk(self.where, f"capabilities[{index}]", f"capability {name} lets the container {HOST_LEVEL_CAPABILITIES[name]}",
+                                      f"remove {cap}, or grant the narrow capability the program needs"))
+        for index, volume in enumerate(volumes):
+            source = volume.source.rstrip("/") or "/"
+            if source in HOST_TAKEOVER_PATHS:
+                risks.append(HostRisk(where, f"volumes[{index}]", f'the bind mount of "{volume.source}" gives the container {HOST_TAKEOVER_PATHS[source]}',
+                                      "mount only the files the program needs, read-only (:ro) where it can"))
+        if self.seccomp_profile == "unconfined":
+            risks.append(HostRisk(self.where, "seccomp_profile", "seccomp_profile: unconfined lets the container make every system call, including those that reach the host's kernel",
+                                  "keep runtime/default, or name a profile that allows the calls the program needs"))
+        if not self.no_new_privileges:
+            risks.append(HostRisk(self.where, "no_new_privileges", "no_new_privileges: false lets a process gain privileges through setuid programs",
+                                  "keep no_new_privileges: true unless the program must run setuid helpers"))
+        return risks
 
     @property
     def runs_as_root(self) -> bool:
@@ -182,8 +240,15 @@ class ContainerRuntime:
         if self.security.runs_as_root:
             where, key = (self.security.where, "user") if self.security.user else (self.where, "security" if "security" in self.where.fields else None)
             ctx.warning(where, key, "the container runs as root", 'set security.user, e.g. "1000:1000"')
+        for risk in self.host_risks():
+            ctx.warning(risk.where, risk.field, risk.message, risk.hint)
         if self.health_check and calls_curl(self.health_check.command) and is_alpine_image(self.base_image):
             ctx.warning(self.health_check.where, "command", f"{self.base_image} has no curl (BusyBox provides wget)", "use: wget -q -O- http://127.0.0.1:8080/health")
+
+
+    def host_risks(self) -> list[HostRisk]:
+        """The settings that give this container power over its host (warned at validate, asked at apply)."""
+        return self.security.host_risks(self.volumes, self.where)
 
 
 def calls_curl(command: tuple[str, ...] | str | None) -> bool:
