@@ -3,7 +3,9 @@
 #
 #   scripts/services.sh install   Debian packages only (what is missing)
 #   scripts/services.sh up        install, then start: Docker engine + BusyBox test image,
-#                                 virtlogd + libvirtd (qemu:///system), moto's AWS server
+#                                 sshd on loopback for ssh:// engines, virtlogd + libvirtd
+#                                 (qemu:///system), moto's AWS server
+#   scripts/services.sh up-ssh    only the sshd for ssh:// engines (see its section), beside the rest
 #   scripts/services.sh down      stop what `up` started (nothing else)
 #   scripts/services.sh status    what runs, and who started it
 #   scripts/services.sh env       print the environment file tests load
@@ -49,6 +51,7 @@ PACKAGES=(
     libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base
     libvirt-dev pkg-config ovmf swtpm swtpm-tools
     tmux screen prometheus prometheus-node-exporter wrk docker-registry
+    openssh-server openssh-client
 )
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -144,7 +147,7 @@ hand_over_services() {
     rm -f "$STATE_DIR/users/$OWNER"
     local heir name
     heir=$(another_live_user) || return 0
-    for name in dockerd libvirtd virtlogd moto; do
+    for name in dockerd libvirtd virtlogd moto sshd; do
         if [[ -f $PIDS_DIR/$name.owner && $(<"$PIDS_DIR/$name.owner") == "$OWNER" ]]; then
             printf '%s
 ' "$heir" >"$PIDS_DIR/$name.owner"
@@ -381,6 +384,7 @@ start_libvirt() {
         log "libvirt: libvirtd started (pid $pid), $(virsh_sys version | grep -m1 'Running hypervisor' || true)"
     fi
     ensure_default_pool
+    report_kvm_cpu
 }
 
 # virtlogd is shared by every libvirtd on the host through one socket: judge it by that socket.
@@ -418,6 +422,34 @@ restore_kvm() {
     [[ -f $STATE_DIR/kvm.mode && -c /dev/kvm ]] || return 0
     chmod "$(<"$STATE_DIR/kvm.mode")" /dev/kvm
     rm -f "$STATE_DIR/kvm.mode"
+}
+
+# Whether KVM runs the CPU the guests use (host-passthrough), tried with a paused transient
+# domain as the backend does for each guest: some hosts start KVM but abort that CPU (nested
+# KVM: "failed to set MSR 0x10a"). Only said here; the backend falls back per guest
+# (docs/vms.md), and the tests follow what its trials find.
+report_kvm_cpu() {
+    [[ -c /dev/kvm ]] || return 0
+    local passthrough plain
+    if passthrough=$(kvm_trial "<cpu mode='host-passthrough'/>"); then
+        log "libvirt: KVM runs guests with cpu host-passthrough"
+    elif plain=$(kvm_trial ""); then
+        log "libvirt: KVM runs, but not cpu host-passthrough ($passthrough): guests fall back to another CPU (docs/vms.md)"
+    else
+        log "libvirt: KVM does not start here ($plain): guests run under TCG (docs/vms.md)"
+    fi
+}
+
+kvm_trial() {
+    local name=rtm-kvm-probe-setup-$$ xml rc=0
+    xml=$(mktemp)
+    printf "<domain type='kvm'><name>%s</name><memory unit='MiB'>16</memory><os><type arch='x86_64' machine='pc'>hvm</type></os>%s<devices><memballoon model='none'/></devices></domain>" \
+        "$name" "$1" >"$xml"
+    virsh_sys create "$xml" --paused >/dev/null 2>"$xml.err" || rc=$?
+    ((rc == 0)) && virsh_sys destroy "$name" >/dev/null 2>&1
+    [[ $rc == 0 ]] || tr '\n' ' ' <"$xml.err" | sed 's/^.*error: //; s/ *$//' | cut -c1-200
+    rm -f "$xml" "$xml.err"
+    return $rc
 }
 
 ensure_default_pool() {
@@ -519,6 +551,123 @@ stop_moto() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# sshd for ssh:// Docker engines: loopback only, with a key pair, host keys and known_hosts made
+# here. The client side is the plain `ssh` command (what rtm-console runs for ssh:// engines),
+# configured the way an operator would, by Host blocks in a file under /etc/ssh/ssh_config.d:
+#   $SSH_ALIAS                  the engine of this setup through sshd (key accepted, host key known)
+#   $SSH_ALIAS-wrong-key        the same sshd with a key it does not accept
+#   $SSH_ALIAS-wrong-host-key   the same sshd, but known_hosts holds another host key for it
+# All use HostKeyAlias $SSH_ALIAS, so a test's own sshd on another port (ssh://ALIAS:PORT) is
+# checked against the same known_hosts.
+
+SSH_DIR=$STATE_DIR/ssh
+SSH_SUM=$(printf '%s' "$STATE_DIR" | cksum | cut -d' ' -f1)
+SSH_PORT=${RTM_SSH_PORT:-$((22000 + SSH_SUM % 1000))}
+SSH_ALIAS=rtm-test-ssh-$((SSH_SUM % 100000))
+SSH_CLIENT_CONFIG=/etc/ssh/ssh_config.d/$SSH_ALIAS.conf
+
+ssh_answers() { ssh -o ConnectTimeout=5 "$SSH_ALIAS" true </dev/null >/dev/null 2>&1; }
+
+make_ssh_keys() {
+    mkdir -p "$SSH_DIR"
+    chmod 700 "$SSH_DIR"
+    local key
+    for key in client_key wrong_key host_key other_host_key; do
+        [[ -f $SSH_DIR/$key ]] || ssh-keygen -q -t ed25519 -N '' -C "rtm-test $key" -f "$SSH_DIR/$key"
+    done
+    cp "$SSH_DIR/client_key.pub" "$SSH_DIR/authorized_keys"
+    printf '%s %s\n' "$SSH_ALIAS" "$(cut -d' ' -f1,2 "$SSH_DIR/host_key.pub")" >"$SSH_DIR/known_hosts"
+    printf '%s %s\n' "$SSH_ALIAS" "$(cut -d' ' -f1,2 "$SSH_DIR/other_host_key.pub")" >"$SSH_DIR/known_hosts_wrong"
+}
+
+write_sshd_config() {
+    # The remote side of an ssh:// engine runs `docker system dial-stdio`: SetEnv points that
+    # docker command at this setup's engine.
+    cat >"$SSH_DIR/sshd_config" <<EOF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $SSH_DIR/host_key
+PidFile $SSH_DIR/sshd.pid
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+SetEnv DOCKER_HOST=$DOCKER_HOST_URL
+EOF
+}
+
+write_ssh_client_config() {
+    local suffix identity known
+    {
+        printf '# Written by rtm-console scripts/services.sh for its test sshd; removed by `down`.\n'
+        for suffix in "" -wrong-key -wrong-host-key; do
+            identity=$SSH_DIR/client_key known=$SSH_DIR/known_hosts
+            [[ $suffix == -wrong-key ]] && identity=$SSH_DIR/wrong_key
+            [[ $suffix == -wrong-host-key ]] && known=$SSH_DIR/known_hosts_wrong
+            printf 'Host %s\n' "$SSH_ALIAS$suffix"
+            printf '    HostName 127.0.0.1\n    Port %s\n    User root\n    HostKeyAlias %s\n' "$SSH_PORT" "$SSH_ALIAS"
+            printf '    IdentityFile %s\n    IdentitiesOnly yes\n    UserKnownHostsFile %s\n' "$identity" "$known"
+            printf '    StrictHostKeyChecking yes\n    BatchMode yes\n'
+        done
+    } >"$SSH_CLIENT_CONFIG.tmp"
+    mv "$SSH_CLIENT_CONFIG.tmp" "$SSH_CLIENT_CONFIG"
+}
+
+start_sshd() {
+    [[ -x /usr/sbin/sshd ]] || die "sshd missing: run '$0 install'"
+    make_ssh_keys
+    write_sshd_config
+    write_ssh_client_config
+    local pid
+    if pid=$(recorded_pid sshd "$SSH_DIR/sshd_config") && ssh_answers; then
+        log "ssh: reusing sshd on 127.0.0.1:$SSH_PORT (pid $pid)"
+        return
+    fi
+    mkdir -p /run/sshd  # its privilege separation folder
+    pid=$(spawn "$SSH_DIR/sshd.log" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config")
+    record_started sshd "$pid"
+    wait_for_daemon "$pid" "$SSH_DIR/sshd.log" ssh_answers
+    local version
+    version=$(ssh "$SSH_ALIAS" docker version --format '{{.Server.Version}}' </dev/null 2>&1) ||
+        die "ssh: the engine does not answer through sshd: $version"
+    log "ssh: sshd started on 127.0.0.1:$SSH_PORT (pid $pid); ssh://$SSH_ALIAS reaches engine $version"
+}
+
+stop_sshd() {
+    local pid
+    if pid=$(recorded_pid sshd "$SSH_DIR/sshd_config"); then
+        owned_by_caller sshd || { log "ssh: sshd left running (started by another owner)"; return 0; }
+        log "ssh: stopping sshd (pid $pid)"
+        stop_pid "$pid" 10
+        rm -f "$PIDS_DIR/sshd.pid" "$PIDS_DIR/sshd.owner"
+    fi
+    rm -f "$SSH_CLIENT_CONFIG"
+}
+
+ssh_env() {
+    cat <<EOF
+export RTM_TEST_SSH_DOCKER_HOST=ssh://$SSH_ALIAS
+export RTM_TEST_SSH_WRONG_KEY_DOCKER_HOST=ssh://$SSH_ALIAS-wrong-key
+export RTM_TEST_SSH_WRONG_HOST_KEY_DOCKER_HOST=ssh://$SSH_ALIAS-wrong-host-key
+export RTM_TEST_SSH_DIR=$SSH_DIR
+export RTM_TEST_SSH_KEY=$SSH_DIR/client_key
+export RTM_TEST_SSH_KNOWN_HOSTS=$SSH_DIR/known_hosts
+EOF
+}
+
+# `up-ssh`: the sshd alone, beside services already up (the environment file is rewritten).
+cmd_up_ssh() {
+    [[ $(id -u) == 0 ]] || die "starting sshd needs root"
+    take_lock
+    docker_answers || die "no engine on $DOCKER_HOST_URL: run '$0 up'"
+    start_sshd
+    write_env
+}
+
+# ---------------------------------------------------------------------------------------------
 
 write_env() {
     cat >"$ENV_FILE.tmp" <<EOF
@@ -530,6 +679,7 @@ export AWS_SECRET_ACCESS_KEY=testing
 export AWS_DEFAULT_REGION=us-east-1
 export RTM_TEST_IMAGE=$TEST_IMAGE
 EOF
+    ssh_env >>"$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
 
@@ -542,6 +692,7 @@ cmd_up() {
     install_packages
     start_docker
     build_test_image
+    start_sshd
     start_libvirt
     start_moto
     write_env
@@ -552,6 +703,7 @@ cmd_down() {
     take_lock
     hand_over_services
     stop_moto
+    stop_sshd
     stop_docker
     stop_libvirt
     [[ -n $OWNER ]] || restore_kvm
@@ -560,8 +712,8 @@ cmd_down() {
 
 cmd_status() {
     local name pid program rc=0
-    for name in dockerd libvirtd virtlogd moto; do
-        case $name in moto) program=moto_server ;; *) program=$name ;; esac
+    for name in dockerd libvirtd virtlogd moto sshd; do
+        case $name in moto) program=moto_server ;; sshd) program=$SSH_DIR/sshd_config ;; *) program=$name ;; esac
         if pid=$(recorded_pid "$name" "$program"); then
             printf '%-9s started here, pid %s, owner %s\n' "$name" "$pid" "$(cat "$PIDS_DIR/$name.owner" 2>/dev/null)"
         else
@@ -572,6 +724,7 @@ cmd_status() {
     if libvirt_answers; then echo "libvirt   answers on $LIBVIRT_URI"; else echo "libvirt   DOWN"; rc=1; fi
     if virtlogd_answers; then echo "virtlogd  answers on $VIRTLOGD_SOCK"; else echo "virtlogd  DOWN"; rc=1; fi
     if [[ -x $VENV/bin/python ]] && moto_answers; then echo "moto      answers on $(moto_url)"; else echo "moto      DOWN"; rc=1; fi
+    if ssh_answers; then echo "sshd      answers on 127.0.0.1:$SSH_PORT (ssh://$SSH_ALIAS)"; else echo "sshd      DOWN"; rc=1; fi
     return $rc
 }
 
@@ -583,8 +736,9 @@ cmd_env() {
 case ${1:-} in
     install) install_packages ;;
     up) cmd_up ;;
+    up-ssh) cmd_up_ssh ;;
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
-    *) echo "usage: $0 install|up|down|status|env" >&2; exit 2 ;;
+    *) echo "usage: $0 install|up|up-ssh|down|status|env" >&2; exit 2 ;;
 esac

@@ -135,6 +135,11 @@ def connection_problem(endpoint: EngineEndpoint, error: BaseException) -> tuple[
     import requests
 
     chain = _chain(error)
+    from backends.docker.ssh import SshError
+
+    said_by_ssh = next((item for item in chain if isinstance(item, SshError)), None)
+    if said_by_ssh is not None:
+        return said_by_ssh.cause, said_by_ssh.hint
     path = endpoint.host.removeprefix("unix://")
     start = "start the Docker daemon (dockerd)" if endpoint.is_unix else "check that dockerd listens there and the network path is open"
     for item in chain:
@@ -156,8 +161,6 @@ def connection_problem(endpoint: EngineEndpoint, error: BaseException) -> tuple[
             return "the connection was closed", "the engine may be restarting; it is retried by itself"
     if any(isinstance(item, requests.exceptions.ConnectionError) for item in chain):
         return f"cannot connect ({one_line(str(error), 160)})", start
-    if endpoint.host.startswith("ssh://") and any("ssh" in str(item).lower() for item in chain):
-        return f"ssh failed ({one_line(str(error), 160)})", "check that `ssh HOST docker version` works without a password prompt"
     return None
 
 
@@ -183,10 +186,28 @@ def request_error(error: BaseException) -> DockerRequestError:
 def _api_class() -> type:
     """docker.APIClient, except that an engine's own CA is not replaced by REQUESTS_CA_BUNDLE
     or CURL_CA_BUNDLE from the environment (requests lets those override a session's
-    `verify` on every request, which breaks `tcp://` with the engine's CA)."""
+    `verify` on every request, which breaks `tcp://` with the engine's CA), and that ssh://
+    goes through backends/docker/ssh.py (the ssh command in batch mode, its failures in words)."""
     import docker
 
     class APIClient(docker.APIClient):  # type: ignore[misc]
+        def __init__(self, base_url: str, version: str, **options: Any) -> None:
+            if not base_url.startswith("ssh://"):
+                super().__init__(base_url=base_url, version=version, **options)
+                return
+            from backends.docker import ssh
+
+            # docker-py's own ssh:// needs paramiko even to shell out: start it on a unix
+            # address that is never used (nothing connects at construction with a fixed
+            # version), then send every request through the ssh adapter.
+            super().__init__(base_url="unix:///nonexistent", version=docker.constants.DEFAULT_DOCKER_API_VERSION,
+                             timeout=options["timeout"], max_pool_size=options["max_pool_size"])
+            self._custom_adapter = ssh.SshAdapter(base_url, options["timeout"], options["max_pool_size"])
+            self.mount(ssh.BASE_URL, self._custom_adapter)
+            self.base_url = ssh.BASE_URL
+            if version == "auto":
+                self._version = self.version(api_version=False)["ApiVersion"]
+
         def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
             settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
             if verify is None and self.verify is not True:  # a CA path, or verification off
@@ -251,10 +272,7 @@ class EngineClient:
             tls = TLSConfig(client_cert=cert, ca_cert=files.ca, verify=files.verify)
         host = self.endpoint.host.replace("tcp://", "https://", 1) if files is not None else self.endpoint.host
         try:
-            api = _api_class()(
-                base_url=host, version="auto", timeout=self.timeout, tls=tls,
-                use_ssh_client=host.startswith("ssh://"), max_pool_size=MAX_POOL_SIZE,
-            )  # fmt: skip
+            api = _api_class()(base_url=host, version="auto", timeout=self.timeout, tls=tls, max_pool_size=MAX_POOL_SIZE)
         except Exception as error:  # any failure to open means the engine cannot be used
             raise self.unavailable(error) or BackendUnavailable(
                 self._set_unreachable(one_line(str(error), 200), "check the engine address and its TLS settings")
