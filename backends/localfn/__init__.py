@@ -36,7 +36,8 @@ def make_local_backends(config: Any, read_only: bool = False) -> tuple[list[Loca
 
 
 def make_local_runtime(config: Any, role: str = "console", **options: Any) -> LocalFunctionsRuntime:
-    """Options: max_body_bytes, max_workers, idle_seconds, queue_timeout, clock (see the runtime)."""
+    """Options: max_body_bytes, max_response_bytes, max_workers, idle_seconds, queue_timeout,
+    containment, clock (see the runtime)."""
     from backends.localfn.runtime import LocalFunctionsRuntime
 
     listen = config.functions.gateway_listen

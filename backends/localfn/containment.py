@@ -59,18 +59,27 @@ class Containment:
         self.leader = pid
 
     def kill(self) -> None:
-        if self.leader is not None:
-            try:
-                os.killpg(self.leader, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         for _ in range(20):  # a forking child may add one more before it is killed
-            found = list(_marked_processes(self.token))
+            found = self._members()
             if not found:
                 return
             for pid in found:
                 _kill(pid)
             time.sleep(0.01)
+
+    def _members(self) -> set[int]:
+        """Processes carrying the marker, and the rest of the worker's process group when a
+        marked process proves the group is still this worker's (a group id is a pid, and pids
+        are reused once the worker is reaped)."""
+        marked: set[int] = set()
+        groups: dict[int, int] = {}
+        for pid, group, has_marker in _processes(self.token):
+            groups[pid] = group
+            if has_marker:
+                marked.add(pid)
+        if self.leader is not None and any(groups.get(pid) == self.leader for pid in marked):
+            marked |= {pid for pid, group in groups.items() if group == self.leader}
+        return marked
 
     def remove(self) -> None:
         """Forget the group (after kill)."""
@@ -172,18 +181,21 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _marked_processes(token: str) -> Iterator[int]:
+def _processes(token: str) -> Iterator[tuple[int, int, bool]]:
+    """(pid, process group, carries the marker) of every process this user can read but us."""
     wanted = f"{MARKER}={token}".encode()
     me = os.getpid()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
         try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                group = int(stat.read().rsplit(b")", 1)[1].split()[2])
             with open(f"/proc/{entry.name}/environ", "rb") as environ:
-                if wanted in environ.read().split(b"\0"):
-                    yield int(entry.name)
-        except OSError:
+                has_marker = wanted in environ.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
             continue
+        yield int(entry.name), group, has_marker
 
 
 # ------------------------------------------------------------------------------ choosing

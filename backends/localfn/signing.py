@@ -16,6 +16,7 @@ than five minutes away from this machine's clock is refused, as AWS does.
 from __future__ import annotations
 
 import configparser
+import functools
 import hashlib
 import hmac
 import os
@@ -185,24 +186,31 @@ def _request_time(received: dict[str, list[str]], day: str, now: datetime) -> st
 def _signature(method: str, target: str, signed: dict[str, list[str]], body: bytes, key: KeyPair,
                region: str, stamp: str) -> str:
     """What botocore's signer computes for this request with exactly the signed headers."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest, HTTPHeaders
+    from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    class _ClientSignedHeaders(SigV4Auth):
-        def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
-            chosen = HTTPHeaders()
-            for name, values in signed.items():
-                for value in values:
-                    chosen[name] = value
-            return chosen
-
-    host = signed["host"][0]
-    request = AWSRequest(method=method.upper(), url=f"http://{host}{target}", data=body)
+    request = AWSRequest(method=method.upper(), url=f"http://{signed['host'][0]}{target}", data=body)
     for name, values in signed.items():
         for value in values:
             request.headers[name] = value
     request.context["timestamp"] = stamp
-    signer = _ClientSignedHeaders(Credentials(key.access_key_id, key.secret_access_key), SERVICE, region)
+    signer = _signer_class()(Credentials(key.access_key_id, key.secret_access_key), SERVICE, region)
     canonical = signer.canonical_request(request)
     return signer.signature(signer.string_to_sign(request, canonical), request)
+
+
+@functools.cache
+def _signer_class() -> type:
+    """botocore's SigV4Auth over the headers the request holds, all of which the client signed
+    (the stock signer picks its own set, which another SDK may not have signed)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import HTTPHeaders
+
+    class ClientSignedHeaders(SigV4Auth):
+        def headers_to_sign(self, request):  # type: ignore[no-untyped-def]
+            chosen = HTTPHeaders()
+            for name, value in request.headers.items():
+                chosen[name.lower()] = value
+            return chosen
+
+    return ClientSignedHeaders
