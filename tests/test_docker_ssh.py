@@ -8,12 +8,14 @@ sshd or point it at a dead engine start one of their own on another port.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -26,6 +28,7 @@ from fixtures import require_service
 from test_docker_support import SAMPLES, eventually, remove_all, run_container, workload_document
 
 pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _ssh_env(name: str) -> str:
@@ -102,7 +105,7 @@ class PrivateSshd:
 
 
 @pytest.fixture
-def private_sshd(tmp_path: Path) -> Iterator[callable]:
+def private_sshd(tmp_path: Path) -> Iterator[Callable[..., PrivateSshd]]:
     started: list[PrivateSshd] = []
 
     def start(docker_host: str = os.environ.get("DOCKER_HOST", "")) -> PrivateSshd:
@@ -249,3 +252,28 @@ def test_ssh_runs_in_batch_mode_with_a_connect_timeout_and_keep_alives() -> None
     options = [command[i + 1] for i, arg in enumerate(command) if arg == "-o"]
     assert options == ["BatchMode=yes", "ConnectTimeout=10", "ServerAliveInterval=15", "ServerAliveCountMax=2"]
     assert command[command.index("-l") + 1] == "ops" and command[command.index("-p") + 1] == "2222"
+
+
+# ------------------------------------------------------------------------ the command line
+
+
+def _rtm_console(tmp_path: Path, docker_host: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DOCKER_HOST": docker_host, "RTM_DATA_DIR": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    env.pop("RTM_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_get_containers_through_ssh_and_a_refused_key_on_the_command_line(ssh_host, docker_client, test_image, test_labels, run_id, tmp_path) -> None:
+    container = run_container(docker_client, test_image, ["sleep", "600"], test_labels, name=f"{run_id}-sshcli")
+    try:
+        listed = _rtm_console(tmp_path, ssh_host, "get", "containers", "--json")
+        assert listed.returncode == 0, listed.stderr
+        record = next(c for c in json.loads(listed.stdout) if c["id"] == container.id)
+        assert record["state"] == "running" and record["engine"] == f"docker@{ssh_host.removeprefix('ssh://')}"
+    finally:
+        container.remove(force=True)
+    wrong = _ssh_env("RTM_TEST_SSH_WRONG_KEY_DOCKER_HOST")
+    refused = _rtm_console(tmp_path, wrong, "get", "containers")
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert f"docker at {wrong}: unreachable (ssh: {wrong.removeprefix('ssh://')} refused the key (" in refused.stderr
