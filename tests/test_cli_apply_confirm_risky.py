@@ -62,3 +62,18 @@ def test_creating_more_replicas_than_the_limit_at_once_is_confirmed_first(env, d
         assert _created(docker_client, name) == []
     finally:
         remove_all(docker_client, f"rtm.workload={name}")
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (('limits: {cpu: "500m"', 'limits: {cpu: "1000"'), r"asks for 1000 CPUs; the largest engine has \d+"),
+    (('memory: "128Mi"}', 'memory: "64Ti"}'), r"asks for 65536\.0 GiB of memory; the largest engine has [\d.]+ GiB"),
+])
+def test_plan_refuses_more_cpu_or_memory_than_the_largest_engine_has(edit, expected, env, docker_client, test_image, test_labels, run_id, tmp_path) -> None:
+    import re
+
+    name = f"{run_id}-huge"
+    spec = _edit(workload_file(tmp_path / "huge.yaml", name, test_image, test_labels), *edit)
+    planned = rtm_console(env, "apply", "--dry-run", str(spec))
+    assert planned.returncode == 1
+    assert re.search(f"ContainerRuntime/{name}: cannot plan: the spec {expected}", planned.stderr), planned.stderr
+    assert _created(docker_client, name) == []

@@ -108,6 +108,7 @@ class ContainerHandler:
     def plan(self, document: Document, base_dir: Path) -> list[Change]:
         request = workload_request(document, base_dir)  # a bad spec stops here, before any engine call
         self._check_runtime_somewhere(document, base_dir)
+        self._check_engine_size(document)
         replicas = find_replicas(self.backends, request.workload)
         by_index = {r.index: r for r in replicas if r.index is not None and r.name == replica_name(request.workload, r.index)}
         changes = []
@@ -140,6 +141,31 @@ class ContainerHandler:
         if problems and len(problems) == len(self.backends):
             raise problems[0]
         workload_request(document, base_dir, engine_runtimes=runtimes)
+
+    def _check_engine_size(self, document: Document) -> None:
+        """CPU or memory beyond the largest answering engine: Docker would refuse the create
+        ("Range of CPUs is from 0.01 to N.00") or the replica could never be placed."""
+        resources = document.get("ContainerRuntime").resources
+        amounts = (resources.limits, resources.requests)
+        cpu = max((a.cpu for a in amounts if a.cpu is not None), default=0)
+        memory = max((a.memory for a in amounts if a.memory is not None), default=0)
+        if not cpu and not memory:
+            return
+        sizes = []
+        for backend in self.backends:
+            try:
+                sizes.append(backend.info())
+            except BackendUnavailable:
+                continue  # an engine that does not answer is reported by the plan's other calls
+        if not sizes:
+            return
+        cpus, memory_bytes = max(i.cpu_count for i in sizes), max(i.memory_bytes for i in sizes)
+        if cpu > cpus * 1000:
+            raise DockerRequestError(f"the spec asks for {cpu / 1000:g} CPUs; the largest engine has {cpus}",
+                                     "lower resources.limits.cpu / requests.cpu, or add a larger engine")
+        if memory > memory_bytes:
+            raise DockerRequestError(f"the spec asks for {memory / 2**30:.1f} GiB of memory; the largest engine has {memory_bytes / 2**30:.1f} GiB",
+                                     "lower resources.limits.memory / requests.memory, or add a larger engine")
 
     @staticmethod
     def _create_note(request: WorkloadRequest) -> str:
