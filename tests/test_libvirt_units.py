@@ -22,7 +22,7 @@ from backends.libvirt.connection import hint_for, is_local_uri
 from backends.libvirt.domain_xml import DomainRequest, CpuChoice, domain_request, domain_xml, render_vm, volume_xml
 from backends.libvirt.errors import HostRequirementError, KvmRefused, VmNotFound, VmSpecError
 from backends.libvirt.host_checks import FirmwareFacts, HostFacts, Presence, TpmFacts, VolumeFacts, check_requirements
-from backends.libvirt.kvm import KvmStatus, choose_hypervisor, kvm_reason, named_cpu_models
+from backends.libvirt.kvm import KvmStatus, choose_hypervisor, kvm_reason, named_cpu_models, trial_xml
 from backends.libvirt.live_xml import compare, parse_domain
 from backends.libvirt.stats import DomainSample, StatsTracker
 from rtm.documents import Document, load_file, load_text
@@ -360,6 +360,21 @@ def test_a_named_cpu_model_that_does_not_start_goes_to_tcg_and_kvm_failures_skip
     choice = choose_hypervisor("kvm", trials_given({None: denied, "host-passthrough": denied}, asked), cpu=PASSTHROUGH,
                                strict=False, host="h", named_models=lambda: ("qemu64",))
     assert asked == ["host-passthrough", None] and choice.note == "TCG fallback on h: KVM is not usable (Could not access KVM kernel module: Permission denied)"
+
+
+def _shape(element: ET.Element) -> tuple:
+    return element.tag, element.attrib, (element.text or "").strip(), [_shape(child) for child in element]
+
+
+@pytest.mark.parametrize("model", ["host-passthrough", "host-model", "maximum", "EPYC"])
+def test_the_kvm_trial_carries_the_guests_own_cpu_element(model: str) -> None:
+    spec = vm_doc("vm", cpu={"model": model}).get("VirtualMachineRuntime")
+    request, _notes = domain_request("vm", spec, domain_type="kvm")
+    guest_cpu = ET.fromstring(domain_xml(request)).find("cpu")
+    guest_cpu.remove(guest_cpu.find("topology"))
+    trial = ET.fromstring(trial_xml("rtm-kvm-probe-x", request.cpu, smm=False))
+    assert trial.get("type") == "kvm" and _shape(trial.find("cpu")) == _shape(guest_cpu)
+    assert ET.fromstring(trial_xml("rtm-kvm-probe-x", None, smm=True)).find("cpu") is None  # the trial of KVM itself
 
 
 def test_named_cpu_models_come_from_the_domain_capabilities_host_model_first_then_usable_ones() -> None:
