@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from backends.files import ensure_private_dir
+
 CREDENTIALS_NAME = "credentials"
 PROFILE = "rtm-local"
 SERVICE = "lambda"
@@ -64,7 +66,7 @@ def credentials_path(store_root: Path | str) -> Path:
 def ensure_key_pair(store_root: Path | str) -> KeyPair:
     """The runtime's key pair, created (0600, never replaced) when the file does not exist."""
     path = credentials_path(store_root)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     pair = KeyPair("AKIA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16)), secrets.token_urlsafe(30))
     text = (f"# The key pair the local functions runtime's Lambda API accepts (Signature Version 4,\n"
             f"# service lambda, any region). Kept across restarts; delete it to get a new one.\n"
