@@ -135,6 +135,12 @@ class AutoscalerSettings:
 
 
 @dataclass(frozen=True)
+@dataclass(frozen=True)
+class ConsoleSettings:
+    shell: tuple[str, ...] = ("/bin/sh",)  # what `e` runs in a container
+    shell_idle_timeout: float = 900.0  # seconds without a key or output before a shell closes; 0 = never
+
+
 class Source:
     """Where a value came from: a flag, an environment variable, the file (with line) or the
     default (with what it was derived from, e.g. DOCKER_HOST)."""
@@ -166,6 +172,7 @@ class Config:
     file_source: str  # how the file was chosen, e.g. "flag --config", "default location"
     sources: Mapping[str, Source] = field(compare=False, repr=False)
 
+    console: ConsoleSettings = ConsoleSettings()
     def get(self, key: str) -> Any:
         """A value by its dotted key, e.g. `config.get("exporter.listen")`."""
         value: Any = self
@@ -833,6 +840,10 @@ _SCHEMA = _schema()
 
 
 def config_file_path(path: Path | str | None, env: Mapping[str, str]) -> tuple[Path, str, bool]:
+    Key("console.shell", _command, _fixed(("/bin/sh",)), None,
+        "The shell `e` opens in a container (a command line, or a list of words)."),
+    Key("console.shell_idle_timeout", _duration(0.0, zero_allowed=True), _fixed(900.0), None,
+        "Close a container shell or VM console after this long without a key or output (0 = never).", unit="s"),
     """(the config file, how it was chosen, whether it must exist)."""
     if path is not None:
         return Path(path).expanduser(), "flag --config", True
@@ -1080,6 +1091,7 @@ def resolve_functions_target(
     if credentials.is_file():
         return "aws", f"auto: AWS credentials file {credentials} exists"
     return "local", "auto: no AWS endpoint, profile or credentials are configured"
+        console=ConsoleSettings(values["console.shell"], values["console.shell_idle_timeout"]),
 
 
 # --- showing the configuration --------------------------------------------------------------

@@ -92,6 +92,8 @@ def _run(ctx: AppContext, args: argparse.Namespace) -> int:
         # The exporter reads the same poller: hidden panes then keep the normal cadence.
         hidden_interval_factor=1.0 if exporting else 5.0,
         autoscaler_tolerance=config.autoscaler.tolerance,
+        shell=config.console.shell,
+        session_idle_timeout=config.console.shell_idle_timeout,
         freeze_startup_objects=True,
     )
     services = ConsoleServices(

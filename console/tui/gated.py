@@ -15,12 +15,15 @@ from typing import Any
 
 from textual import work
 
+from console.gate import register_action
 from console.tui import actions
 from console.tui.screens.dialogs import ConfirmScreen, OutputScreen, TextPromptScreen
 from console.tui.views import Row
 from rtm.duration import parse_duration
 
 EXEC_TIMEOUT = 30.0  # seconds a command run with exec may take
+SHELL_ACTION = register_action("container.shell", description="open an interactive shell in a container (docker exec -it)").name
+CONSOLE_ACTION = register_action("vm.console", description="attach to a VM's serial console").name
 
 
 class GatedActions:
@@ -180,3 +183,61 @@ class GatedActions:
                            lambda: store.add(alert.alert, alert.subject, seconds, gate.user, gate.origin))
 
         self.ask_text(f"Silence {alert.alert} on {alert.subject} for how long? (30m, 2h, 24h)", silence)
+
+    # ------------------------------------------------------------------ interactive sessions
+
+    def open_shell(self, row: Row) -> None:
+        """`e` on a container: `docker exec -it` with the configured shell, the console suspended."""
+        from console.tui.sessions import docker_exec_argv
+
+        backend = self.services.backends.get(row.backend)
+        argv, problem = docker_exec_argv(backend, row.key.rsplit("/", 1)[-1], self.options.shell)
+        params = {"backend": row.backend, "shell": " ".join(self.options.shell),
+                  "idle_timeout": self.options.session_idle_timeout}
+        self.attach_session(SHELL_ACTION, f"container/{row.name}", params, argv, problem,
+                            f"shell in container/{row.name} on {row.backend}: `exit` (or Ctrl+D) returns to rtm-console")
+
+    def open_serial_console(self, row: Row) -> None:
+        """`e` on a VM: its serial console through libvirt (`virsh console`); Ctrl+] detaches."""
+        from console.tui.sessions import virsh_console_argv
+
+        backend = self.services.backends.get(row.backend)
+        argv, problem = virsh_console_argv(backend, row.name)
+        self.attach_session(CONSOLE_ACTION, f"vm/{row.name}", {"backend": row.backend}, argv, problem,
+                            f"serial console of vm/{row.name} on {row.backend}: Ctrl+] detaches and returns to rtm-console",
+                            escape=b"\x1d")
+
+    def attach_session(self, action: str, target: str, params: dict[str, Any], argv: list[str] | None,
+                       problem: str, banner: str, escape: bytes | None = None) -> None:
+        """Through the gate: refused (and audited) in kiosk mode before anything runs; otherwise
+        the screen is suspended, the session runs on the terminal, and the console comes back
+        where it was."""
+        from console.terminal import run_attached
+
+        gate = self.services.gate
+        if gate.read_only or argv is None:
+            def unavailable() -> None:
+                raise RuntimeError(problem)
+
+            self._action_done(gate.run(action, target, params, unavailable))
+            return
+
+        def session() -> Any:
+            from textual.app import SuspendNotSupported
+
+            try:
+                with self.suspend():  # type: ignore[attr-defined]
+                    print(f"\r\nrtm-console: {banner}\r\n", flush=True)
+                    end = run_attached(argv, idle_timeout=self.options.session_idle_timeout, escape=escape)
+            except SuspendNotSupported:
+                raise RuntimeError("this terminal cannot be handed to another program (no real terminal)") from None
+            if end.reason == "idle":
+                return f"closed after {self.options.session_idle_timeout:g} s without a key or output"
+            if end.reason == "escape":
+                return "detached"
+            return f"ended (exit code {end.exit_code})"
+
+        result = gate.run(action, target, params, session)
+        self._action_done(result)
+        if result.ok:
+            self.notify(f"{target}: {result.value}")  # type: ignore[attr-defined]

@@ -54,6 +54,8 @@ class ConsoleOptions:
     refresh_interval: float = 2.0
     hidden_interval_factor: float = 5.0  # panes out of sight poll this much less often
     autoscaler_tolerance: float | None = None  # the config's autoscaler.tolerance
+    shell: tuple[str, ...] = ("/bin/sh",)  # console.shell: what `e` runs in a container
+    session_idle_timeout: float = 900.0  # console.shell_idle_timeout: shells and VM consoles close after it
     # Move everything alive once the screen is up (imports, widgets) out of the garbage
     # collector's way: full collections then walk only what changes (see app.on_mount).
     freeze_startup_objects: bool = False

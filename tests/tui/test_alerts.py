@@ -17,34 +17,6 @@ from tui.conftest import host_backend, screen_text, wait_for
 
 pytestmark = pytest.mark.docker
 SIZE = (140, 40)
-HOT_SPEC = """\
-name: {name}
-ContainerRuntime:
-  base_image: "{image}"
-  security: {{user: "1000:1000"}}
-  resources:
-    requests: {{cpu: "100m", memory: "16Mi"}}
-AutoScalingPolicy:
-  horizontal: {{min_replicas: 1, max_replicas: 2, target_cpu_utilization: 50}}
-"""
-
-
-@pytest.fixture
-def hot_workload(docker_client, test_image, test_labels, run_id, tmp_path):
-    """A spec asking for 50 % of a 100m CPU request, and one replica of it spinning at about
-    a fifth of a core (200 % of its request)."""
-    name = f"{run_id}-hot"
-    specs = tmp_path / "specs"
-    specs.mkdir()
-    (specs / "hot.yaml").write_text(HOT_SPEC.format(name=name, image=test_image))
-    container = docker_client.containers.run(
-        test_image, ["sh", "-c", "while :; do :; done"], name=f"{name}-0", detach=True, init=True,
-        labels={**test_labels, "rtm.workload": name, "rtm.replica": "0"}, nano_cpus=200_000_000,
-    )
-    yield name, specs, container
-    container.remove(force=True)
-
-
 def _docker_console(live_console, specs, mode="interactive"):
     from backends.docker import make_docker_backends
 
