@@ -6,8 +6,12 @@ run through `ActionGate.run`. The gate
 - refuses everything in kiosk mode ("kiosk mode is read-only: ... was not run");
 - asks for confirmation of destructive steps when a person is there to answer, and without a
   terminal refuses them unless `--yes` was given;
-- writes one audit record per attempt (JSON lines in the data folder: time, user, origin,
-  mode, action, target, parameters with secrets masked, result, duration);
+- writes one audit record per attempt (JSON lines in the data folder: time, user, uid, origin,
+  what the environment claims, mode, action, target, parameters with secrets masked, result,
+  duration); the user and origin come from the system (console/identity.py), not from `USER`
+  or `SSH_CONNECTION`. An action declared `journaled` (a long change such as an apply) also
+  gets a `started` record before it runs, so a change cut short by `kill -9` still leaves its
+  intent;
 - turns exceptions into a typed, failed `ActionResult` with a one-line message, the traceback
   going to the debug log.
 
@@ -24,7 +28,6 @@ scale on load); in agent mode they run without a question and are audited like t
 from __future__ import annotations
 
 import functools
-import getpass
 import inspect
 import logging
 import os
@@ -38,11 +41,12 @@ from typing import Any, Generic, Literal, TypeVar
 
 from console.datadir import append_jsonl, ensure_private_dir, iso_utc
 from console.diagnostics import user_message
+from console.identity import current_identity
 from rtm.secrets import MASK, is_secret_name, looks_secret, mask_secrets  # noqa: F401 - re-exported
 
 T = TypeVar("T")
 Mode = Literal["interactive", "kiosk", "agent"]
-ErrorKind = Literal["refused_read_only", "not_confirmed", "failed"]
+ErrorKind = Literal["refused_read_only", "not_confirmed", "failed", "interrupted"]
 MODES: tuple[str, ...] = ("interactive", "kiosk", "agent")
 AUDIT_LOG_NAME = "audit.jsonl"
 
@@ -69,6 +73,7 @@ class ActionSpec:
     destructive: bool
     description: str = ""
     entry: Callable[..., ActionResult[Any]] | None = None
+    journaled: bool = False  # a `started` record is written before it runs
 
 
 ACTIONS: dict[str, ActionSpec] = {}
@@ -80,10 +85,11 @@ class UndeclaredAction(LookupError):
     """A programming error: `gate.run` was called with a name nobody declared."""
 
 
-def register_action(name: str, *, destructive: bool = False, description: str = "") -> ActionSpec:
+def register_action(name: str, *, destructive: bool = False, description: str = "", journaled: bool = False) -> ActionSpec:
     """Declare an action for code that calls `gate.run` directly. Declaring twice is fine
-    when both declarations agree."""
-    return _declare(ActionSpec(name, destructive, description))
+    when both declarations agree. A `journaled` action (one that takes long and changes
+    several things) is audited before it runs too."""
+    return _declare(ActionSpec(name, destructive, description, journaled=journaled))
 
 
 def _declare(spec: ActionSpec) -> ActionSpec:
@@ -100,6 +106,7 @@ def _declare(spec: ActionSpec) -> ActionSpec:
             spec.destructive,
             spec.description or known.description,
             spec.entry or known.entry,
+            spec.journaled or known.journaled,
         )
     ACTIONS[spec.name] = spec
     return spec
@@ -202,8 +209,11 @@ class ActionGate:
         self.audit_path = Path(audit_path)
         self.confirm = confirm
         self.assume_yes = assume_yes
-        self.user = user or _current_user(env)
-        self.origin = origin_from_env(env)
+        identity = current_identity(env)
+        self.user = user or identity.user
+        self.uid = identity.uid
+        self.origin = identity.origin
+        self.env_claim = identity.env_claim
         self._clock = clock
 
     @property
@@ -217,7 +227,10 @@ class ActionGate:
         params: Mapping[str, Any],
         fn: Callable[[], T],
         destructive: bool = False,
+        on_interrupt: Callable[[], str] | None = None,
     ) -> ActionResult[T]:
+        """Run `fn` if the mode and the person allow it, auditing the attempt. When Ctrl+C or an
+        exit cuts `fn` short, `on_interrupt()` says what exists now, for the audit record."""
         spec = ACTIONS.get(action)
         if spec is None:
             raise UndeclaredAction(
@@ -240,6 +253,8 @@ class ActionGate:
         if problem:
             message = f"{action} {target} was not run: the audit log cannot be written ({problem})"
             return ActionResult(False, action, target, None, message, "failed")
+        if spec.journaled:
+            self._audit(ActionResult(False, action, target, None, f"{action} {target}: started"), "started", params, destructive, 0.0)
         try:
             value = fn()
         except Exception as exc:  # every failure becomes a result; the traceback goes to the log
@@ -247,9 +262,10 @@ class ActionGate:
             message = f"{action} {target} failed: {user_message(exc)}"
             return finish(ActionResult(False, action, target, None, message, "failed"), "failed")
         except BaseException:
-            # Ctrl+C or exit during a change: record that it was cut short, then let it go on.
+            # Ctrl+C or exit during a change: record that it was cut short and what it left, then let it go on.
             message = f"{action} {target} was interrupted"
-            finish(ActionResult(False, action, target, None, message, "failed"), "failed")
+            state = _describe_interruption(on_interrupt)
+            finish(ActionResult(False, action, target, None, f"{message}; {state}" if state else message, "interrupted"), "interrupted")
             raise
         return finish(ActionResult(True, action, target, value, f"{action} {target}: done"), "ok")
 
@@ -286,7 +302,9 @@ class ActionGate:
         record = {
             "time": iso_utc(self._clock()),
             "user": self.user,
+            "uid": self.uid,
             "origin": self.origin,
+            "env_claim": dict(self.env_claim) if self.env_claim else None,  # what USER, SSH_CONNECTION ... say
             "mode": self.mode,
             "action": result.action,
             "target": result.target,
@@ -308,6 +326,16 @@ class ActionGate:
         return result
 
 
+def _describe_interruption(describe: Callable[[], str] | None) -> str:
+    if describe is None:
+        return ""
+    try:
+        return describe()
+    except BaseException as exc:  # a second Ctrl+C, or the backend gone: the record is written anyway
+        logger.warning("could not tell what an interrupted action left", exc_info=exc)
+        return ""
+
+
 def audit_log_path(data_dir: Path | str) -> Path:
     """Where the audit log lives in the data folder."""
     return Path(data_dir) / AUDIT_LOG_NAME
@@ -315,25 +343,6 @@ def audit_log_path(data_dir: Path | str) -> Path:
 
 def _verb(action: str) -> str:
     return action.rsplit(".", 1)[-1].replace("_", " ")
-
-
-def _current_user(env: Mapping[str, str]) -> str:
-    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        if env.get(name):
-            return env[name]
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"
-
-
-def origin_from_env(env: Mapping[str, str]) -> str:
-    """`client-ip:port` of the SSH session this process runs in, else "local"."""
-    parts = env.get("SSH_CONNECTION", "").split()
-    if len(parts) >= 2:
-        host, port = parts[0], parts[1]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return "local"
 
 
 def terminal_confirm(

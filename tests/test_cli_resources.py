@@ -261,10 +261,10 @@ def test_apply_creates_every_replica_in_file_order(cli: Cli, tmp_path: Path) -> 
     assert lines_matching(r"^create\s+(\S+)$", run.out) == ["container/zeta-0", "container/zeta-1", "container/alpha-0", "container/mid-0"]
     assert cli.containers.changing_calls() == [("apply", "zeta"), ("apply", "alpha"), ("apply", "mid")]
     assert sorted(cli.containers.live) == ["alpha-0", "mid-0", "zeta-0", "zeta-1"]
-    assert [(r["action"], r["target"], r["result"]) for r in cli.audit()] == [
-        ("workload.apply", "ContainerRuntime/zeta", "ok"),
-        ("workload.apply", "ContainerRuntime/alpha", "ok"),
-        ("workload.apply", "ContainerRuntime/mid", "ok"),
+    assert [(r["action"], r["target"], r["result"]) for r in cli.audit()] == [  # the intent, then the outcome
+        ("workload.apply", "ContainerRuntime/zeta", "started"), ("workload.apply", "ContainerRuntime/zeta", "ok"),
+        ("workload.apply", "ContainerRuntime/alpha", "started"), ("workload.apply", "ContainerRuntime/alpha", "ok"),
+        ("workload.apply", "ContainerRuntime/mid", "started"), ("workload.apply", "ContainerRuntime/mid", "ok"),
     ]
 
 
@@ -307,7 +307,7 @@ def test_a_partial_failure_names_what_succeeded_failed_and_was_not_attempted(cli
     assert "not attempted: ContainerRuntime/gamma" in run.err
     assert cli.containers.changing_calls() == [("apply", "alpha"), ("apply", "beta")]
     assert sorted(cli.containers.live) == ["alpha-0"]
-    assert [(r["target"], r["result"]) for r in cli.audit()] == [("ContainerRuntime/alpha", "ok"), ("ContainerRuntime/beta", "failed")]
+    assert [(r["target"], r["result"]) for r in cli.audit() if r["result"] != "started"] == [("ContainerRuntime/alpha", "ok"), ("ContainerRuntime/beta", "failed")]
 
 
 def test_a_replacing_apply_without_a_terminal_needs_yes(cli: Cli, tmp_path: Path) -> None:
@@ -342,8 +342,8 @@ def test_delete_kind_slash_name_removes_that_one(cli: Cli, tmp_path: Path) -> No
     assert run.code == 0, run.err
     assert run.out.splitlines() == ["deleted container/web-1"]
     assert sorted(cli.containers.live) == ["web-0"]
-    assert cli.audit()[-1] | {"time": None, "duration_seconds": None, "user": None} == {
-        "time": None, "user": None, "origin": "local", "mode": "interactive", "action": "resource.delete",
+    assert cli.audit()[-1] | {"time": None, "duration_seconds": None, "user": None, "uid": None, "origin": None, "env_claim": None} == {
+        "time": None, "user": None, "uid": None, "origin": None, "env_claim": None, "mode": "interactive", "action": "resource.delete",
         "target": "container/web-1", "destructive": True, "params": {"with_disk": False}, "result": "ok",
         "error": None, "message": "resource.delete container/web-1: done", "duration_seconds": None,
     }

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import pkgutil
+import pwd
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ import backends
 import console
 from console import diagnostics
 from console.datadir import read_jsonl
+from console.identity import login_origin
 from console.gate import (
     ACTIONS,
     ActionGate,
@@ -29,7 +31,6 @@ from console.gate import (
     is_secret_name,
     looks_secret,
     mask_secrets,
-    origin_from_env,
     register_action,
     terminal_confirm,
 )
@@ -211,14 +212,32 @@ def test_audit_record_has_time_user_origin_and_duration(tmp_path):
     gate.run("test.touch", "file/x", {"mode": "fast"}, lambda: None)
     (record,) = audit(gate)
     assert record["time"] == "2026-01-01T10:00:00.250Z"
-    assert (record["user"], record["origin"]) == ("bob", "203.0.113.9:52114")
+    # The user and origin are the system's (tests/test_identity.py); the environment's claim is kept apart.
+    assert (record["user"], record["uid"]) == (pwd.getpwuid(os.getuid()).pw_name, os.getuid())
+    assert record["origin"] == login_origin(os.getpid())
+    assert record["env_claim"] == env
     assert record["params"] == {"mode": "fast"}
     assert isinstance(record["duration_seconds"], float) and record["duration_seconds"] >= 0
 
 
-def test_origin_is_local_without_ssh_and_bracketed_for_ipv6():
-    assert origin_from_env({}) == "local"
-    assert origin_from_env({"SSH_CONNECTION": "2001:db8::5 40000 2001:db8::1 22"}) == "[2001:db8::5]:40000"
+def test_a_journaled_action_records_its_intent_before_and_what_is_left_after_an_interruption(tmp_path):
+    register_action("test.journaled", journaled=True, description="A long change (test action)")
+    gate = ActionGate("interactive", tmp_path / "audit.jsonl", env=ENV)
+    seen_before_running: list[list[dict]] = []
+
+    def cut_short() -> None:
+        seen_before_running.append(audit(gate))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        gate.run("test.journaled", "thing/t", {"steps": 3}, cut_short, on_interrupt=lambda: "exists now: step 1")
+    (intent,) = seen_before_running[0]
+    assert (intent["result"], intent["params"]) == ("started", {"steps": 3})
+    outcome = audit(gate)[-1]
+    assert (outcome["result"], outcome["error"]) == ("interrupted", "interrupted")
+    assert outcome["message"] == "test.journaled thing/t was interrupted; exists now: step 1"
+    gate.run("test.touch", "file/x", {}, lambda: None)  # not journaled: one record
+    assert [r["result"] for r in audit(gate)] == ["started", "interrupted", "ok"]
 
 
 def test_explicit_user_wins(tmp_path):

@@ -28,7 +28,7 @@ from rtm.documents import Document
 RESOURCE_OF_KIND = {"ContainerRuntime": "container", "VirtualMachineRuntime": "vm", "ServerlessRuntime": "function"}
 RESOURCES = ("container", "vm", "function")
 
-register_action("workload.apply", description="create or update a workload from its spec")
+register_action("workload.apply", description="create or update a workload from its spec", journaled=True)
 register_action("resource.delete", destructive=True, description="delete a workload, container, VM or function")
 register_action("node.cordon", description="stop placing new replicas on a node")
 register_action("node.uncordon", description="let a node take new replicas again")
@@ -183,12 +183,24 @@ def _apply_documents(ctx: AppContext, documents: list[tuple[Path, Document]], ar
         if all(c.action == "unchanged" for c in changes):
             continue
         replacing = any(c.action in ("replace", "delete") for c in changes)
-        result = ctx.gate.run(
-            "workload.apply", document.label,
-            {"file": document.path, "document": document.index + 1, "changes": [c.to_json() for c in changes]},
-            lambda: handler.apply(document, base_dir, changes, progress=lambda line: print(f"  {line}", flush=True)),
-            destructive=replacing,
-        )
+        left: list[str] = []  # what exists after an interruption
+
+        def tell_what_exists(handler: RuntimeHandler = handler, document: Document = document, base_dir: Path = base_dir) -> str:
+            left.append(what_exists_now(handler, document, base_dir))
+            return left[-1]
+
+        try:
+            result = ctx.gate.run(
+                "workload.apply", document.label,
+                {"file": document.path, "document": document.index + 1, "changes": [c.to_json() for c in changes]},
+                lambda: handler.apply(document, base_dir, changes, progress=lambda line: print(f"  {line}", flush=True)),
+                destructive=replacing,
+                on_interrupt=tell_what_exists,
+            )
+        except KeyboardInterrupt:
+            print(f"interrupted: {document.label}: {left[-1] if left else 'what exists now could not be read'}", file=sys.stderr)
+            _report_the_rest(done, plans[index + 1:], "the interruption")
+            return 130
         if result.ok:
             done.append(document.label)
             for line in result.value or []:
@@ -196,13 +208,30 @@ def _apply_documents(ctx: AppContext, documents: list[tuple[Path, Document]], ar
             ctx.events.record("apply", workload=document.name, target=document.label, message="applied")
             continue
         print(f"failed: {document.label}: {result.message}", file=sys.stderr)
-        if done:
-            print(f"applied before the failure: {', '.join(done)}", file=sys.stderr)
-        rest = [d.label for _b, d, _h, c in plans[index + 1:] if any(x.action != "unchanged" for x in c)]
-        if rest:
-            print(f"not attempted: {', '.join(rest)}", file=sys.stderr)
+        _report_the_rest(done, plans[index + 1:], "the failure")
         return 1
     return 0
+
+
+def _report_the_rest(done: list[str], later: list[tuple[Path, Document, RuntimeHandler, list[Change]]], what: str) -> None:
+    if done:
+        print(f"applied before {what}: {', '.join(done)}", file=sys.stderr)
+    rest = [d.label for _b, d, _h, c in later if any(x.action != "unchanged" for x in c)]
+    if rest:
+        print(f"not attempted: {', '.join(rest)}", file=sys.stderr)
+
+
+def what_exists_now(handler: RuntimeHandler, document: Document, base_dir: Path) -> str:
+    """After an apply was cut short: which of the workload's resources exist and which do not,
+    read from the runtime again (a plan against the live state)."""
+    changes = handler.plan(document, base_dir)
+    existing = [c.resource for c in changes if c.action != "create"]
+    missing = [c.resource for c in changes if c.action == "create"]
+    parts = [f"exists now: {', '.join(existing) or 'nothing'}"]
+    if missing:
+        parts.append(f"not created: {', '.join(missing)}")
+    parts.append(f"apply again to finish, or delete workload/{document.name} to remove it" if document.name else "apply again to finish")
+    return "; ".join(parts)
 
 
 def print_plan(document: Document, changes: list[Change]) -> None:

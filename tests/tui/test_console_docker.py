@@ -211,7 +211,7 @@ async def test_apply_a_spec_then_execute_a_scaling_decision(live_console, tmp_pa
         names = {c.name for c in docker_client.containers.list(filters={"name": name})}
         assert names == {f"{name}-0", f"{name}-1", f"{name}-2"}
         actions = [(r["action"], r["result"]) for r in console.audit()]
-        assert actions == [("workload.apply", "ok"), ("workload.scale", "ok")]
+        assert actions == [("workload.apply", "started"), ("workload.apply", "ok"), ("workload.scale", "ok")]
     finally:
         for leftover in docker_client.containers.list(all=True, filters={"name": name}):
             leftover.remove(force=True)
