@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from backends.localfn import local_host_state, make_local_runtime
+from backends.localfn.signing import credentials_path
 from console.config import load_config
 from localfn_support import process_exists, spec_document, wait_until, write_function
 
@@ -109,3 +110,15 @@ def test_the_quick_start_with_the_agent_hosting_and_its_sigterm_ending_every_chi
         if agent.poll() is None:
             agent.kill()
             agent.wait()
+
+
+def test_the_local_credentials_file_exported_for_rtm_console_makes_auto_choose_aws(env: dict[str, str], tmp_path: Path) -> None:
+    # Why docs/functions-local.md says to set AWS_SHARED_CREDENTIALS_FILE for the boto3 script alone.
+    config = load_config({}, env, None)
+    runtime = make_local_runtime(config)
+    runtime.start()
+    runtime.stop()
+    exported = {**env, "RTM_FUNCTIONS_TARGET": "auto", "HOME": str(tmp_path / "home"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(credentials_path(runtime.store.root))}
+    assert load_config({}, exported, None).functions.target == "aws"
+    assert load_config({}, {**exported, "AWS_SHARED_CREDENTIALS_FILE": ""}, None).functions.target == "local"
