@@ -4,14 +4,15 @@ Requests are routed by method and path (backends/localfn/routes.py) and turned i
 Gateway payload 2.0 events (events.py); the runtime runs the function and gives back the
 response. What the gateway answers itself, with API Gateway's `{"message": ...}` bodies:
 
+    400  conflicting Content-Length values (RFC 9112 section 6.3); the connection is closed
     404  no route for this method and path
     413  a body over `max_body_bytes` (6 MB by default, Lambda's limit for a synchronous
          invoke), refused from its Content-Length before it is read, or while a chunked body
          is read; the connection is then closed
 
 (a request with neither Content-Length nor chunked encoding has no body, as HTTP/1.1 says),
-and from the runtime: 502 for a handler error, a crash, out of memory or a malformed response,
-504 for a timeout, 429 when the function's workers all stay busy.
+and from the runtime: 502 for a handler error, a crash, out of memory, a malformed response or
+one over 6 MB, 504 for a timeout, 429 when the function's workers all stay busy.
 
 It also answers Lambda's Invoke API, `POST /2015-03-31/functions/NAME/invocations`, so
 `rtm-console` (or boto3 with endpoint_url set to the gateway) can invoke a local function in
