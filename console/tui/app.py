@@ -32,7 +32,7 @@ from console.exporter.firing import AlertWatch
 from console.poller import PollState
 from console.tui import actions
 from console.tui.gated import GatedActions
-from console.tui.history import NodeHistory
+from console.tui.history import NodeHistory, ResourceHistory
 from console.tui.navigation import Navigation
 from console.tui.panes.resource import ResourcePane
 from console.tui.panes.specs import SpecsPane
@@ -84,6 +84,8 @@ class RtmConsole(GatedActions, Navigation, App[int]):
                                                     write_events=False, clock=services.clock)
         self.alert_subjects: frozenset[str] = frozenset()  # what the last evaluation named, for the panes
         self.history = NodeHistory()
+        self.resource_history = ResourceHistory()
+        self._watched: dict[str, frozenset[str]] = {}  # who watches which rows: a pane's in sight, details
         self._history_lock = threading.Lock()  # fed on poller threads, read on the event loop
         self.paused = False
         self.state: PollState | None = None
@@ -190,6 +192,29 @@ class RtmConsole(GatedActions, Navigation, App[int]):
                     keys.add(key)
                     self.history.add(key, node, backend.snapshot.taken_at)  # type: ignore[arg-type]
             self.history.forget_missing(keys)
+            watched = self.watched_rows
+            for backend in (*state.of_kind("containers"), *state.of_kind("vms")):
+                if backend.snapshot is None or not watched:
+                    continue
+                for record in backend.snapshot.items:
+                    key = row_key(record, backend.name)
+                    if key in watched:
+                        self.resource_history.add(key, record, backend.snapshot.taken_at)  # type: ignore[arg-type]
+            self.resource_history.keep_only(watched)
+
+    @property
+    def watched_rows(self) -> frozenset[str]:
+        """The containers and VMs whose history is kept: the rows in sight of the pane shown,
+        its selected row and a details screen's resource."""
+        return frozenset().union(*self._watched.values())
+
+    def watch_rows(self, watcher: str, keys: frozenset[str]) -> None:
+        """Called on the event loop; read on the poller threads (a dict item swap is atomic)."""
+        self._watched[watcher] = keys
+
+    def resource_series(self, key: str) -> dict[str, list[float]]:
+        with self._history_lock:
+            return self.resource_history.series(key)
 
     def node_rates(self) -> dict[str, NodeRates]:
         with self._history_lock:
@@ -329,7 +354,8 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         resource = actions.RESOURCE_OF_PANE.get(kind)
         handler = self.services.handler(resource) if resource else None
         title = f"{resource or kind.rstrip('s')}/{row.name} on {row.backend}"
-        self.push_screen(DetailsScreen(title, record, handler, row.name, follow_logs=kind == "containers"))
+        self.push_screen(DetailsScreen(title, record, handler, row.name, follow_logs=kind == "containers",
+                                       history_key=row.key if kind in ("containers", "vms") else None))
 
     def _find_record(self, kind: str, row: Row) -> Any:
         if self.state is None:

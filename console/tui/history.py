@@ -1,4 +1,5 @@
-"""Recent history of each node for the sparklines: CPU and memory use, disk and network rates.
+"""Recent history for the sparklines: of each node (CPU and memory use, disk and network rates),
+and of the containers and VMs on screen (CPU, memory, network and disk).
 
 Pure: fed with the node records of successive polls. Rates come from the difference of the
 cumulative counters between two polls of the same node divided by the time between them; a
@@ -12,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from backends.records import NodeInfo
+from backends.records import ContainerInfo, NodeInfo, VmInfo
 from console.tui.views import NodeRates
 
 DEFAULT_POINTS = 60  # two minutes at the default 2 s refresh
@@ -96,3 +97,59 @@ def _rate(now: int, before: int, elapsed: float) -> float | None:
     if elapsed <= 0 or now < before:
         return None
     return (now - before) / elapsed
+
+
+# ------------------------------------------------------------------ containers and VMs
+
+RESOURCE_SERIES = ("cpu", "memory", "network", "disk")
+
+
+@dataclass
+class _ResourceTrack:
+    taken_at: float
+    net_bytes: int
+    disk_bytes: int
+    series: dict[str, deque[float]]
+
+
+@dataclass
+class ResourceHistory:
+    """The last `points` samples of CPU (% of a core), memory (bytes), network and disk (bytes
+    per second) of the containers and VMs being watched: the rows in sight and the selected
+    one. A row that stops being watched loses its history, so the cost follows the screen, not
+    the fleet."""
+
+    points: int = DEFAULT_POINTS
+    _tracks: dict[str, _ResourceTrack] = field(default_factory=dict)
+
+    def add(self, key: str, record: ContainerInfo | VmInfo, taken_at: float) -> bool:
+        track = self._tracks.get(key)
+        if track is not None and taken_at <= track.taken_at:
+            return False
+        memory = record.memory_working_set_bytes if isinstance(record, ContainerInfo) else record.memory_current_bytes
+        net = record.net_rx_bytes + record.net_tx_bytes
+        disk = (record.block_read_bytes + record.block_write_bytes)
+        if track is None:
+            track = self._tracks[key] = _ResourceTrack(taken_at, net, disk, {name: deque(maxlen=self.points) for name in RESOURCE_SERIES})
+        else:
+            elapsed = taken_at - track.taken_at
+            for name, now, before in (("network", net, track.net_bytes), ("disk", disk, track.disk_bytes)):
+                rate = _rate(now, before, elapsed)
+                if rate is not None:
+                    track.series[name].append(rate)
+            track.taken_at, track.net_bytes, track.disk_bytes = taken_at, net, disk
+        if record.cpu_ratio is not None:
+            track.series["cpu"].append(record.cpu_ratio * 100)
+        track.series["memory"].append(float(memory))
+        return True
+
+    def series(self, key: str) -> dict[str, list[float]]:
+        track = self._tracks.get(key)
+        return {name: list(values) for name, values in track.series.items()} if track else {}
+
+    def keep_only(self, keys: frozenset[str]) -> None:
+        for key in [k for k in self._tracks if k not in keys]:
+            del self._tracks[key]
+
+    def __len__(self) -> int:
+        return len(self._tracks)

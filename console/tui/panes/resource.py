@@ -25,6 +25,8 @@ from console.tui.widgets.resource_table import ResourceTable
 if TYPE_CHECKING:
     from console.tui.app import RtmConsole
 
+# Kinds whose rows keep a history for the details' sparklines (while in sight or selected).
+HISTORY_KINDS = frozenset({"containers", "vms"})
 # Columns whose order depends on the statistics of every row.
 STATISTIC_COLUMNS = frozenset({"cpu", "memory", "disk", "net", "load"})
 
@@ -141,6 +143,17 @@ class ResourcePane(Vertical):
         self.table.show_rows(self.rows_from(state, services.clock()))
         self._update_banner(state, services.poll_clock())
         self.report_view()
+        self.watch_view()
+
+    def watch_view(self) -> None:
+        """The rows in sight and the selected one keep a history for the details' sparklines."""
+        if self.kind not in HISTORY_KINDS:
+            return
+        keys = {row.key for row in self.table.rows_in_view()}
+        selected = self.table.selected_row()
+        if selected is not None:
+            keys.add(selected.key)
+        self.console.watch_rows(self.kind, frozenset(keys))
 
     # ------------------------------------------------------------------ what is in sight
 
@@ -165,7 +178,8 @@ class ResourcePane(Vertical):
 
     def release_view(self) -> None:
         """The pane left the screen: its backends read every resource again (at the slower
-        cadence of hidden panes)."""
+        cadence of hidden panes), and its rows keep no history."""
+        self.console.watch_rows(self.kind, frozenset())
         for name, backend in self._focusable_backends().items():
             self._set_focus(name, backend, None)
 
@@ -181,6 +195,11 @@ class ResourcePane(Vertical):
     def on_resource_table_view_moved(self, event: ResourceTable.ViewMoved) -> None:
         if self.console.active_pane == self.kind:
             self.report_view()
+            self.watch_view()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.console.active_pane == self.kind:
+            self.watch_view()
 
     def rows_from(self, state: PollState, now: float) -> list[Row]:
         assert self.builder is not None

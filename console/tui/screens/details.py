@@ -22,6 +22,7 @@ from textual.widgets import Label, RichLog, Static, TabbedContent, TabPane
 from backends.base import BackendUnavailable
 from backends.records import to_jsonable
 from console.diagnostics import log_exception
+from console.tui.widgets.history_strip import HistoryStrip
 
 LOG_TAIL = 200
 
@@ -39,8 +40,10 @@ class DetailsScreen(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape,q", "close", "Close")]
 
-    def __init__(self, title: str, record: Any, handler: Any = None, name: str = "", follow_logs: bool = False) -> None:
+    def __init__(self, title: str, record: Any, handler: Any = None, name: str = "", follow_logs: bool = False,
+                 history_key: str | None = None) -> None:
         super().__init__()
+        self.history_key = history_key  # a container's or VM's row: sparklines of its last samples
         self.title_text = title
         self.record = record
         self.handler = handler
@@ -51,6 +54,8 @@ class DetailsScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.title_text, id="details-title")
+            if self.history_key is not None:
+                yield HistoryStrip(id="history")
             with TabbedContent():
                 with TabPane("Inspect", id="tab-inspect"):
                     with VerticalScroll():
@@ -64,6 +69,10 @@ class DetailsScreen(ModalScreen[None]):
                         yield RichLog(id="logs", max_lines=5000, wrap=False, markup=False)
 
     def on_mount(self) -> None:
+        if self.history_key is not None:
+            self.app.watch_rows("details", frozenset({self.history_key}))  # type: ignore[attr-defined]
+            self.update_history()
+            self.set_interval(1.0, self.update_history)
         if self.query("#describe"):
             self.describe()
         if self.query("#logs"):
@@ -108,6 +117,13 @@ class DetailsScreen(ModalScreen[None]):
         except RuntimeError:  # the app is not running any more
             return False
         return True
+
+    def update_history(self) -> None:
+        self.query_one(HistoryStrip).show(self.app.resource_series(self.history_key))  # type: ignore[attr-defined]
+
+    def on_unmount(self) -> None:
+        if self.history_key is not None:
+            self.app.watch_rows("details", frozenset())  # type: ignore[attr-defined]
 
     def action_close(self) -> None:
         self._stop_streams.set()
