@@ -57,6 +57,7 @@ def test_a_function_that_rewrites_its_stored_code_is_refused_and_apply_restores_
     handler = LocalFunctionsHandler(tmp_path / "data", runtime.url, runtime=runtime)
     _apply(handler, document, base)
     assert request(runtime.url, "GET", "/ok").body == b"intact"
+    assert handler.describe("selfharm")["code"]["intact"] is True
     assert request(runtime.url, "GET", "/vandalise").status == 500
     assert request(runtime.url, "GET", "/ok").body == b"intact"  # the warm worker keeps the module it loaded
     request(runtime.url, "GET", "/exit")  # the warm worker ends: the next request is a cold start
@@ -68,6 +69,7 @@ def test_a_function_that_rewrites_its_stored_code_is_refused_and_apply_restores_
     assert "stored code of function/selfharm version 1 was changed after it was deployed (modified: main.py)" in record.error
     assert "rtm-console apply" in record.error
 
+    assert handler.describe("selfharm")["code"]["intact"] is False
     changes = handler.plan(document, base)
     assert changes[0].action == "update" and "stored copy changed" in str(changes[0].diff)
     lines = _apply(handler, document, base)

@@ -225,7 +225,8 @@ class LocalFunctionsHandler:
             "timeout_seconds": definition.timeout_seconds,
             "memory_mb": definition.memory_mb,
             "environment": mask_secrets(definition.environment_map),
-            "code": {"sha256": definition.code_sha256, "stored_at": str(stored.code_dir), "deployed_from": stored.source},
+            "code": {"sha256": definition.code_sha256, "stored_at": str(stored.code_dir), "deployed_from": stored.source,
+                     "intact": self._verifier.intact(stored)},
             "routes": [{"route": f"{t.method} {t.path}", "url": base_url + (t.path or "")}
                        for t in definition.http_triggers()],
             "schedules": [{"schedule": t.schedule,
