@@ -7,16 +7,20 @@
    specs were read before). Goal: every algorithm within 2 s.
 2. Loading alone, in this process: the 5,000-node inventory through `load_file` with libyaml
    and with the pure-Python composer.
-3. Validation time against the number of documents: 1,000 / 4,000 / 8,000 / 100,000 small
+3. Time to a placement preview: the console's placement screen (Textual, headless at 160x48)
+   opened on a specs folder holding the same inventory and a workload of `--preview-replicas`
+   replicas, from finding the specs to the preview's summary line on screen.
+4. Validation time against the number of documents: 1,000 / 4,000 / 8,000 / 100,000 small
    documents, each with one error (it was quadratic: every step recounted every finding; the
    test suite counts those reads instead of timing them).
 
-The inventory is bench/scheduler_bench.py's (seeded; mixed sizes, weights, 1 % of nodes
-cordoned are left out as a spec cannot say so), written as a `Nodes:` spec; the policy asks for
+The inventory is bench/scheduler_bench.py's (seeded, mixed sizes and weights; its cordons are
+left out, a spec has no such field), written as a `Nodes:` spec; the policy asks for
 500m / 1Gi with the same affinity (`zone In [a, b, c]`, `generation Gt 1`, `gpu DoesNotExist`).
 
 Usage (from the repository root):
-    .venv/bin/python bench/schedule_cli_bench.py [--nodes 5000] [--replicas 10000] [--rounds 3] [--skip-reference]
+    .venv/bin/python bench/schedule_cli_bench.py [--nodes 5000] [--replicas 10000] [--rounds 3]
+        [--skip-reference] [--preview-replicas 1000]
 
 The exit status is 1 when a goal is missed.
 """
@@ -106,12 +110,46 @@ def validation_costs() -> list[tuple[int, float]]:
     return rows
 
 
+def workload_yaml(replicas: int) -> str:
+    """A container workload of `replicas` replicas asking what the policy asks, with the policy."""
+    return (f"name: web\nreplicas: {replicas}\nContainerRuntime:\n  base_image: alpine:3.18\n"
+            f"  security: {{user: '1000'}}\n  resources: {{requests: {{cpu: 500m, memory: 1Gi}}}}\n" + POLICY)
+
+
+def time_to_preview(folder: Path) -> tuple[float, str]:
+    """Seconds from finding the specs to the placement screen's summary on screen, and the summary."""
+    import asyncio
+
+    from textual.app import App
+    from textual.widgets import Static
+
+    from console.tui.planning import find_specs
+    from console.tui.screens.placement import PlacementScreen
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(PlacementScreen(find_specs([("bench", folder)]), []))
+
+    async def run() -> tuple[float, str]:
+        start = time.perf_counter()
+        async with Host().run_test(size=(160, 48)) as pilot:
+            while True:
+                await pilot.pause()
+                messages = pilot.app.screen.query("#messages")
+                text = str(messages.first(Static).render()) if messages else ""
+                if "placed" in text:
+                    return time.perf_counter() - start, text.splitlines()[0]
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=5_000)
     parser.add_argument("--replicas", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3, help="runs per algorithm; the median is reported")
     parser.add_argument("--skip-reference", action="store_true", help="leave out the pure-Python CLI runs (slow)")
+    parser.add_argument("--preview-replicas", type=int, default=1_000, help="replicas of the workload in the placement preview")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="rtm-schedule-bench-") as tmp:
@@ -135,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         fast = statistics.median(timed_load(folder / "nodes.yaml", pure_python=False) for _ in range(args.rounds))
         slow = timed_load(folder / "nodes.yaml", pure_python=True)
         print(f"\nload_file of the inventory: {fast:.3f} s with libyaml, {slow:.3f} s pure-Python ({slow / fast:.1f} x)")
+
+        preview_folder = folder / "specs"
+        preview_folder.mkdir()
+        (preview_folder / "nodes.yaml").write_text((folder / "nodes.yaml").read_text())
+        (preview_folder / "web.yaml").write_text(workload_yaml(args.preview_replicas))
+        seconds, summary = time_to_preview(preview_folder)
+        print(f"placement preview, {args.nodes} nodes, {args.preview_replicas} replicas: {seconds:.2f} s to the preview ({summary})")
 
     print(f"\n{'documents':>10}{'seconds':>10}{'ms per 1,000':>14}")
     for count, seconds in validation_costs():
