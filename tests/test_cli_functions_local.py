@@ -46,6 +46,9 @@ def test_apply_invoke_logs_delete(env: dict[str, str]) -> None:
     assert applied.returncode == 0, applied.stderr
     assert "create    function/hello" in applied.stdout
     assert "not hosted: functions are stored but not served" in applied.stdout
+    gateway = "http://" + env["RTM_FUNCTIONS_GATEWAY_LISTEN"]
+    with pytest.raises(urllib.error.URLError, match="Connection refused"):  # nothing serves the route yet
+        urllib.request.urlopen(urllib.request.Request(gateway + "/api/function", data=b"{}", method="POST"), timeout=30)
     listed = json.loads(rtm(env, "get", "functions", "--json").stdout)
     assert [(f["name"], f["target"], f["memory_mb"]) for f in listed] == [("hello", "local", 256)]
 
