@@ -10,7 +10,12 @@ worker killed on a timeout keeps the lines it printed before the kill: it writes
 Outcomes are decided here: the worker's own report ("ok", "error", "oom" for MemoryError), or,
 when the worker does not report: "timeout" when the deadline passed (the worker is SIGKILLed),
 "oom" when it died of SIGKILL nobody here sent (the kernel's OOM killer) or its last words
-name a failed allocation, and "error" for any other death (a crash, os._exit).
+name a failed allocation, and "error" for any other death (a crash, os._exit). A frame larger
+than the response limit allows ends the worker with Lambda's Function.ResponseSizeTooLarge.
+
+Each worker runs in a group of its own (backends/localfn/containment.py): however the worker
+ends, the whole group is killed, so nothing the handler started outlives it, and the worker is
+reaped.
 """
 
 from __future__ import annotations
