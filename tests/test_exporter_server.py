@@ -170,7 +170,28 @@ def test_a_silent_connection_and_an_idle_keep_alive_connection_are_closed_after_
                 answer += kept.recv(1000)
             assert answer.startswith(b"HTTP/1.1 200 ")
             assert kept.recv(100) == b""  # kept open for the next request, then closed when idle
-        wait_until(lambda: server.connections.open_count == 0, "both connections to be released")
+        with socket.create_connection(server.address, timeout=WAIT) as slow:
+            slow.sendall(b"GET /health HT")  # a request that stops half-way
+            assert slow.recv(100) == b""
+        wait_until(lambda: server.connections.open_count == 0, "the connections to be released")
+    finally:
+        server.stop()
+
+
+def test_when_every_connection_is_in_the_middle_of_a_request_a_new_one_gets_503(poller):
+    server = ExporterServer(build_registry(poller), LOOPBACK, max_connections=2)
+    server.start()
+    try:
+        with socket.create_connection(server.address, timeout=WAIT) as first, \
+                socket.create_connection(server.address, timeout=WAIT) as second:
+            for busy in (first, second):
+                busy.sendall(b"GET /metrics HTTP/1.1\r\n")  # the headers are still to come
+            wait_until(lambda: server.connections.busy_count == 2, "both requests to begin")
+            with socket.create_connection(server.address, timeout=WAIT) as third:
+                assert third.recv(100).startswith(b"HTTP/1.1 503 ")
+            assert server.connections.refused == 1
+            first.sendall(b"Host: x\r\nConnection: close\r\n\r\n")  # the busy ones are still served
+            assert first.recv(100).startswith(b"HTTP/1.1 200 ")
     finally:
         server.stop()
 

@@ -82,6 +82,12 @@ class ConnectionSlots:
         with self._changed:
             return len(self._open)
 
+    @property
+    def busy_count(self) -> int:
+        """Connections in the middle of a request."""
+        with self._changed:
+            return sum(1 for c in self._open if c.idle_since is None)
+
 
 def _shut(sock: Any) -> None:
     try:
