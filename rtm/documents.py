@@ -24,7 +24,7 @@ from rtm.schema import BuildContext, FrozenMap, Where, build, convert, did_you_m
 
 WORKLOAD_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 TOP_LEVEL_KEYS = ("name", "replicas", "Nodes", *KINDS)
-MAX_NODES_PER_DOCUMENT = 200_000  # aliases can expand a small file into a huge tree
+MAX_ALIAS_EXPANSION = 200_000  # values aliases may add to a document: a small file can expand into a huge tree
 REPLICAS_WARNING_ABOVE = 1_000  # `replicas:` above this is warned at validate
 ASK_BEFORE_CREATING_ABOVE = 50  # apply asks before creating more replicas than this at once
 
@@ -233,14 +233,20 @@ def _value_node(mapping: yaml.MappingNode, key: str) -> yaml.Node:
 
 
 def _check_size(root: yaml.Node) -> None:
-    """Count nodes as the builder will see them (aliases expanded), stopping early when too many."""
-    count = 0
+    """Count the values that aliases add (a node reached a second time, with all below it), as
+    the builder will see them, stopping early when too many. Values written out in the file
+    are bounded by its size."""
+    seen: set[int] = set()
+    repeated = 0
     stack = [root]
     while stack:
         node = stack.pop()
-        count += 1
-        if count > MAX_NODES_PER_DOCUMENT:
-            raise _TooLarge()
+        if id(node) in seen:
+            repeated += 1
+            if repeated > MAX_ALIAS_EXPANSION:
+                raise _TooLarge()
+        else:
+            seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 stack.extend((key, value))

@@ -200,3 +200,16 @@ def test_quantities_over_the_engines_fields_are_refused_at_their_position() -> N
     assert [(line, col) for line, col, *_ in found] == [(5, 19), (5, 35)]
     assert "more CPU than an engine can be given" in found[0][3]
     assert "more memory than an engine can be given" in found[1][3]
+
+
+def test_a_large_inventory_written_out_is_not_mistaken_for_an_alias_bomb() -> None:
+    """The cap counted every value, so an inventory over about 10,000 nodes was refused as
+    "expands to too many values"; now only what aliases add is capped (the file size bounds the rest)."""
+    count = 15_000
+    text = "Nodes:\n" + "".join(f"  - {{id: n{i}, cpu: '4', memory: 8Gi, labels: {{disk: ssd}}, weight: 2}}\n" for i in range(count))
+    result = load_text(text, "inventory.yaml")
+    assert result.findings == () and len(result.documents[0].nodes) == count
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    (finding,) = load_text(bomb, "bomb.yaml").findings
+    assert finding.message == "this document expands to too many values"
