@@ -134,9 +134,9 @@ def connection_problem(endpoint: EngineEndpoint, error: BaseException) -> tuple[
     """(cause, hint) when `error` means the engine could not be reached; None otherwise."""
     import requests
 
-    chain = _chain(error)
     from backends.docker.ssh import SshError
 
+    chain = _chain(error)
     said_by_ssh = next((item for item in chain if isinstance(item, SshError)), None)
     if said_by_ssh is not None:
         return said_by_ssh.cause, said_by_ssh.hint
