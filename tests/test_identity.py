@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from console.identity import login_origin
+from console.identity import login_origin, user_name
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIM = {"USER": "mallory", "LOGNAME": "mallory", "SSH_CONNECTION": "198.51.100.7 4242 10.0.0.1 22"}
@@ -59,3 +59,29 @@ def test_the_origin_is_the_peer_of_the_simulated_sshd_the_command_runs_under(tmp
     shown = f"[{host}]" if ":" in host else host
     assert record["origin"] == f"{shown}:{port}"  # the kernel's socket table, not SSH_CONNECTION
     assert record["env_claim"]["SSH_CONNECTION"] == CLAIM["SSH_CONNECTION"]
+
+
+def test_a_uid_without_a_password_entry_is_named_by_its_number() -> None:
+    unused = next(uid for uid in range(54321, 60000) if not _has_entry(uid))
+    assert user_name(unused) == f"uid {unused}"
+
+
+def test_an_sshd_ancestor_whose_sockets_cannot_be_read_gives_an_origin_that_says_so_simulated_proc(tmp_path) -> None:
+    # A /proc of three processes: 300 (this one) <- 200 (a shell) <- 100 (sshd, another user's:
+    # its fd folder cannot be listed, which the real /proc does for a root-run sshd).
+    proc = tmp_path / "proc"
+    for pid, parent, name in ((300, 200, "rtm-console"), (200, 100, "bash"), (100, 1, "sshd")):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "stat").write_text(f"{pid} ({name}) S {parent} {pid} {pid} 0 -1 4194304\n")
+        (proc / str(pid) / "comm").write_text(f"{name}\n")
+    assert login_origin(300, proc) == "ssh (client address unreadable)"
+    (proc / "100" / "comm").write_text("agetty\n")
+    assert login_origin(300, proc) == "local"
+
+
+def _has_entry(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
