@@ -11,7 +11,7 @@ run through `ActionGate.run`. The gate
   duration); the user and origin come from the system (console/identity.py), not from `USER`
   or `SSH_CONNECTION`. An action declared `journaled` (a long change such as an apply) also
   gets a `started` record before it runs, so a change cut short by `kill -9` still leaves its
-  intent;
+  intent, and its `ok` record lists what was done (the function's lines) beside the plan;
 - turns exceptions into a typed, failed `ActionResult` with a one-line message, the traceback
   going to the debug log.
 
@@ -315,6 +315,9 @@ class ActionGate:
             "message": result.message,
             "duration_seconds": round(duration, 6),
         }
+        spec = ACTIONS.get(result.action)
+        if spec is not None and spec.journaled and result.ok and _is_plain(result.value):
+            record["done"] = mask_secrets(_plain(result.value))  # what was done, beside the plan in params
         try:
             ensure_private_dir(self.audit_path.parent)
             append_jsonl(self.audit_path, record)

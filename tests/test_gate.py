@@ -238,6 +238,8 @@ def test_a_journaled_action_records_its_intent_before_and_what_is_left_after_an_
     assert outcome["message"] == "test.journaled thing/t was interrupted; exists now: step 1"
     gate.run("test.touch", "file/x", {}, lambda: None)  # not journaled: one record
     assert [r["result"] for r in audit(gate)] == ["started", "interrupted", "ok"]
+    gate.run("test.journaled", "thing/t", {"steps": 2}, lambda: ["created step 1", "created step 2"])
+    assert [(r["result"], r.get("done")) for r in audit(gate)[-2:]] == [("started", None), ("ok", ["created step 1", "created step 2"])]
 
 
 def test_explicit_user_wins(tmp_path):
