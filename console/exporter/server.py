@@ -193,6 +193,9 @@ class _HTTPServer(HTTPServer):
                 _send_unavailable(request)
             self.shutdown_request(request)
             return
+        # A daemon thread per admitted connection, as ThreadingMixIn does (the slots bound how
+        # many): a ThreadPoolExecutor's workers are joined at exit, so an idle keep-alive
+        # connection would hold the process open for up to IDLE_TIMEOUT.
         threading.Thread(target=self._serve_connection, args=(connection, request, client_address),
                          name="rtm-exporter-connection", daemon=True).start()
 
