@@ -12,14 +12,15 @@ import sys
 from typing import Sequence
 
 from console.commands import COMMAND_MODULES, add_global_options
+from console.commands.scheduling import fold_client_keys
 from rtm import __version__
 
 EPILOG = """\
 examples:
-  rtm-console                              start the console (rtm-console --kiosk for read-only)
-  rtm-console validate sample-specs/       check every spec below a folder
-  rtm-console render sample-specs/workload-web.yaml --format json
-  rtm-console samples                      print where the bundled sample specs are
+  rtm-console                                 start the console (rtm-console --kiosk for read-only)
+  rtm-console validate "$(rtm-console samples)"   check every spec below a folder
+  rtm-console render "$(rtm-console samples)"/workload-web.yaml --format json
+  rtm-console samples                         print where the bundled sample specs are
 run `rtm-console COMMAND --help` for each command's options and examples.
 """
 
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(fold_client_keys(list(sys.argv[1:] if argv is None else argv)))
     handler = getattr(args, "handler", None)
     try:
         if handler is None:

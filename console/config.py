@@ -24,7 +24,7 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -36,6 +36,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from console.datadir import APP_NAME, default_data_dir
 from console.gate import MASK, is_secret_name, mask_secrets
 from rtm.secrets import shell_join
+from rtm import reader
 from rtm.duration import parse_duration
 from rtm.errors import SpecValueError
 
@@ -135,12 +136,12 @@ class AutoscalerSettings:
 
 
 @dataclass(frozen=True)
-@dataclass(frozen=True)
 class ConsoleSettings:
     shell: tuple[str, ...] = ("/bin/sh",)  # what `e` runs in a container
     shell_idle_timeout: float = 900.0  # seconds without a key or output before a shell closes; 0 = never
 
 
+@dataclass(frozen=True)
 class Source:
     """Where a value came from: a flag, an environment variable, the file (with line) or the
     default (with what it was derived from, e.g. DOCKER_HOST)."""
@@ -171,8 +172,8 @@ class Config:
     file: Path | None  # the config file that was read, None when there was none
     file_source: str  # how the file was chosen, e.g. "flag --config", "default location"
     sources: Mapping[str, Source] = field(compare=False, repr=False)
-
     console: ConsoleSettings = ConsoleSettings()
+
     def get(self, key: str) -> Any:
         """A value by its dotted key, e.g. `config.get("exporter.listen")`."""
         value: Any = self
@@ -550,7 +551,31 @@ def _docker_endpoints(node: Node, ctx: _Context) -> tuple[DockerEndpoint, ...]:
     else:
         for item, text, offset in _list_items(node, "Docker host addresses"):
             endpoints.append((_located(lambda: _docker_from_address(text), item, offset), item))
-    return _unique_names(endpoints, "Docker endpoint")
+    return _unique_names(_name_sockets(endpoints), "Docker endpoint")
+
+
+def _name_sockets(endpoints: list[tuple[DockerEndpoint, Node]]) -> list[tuple[DockerEndpoint, Node]]:
+    """One unnamed socket is "local"; several are named from their paths (the file name
+    without `.sock`, with as many parent folders in front as make the names unique)."""
+    unnamed = [i for i, (endpoint, node) in enumerate(endpoints) if endpoint.host.startswith("unix://")
+               and endpoint.name == "local" and not (isinstance(node, MappingNode) and _has_key(node, "name"))]
+    if len(unnamed) < 2:
+        return endpoints
+    paths = [[re.sub(r"[^A-Za-z0-9_.-]", "-", part).lstrip(".-") or "socket"
+              for part in reversed(Path(endpoints[i][0].host[len("unix://"):].removesuffix(".sock")).parts[1:])]
+             for i in unnamed]
+    depth = 1
+    while depth < max(len(parts) for parts in paths) and len({tuple(p[:depth]) for p in paths}) < len(paths):
+        depth += 1
+    renamed = list(endpoints)
+    for i, parts in zip(unnamed, paths):
+        endpoint, node = endpoints[i]
+        renamed[i] = (DockerEndpoint("-".join(reversed(parts[:depth])), endpoint.host, endpoint.tls), node)
+    return renamed
+
+
+def _has_key(node: MappingNode, key: str) -> bool:
+    return any(isinstance(k, ScalarNode) and k.value == key for k, _ in node.value)
 
 
 def _docker_from_address(address: str) -> DockerEndpoint:
@@ -815,6 +840,10 @@ KEYS: tuple[Key, ...] = (
         "Where the nginx upstream block of ready replicas is written.", optional=True),
     Key("load_balancer.reload_command", _command, _fixed(None), "--upstream-reload",
         "Command run after the upstream file changes, e.g. nginx -s reload.", optional=True),
+    Key("console.shell", _command, _fixed(("/bin/sh",)), None,
+        "The shell `e` opens in a container (a command line, or a list of words)."),
+    Key("console.shell_idle_timeout", _duration(0.0, zero_allowed=True), _fixed(900.0), None,
+        "Close a container shell or VM console after this long without a key or output (0 = never).", unit="s"),
     Key("autoscaler.tolerance", _fraction, _fixed(0.1), None,
         "Relative change below which the autoscaler keeps the replica count."),
 )
@@ -840,10 +869,6 @@ _SCHEMA = _schema()
 
 
 def config_file_path(path: Path | str | None, env: Mapping[str, str]) -> tuple[Path, str, bool]:
-    Key("console.shell", _command, _fixed(("/bin/sh",)), None,
-        "The shell `e` opens in a container (a command line, or a list of words)."),
-    Key("console.shell_idle_timeout", _duration(0.0, zero_allowed=True), _fixed(900.0), None,
-        "Close a container shell or VM console after this long without a key or output (0 = never).", unit="s"),
     """(the config file, how it was chosen, whether it must exist)."""
     if path is not None:
         return Path(path).expanduser(), "flag --config", True
@@ -971,7 +996,7 @@ def _to_plain(value: Any) -> Any:
 def _read_file(path: Path, must_exist: bool, home: Path,
                findings: list[ConfigFinding]) -> tuple[dict[str, _Layer], bool]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = reader.read_text(path)  # a regular file of at most 16 MiB: no hang on a FIFO
     except FileNotFoundError:
         if must_exist:
             findings.append(ConfigFinding(str(path), None, None, "config file not found"))
@@ -980,7 +1005,7 @@ def _read_file(path: Path, must_exist: bool, home: Path,
         findings.append(ConfigFinding(str(path), None, None, f"cannot read the config file: {exc}"))
         return {}, False
     try:
-        root = yaml.compose(text)
+        root = reader.compose(text)  # nesting is capped: deep nesting is a finding, not a RecursionError
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -1066,6 +1091,7 @@ def _build(values: dict[str, Any], sources: dict[str, Source], env: Mapping[str,
         load_balancer=LoadBalancerSettings(values["load_balancer.upstream_path"],
                                            values["load_balancer.reload_command"]),
         autoscaler=AutoscalerSettings(values["autoscaler.tolerance"]),
+        console=ConsoleSettings(values["console.shell"], values["console.shell_idle_timeout"]),
         file=file,
         file_source=file_source,
         sources=MappingProxyType(dict(sources)),
@@ -1091,7 +1117,21 @@ def resolve_functions_target(
     if credentials.is_file():
         return "aws", f"auto: AWS credentials file {credentials} exists"
     return "local", "auto: no AWS endpoint, profile or credentials are configured"
-        console=ConsoleSettings(values["console.shell"], values["console.shell_idle_timeout"]),
+
+
+SANDBOX_LIBVIRT_URI = "test:///default"
+
+
+def sandboxed(config: Config) -> Config:
+    """What `--sandbox` puts in effect: libvirt's test driver and the local functions runtime."""
+    sandbox = Source("flag", "--sandbox")
+    sources = {**config.sources, "libvirt.uris": sandbox, "functions.target": sandbox}
+    return replace(
+        config,
+        libvirt=replace(config.libvirt, uris=(LibvirtConnection("sandbox", SANDBOX_LIBVIRT_URI),)),  # libvirt@sandbox
+        functions=replace(config.functions, target="local", target_reason="--sandbox: the embedded local runtime"),
+        sources=MappingProxyType(sources),
+    )
 
 
 # --- showing the configuration --------------------------------------------------------------

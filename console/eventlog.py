@@ -137,10 +137,13 @@ class EventLog:
         from_start: bool = False,
         poll_interval: float = 0.5,
         stop: threading.Event | None = None,
+        history: int = 0,
     ) -> Iterator[Event]:
         """Yield events as they are appended (`events -f`), until `stop` is set.
 
-        Starts at the end of the log (or its beginning with `from_start`). Follows the log
+        Starts at the end of the log (or its beginning with `from_start`), after yielding the
+        last `history` events already there (as `tail -f` prints the last lines first; none
+        is missed or repeated between the two). Follows the log
         across a rotation (finishing the renamed file first) and starts over when the file is
         truncated. A line still being written is read once it is complete.
         """
@@ -150,7 +153,10 @@ class EventLog:
         offset = 0
         try:
             handle, inode = self._open_current()
-            if handle is not None and not from_start:
+            if history > 0 and not from_start:
+                past, offset = read_jsonl_from(handle, 0) if handle is not None else ([], 0)
+                yield from list(_events(read_jsonl(self.old_path) + past))[-history:]
+            elif handle is not None and not from_start:
                 offset = os.fstat(handle.fileno()).st_size
             while True:
                 if handle is not None:

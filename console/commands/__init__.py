@@ -15,6 +15,16 @@ COMMAND_MODULES = [spec_commands, resources, scheduling, scaling, exporter_cmd, 
 
 # Configuration keys whose flags belong to one command (exporter, agent), not to every one.
 COMMAND_FLAGS = ("--listen", "--web-config", "--specs")
+# Keys holding lists: their flag may be repeated, and each value may be comma-separated.
+LIST_KEYS = ("docker.endpoints", "libvirt.uris", "aws.regions", "aws.profiles")
+
+
+class JoinRepeated(argparse.Action):
+    """A repeated flag adds to the list (`--docker-host A --docker-host B` == `--docker-host A,B`)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option_string: str | None = None) -> None:
+        before = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, f"{before},{values}" if before else values)
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
@@ -31,5 +41,7 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         if key.name in boolean:
             # default None, not False: an absent flag must not override the config file
             parser.add_argument(key.flag, action="store_true", default=None, help=boolean[key.name])
+        elif key.name in LIST_KEYS:
+            parser.add_argument(key.flag, metavar="VALUE", action=JoinRepeated, help=f"{key.name}: comma-separated or repeated (also ${key.env})")
         else:
             parser.add_argument(key.flag, metavar="VALUE", help=f"{key.name} (also ${key.env})")

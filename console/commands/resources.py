@@ -16,17 +16,20 @@ from typing import Any, Callable
 from backends.base import BackendUnavailable
 from backends.handlers import Change, RuntimeHandler
 from backends.records import to_jsonable
+from console.commands.instants import epoch_instants
 from console.commands.spec_commands import load_all, print_findings
-from console.config import ConfigError, config_as_json, render_config
+from console.commands.workloads import describe_workload, replicas_by_workload, workload_kinds, workload_rows
+from console.config import ConfigError, config_as_json, flags_from_args, load_config, render_config, sandboxed
 from console.context import AppContext, open_context
 from console.cordons import CordonStore
 from console.eventlog import format_event
 from console.gate import register_action
 from console.tables import duration, format_table, human_bytes, percent
-from rtm.documents import Document
+from rtm.documents import Document, reasons_to_ask
 
 RESOURCE_OF_KIND = {"ContainerRuntime": "container", "VirtualMachineRuntime": "vm", "ServerlessRuntime": "function"}
 RESOURCES = ("container", "vm", "function")
+KIND_ALIASES = {"containers": "container", "vms": "vm", "functions": "function", "nodes": "node", "workloads": "workload"}
 
 register_action("workload.apply", description="create or update a workload from its spec", journaled=True)
 register_action("resource.delete", destructive=True, description="delete a workload, container, VM or function")
@@ -40,13 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.set_defaults(handler=handler)
         return parser
 
-    apply = add("apply", "create or update what spec files describe", "  rtm-console apply sample-specs/workload-web.yaml --dry-run\n  rtm-console apply specs/ --yes", run_apply)
+    apply = add("apply", "create or update what spec files describe", "  rtm-console apply \"$(rtm-console samples)\"/workload-web.yaml --dry-run\n  rtm-console apply specs/ --yes", run_apply)
     apply.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     apply.add_argument("--dry-run", action="store_true", help="print the plan against the live state and change nothing")
     apply.add_argument("--yes", action="store_true", help="do not ask before replacing or deleting")
     apply.add_argument("--strict", action="store_true", help="refuse fallbacks (e.g. a VM without KVM) instead of taking them")
 
-    delete = add("delete", "delete what a spec file describes, or KIND/NAME", "  rtm-console delete container/web-0 --yes\n  rtm-console delete sample-specs/workload-web.yaml", run_delete)
+    delete = add("delete", "delete what a spec file describes, or KIND/NAME", "  rtm-console delete container/web-0 --yes\n  rtm-console delete \"$(rtm-console samples)\"/workload-web.yaml", run_delete)
     delete.add_argument("target", metavar="PATH|KIND/NAME")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.add_argument("--with-disk", action="store_true", help="for VMs: delete the disk volume too")
@@ -98,11 +101,15 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
+class NotFound(LookupError):
+    """Nothing of that name: exit 1, as for any resource a backend does not have."""
+
+
 def split_target(target: str) -> tuple[str | None, str]:
     """`container/web-0` -> ("container", "web-0"); a bare name -> (None, name)."""
     if "/" in target:
         kind, name = target.split("/", 1)
-        return kind.lower().rstrip("s") if kind.lower() != "vms" else "vm", name
+        return KIND_ALIASES.get(kind.lower(), kind.lower()), name
     return None, target
 
 
@@ -115,7 +122,8 @@ def _handler_for(ctx: AppContext, resource: str) -> RuntimeHandler:
 
 
 def _find(ctx: AppContext, target: str) -> tuple[str, str]:
-    """Resolve KIND/NAME or a bare name; a bare name that several kinds have is ambiguous."""
+    """Resolve KIND/NAME or a bare name (a resource's, else a workload's, as `get` prints them);
+    a bare name that several kinds have is ambiguous."""
     kind, name = split_target(target)
     if kind is not None:
         if kind not in (*RESOURCES, "node", "workload"):
@@ -128,8 +136,10 @@ def _find(ctx: AppContext, target: str) -> tuple[str, str]:
                 found.append(resource)
         except BackendUnavailable:
             continue
+    if not found and workload_kinds(ctx, name):
+        return "workload", name
     if not found:
-        raise LookupError(f'nothing is named "{name}"')
+        raise NotFound(f'nothing is named "{name}"')
     if len(found) > 1:
         raise LookupError(f'"{name}" is ambiguous: write {" or ".join(f"{r}/{name}" for r in found)}')
     return found[0], name
@@ -183,6 +193,9 @@ def _apply_documents(ctx: AppContext, documents: list[tuple[Path, Document]], ar
         if all(c.action == "unchanged" for c in changes):
             continue
         replacing = any(c.action in ("replace", "delete") for c in changes)
+        reasons = reasons_to_ask(document, sum(c.action == "create" for c in changes))
+        for reason in reasons:  # host-level settings, many replicas: shown, then confirmed once here
+            print(f"{document.label}: confirm first: {reason}", flush=True)
         left: list[str] = []  # what exists after an interruption
 
         def tell_what_exists(handler: RuntimeHandler = handler, document: Document = document, base_dir: Path = base_dir) -> str:
@@ -194,7 +207,7 @@ def _apply_documents(ctx: AppContext, documents: list[tuple[Path, Document]], ar
                 "workload.apply", document.label,
                 {"file": document.path, "document": document.index + 1, "changes": [c.to_json() for c in changes]},
                 lambda: handler.apply(document, base_dir, changes, progress=lambda line: print(f"  {line}", flush=True)),
-                destructive=replacing,
+                destructive=replacing or bool(reasons),
                 on_interrupt=tell_what_exists,
             )
         except KeyboardInterrupt:
@@ -249,6 +262,8 @@ def print_plan(document: Document, changes: list[Change]) -> None:
 
 
 def run_delete(args: argparse.Namespace) -> int:
+    """0 deleted (or nothing of a spec file's was running), 1 a deletion failed or KIND/NAME
+    names nothing, 2 a usage error."""
     path = Path(args.target)
     targets: list[tuple[str, str]] = []
     if path.exists():
@@ -268,30 +283,63 @@ def run_delete(args: argparse.Namespace) -> int:
     if ctx is None:
         return 2
     try:
-        if not path.exists():
+        if path.exists():
+            targets = _running_targets(ctx, targets)
+            if not targets:
+                print(f"nothing to delete: nothing that {args.target} describes is running")
+                return 0
+        else:
             try:
-                targets = [_find(ctx, args.target)]
+                targets = [_delete_target(ctx, *_find(ctx, args.target))]
+            except NotFound as exc:
+                return _fail(str(exc))
             except LookupError as exc:
                 return _fail(str(exc), 2)
-        status = 0
-        for resource, name in targets:
-            try:
-                handler = _handler_for(ctx, resource)
-            except LookupError as exc:
-                status = _fail(str(exc))
-                continue
-            result = ctx.gate.run(
-                "resource.delete", f"{resource}/{name}", {"with_disk": args.with_disk},
-                lambda: handler.delete(name, with_disk=args.with_disk), destructive=True,
-            )
-            if result.ok:
-                for line in result.value or [f"deleted {resource}/{name}"]:
-                    print(line)
-            else:
-                status = _fail(result.message)
-        return status
+        return _delete_all(ctx, targets, args.with_disk)
     finally:
         ctx.close()
+
+
+def _delete_target(ctx: AppContext, kind: str, name: str) -> tuple[str, str]:
+    """workload/NAME is deleted through the runtime that runs it."""
+    if kind != "workload":
+        return kind, name
+    kinds = workload_kinds(ctx, name)
+    if not kinds:
+        raise NotFound(f'no workload is named "{name}"')
+    return kinds[0], name
+
+
+def _running_targets(ctx: AppContext, targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (resource, name) pairs a runtime reports, as a replica's name or a workload's; a
+    resource whose backend is missing or silent is kept, so that its delete says why."""
+    unknown: set[str] = set()
+    live = replicas_by_workload(ctx, unknown)
+    running = set(live) | {(resource, _record_name(r)) for (resource, _w), records in live.items() for r in records}
+    unknown |= {resource for resource, _name in targets if resource not in ctx.handlers()}
+    return [target for target in targets if target in running or target[0] in unknown]
+
+
+def _delete_all(ctx: AppContext, targets: list[tuple[str, str]], with_disk: bool) -> int:
+    status = 0
+    for resource, name in targets:
+        try:
+            handler = _handler_for(ctx, resource)
+        except LookupError as exc:
+            status = _fail(str(exc))
+            continue
+        result = ctx.gate.run(
+            "resource.delete", f"{resource}/{name}", {"with_disk": with_disk},
+            lambda: handler.delete(name, with_disk=with_disk), destructive=True,
+        )
+        if result.ok:
+            lines = result.value or [f"deleted {resource}/{name}"]
+            for line in lines:
+                print(line)
+            ctx.events.record("delete", "; ".join(lines), workload=name, target=f"{resource}/{name}")
+        else:
+            status = _fail(result.message)
+    return status
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,22 +352,32 @@ def run_get(args: argparse.Namespace) -> int:
         return 2
     try:
         rows = _get_rows(ctx, args.what)
+        silent = _unreachable(ctx, args.what)
     except (LookupError, BackendUnavailable) as exc:
         return _fail(str(exc))
     finally:
         ctx.close()
     if args.json:
-        print(json.dumps(to_jsonable(rows), indent=2))
+        print(json.dumps(epoch_instants(to_jsonable(rows)), indent=2))
     else:
         print(_format_records(args.what, rows))
+    for problem in silent:  # the others answered: the list is printed, and who is missing from it
+        print(f"rtm-console: left out: {problem}", file=sys.stderr)
     return 0
+
+
+def _unreachable(ctx: AppContext, what: str) -> list[str]:
+    """The backends of this kind that did not answer the last list (each one named)."""
+    handler = ctx.handlers().get(KIND_ALIASES.get(what, ""))
+    return [error.availability.describe() if hasattr(error, "availability") else str(error)
+            for error in getattr(handler, "unreachable", [])]
 
 
 def _get_rows(ctx: AppContext, what: str) -> list[Any]:
     if what == "nodes":
         return [node_record for node_record in _nodes(ctx)]
     if what == "workloads":
-        return _workloads(ctx)
+        return workload_rows(ctx)
     return list(_handler_for(ctx, {"containers": "container", "vms": "vm", "functions": "function"}[what]).list())
 
 
@@ -329,24 +387,6 @@ def _nodes(ctx: AppContext) -> list[Any]:
     host.poll()
     time.sleep(0.25)
     return list(host.poll().items)
-
-
-def _workloads(ctx: AppContext) -> list[dict]:
-    """Workloads seen on the runtimes: replicas grouped by their workload label."""
-    grouped: dict[tuple[str, str], dict] = {}
-    for resource, handler in ctx.handlers().items():
-        try:
-            records = handler.list()
-        except BackendUnavailable:
-            continue
-        for record in records:
-            workload = getattr(record, "workload", None) or (record.name if resource != "container" else None)
-            if not workload:
-                continue
-            entry = grouped.setdefault((resource, workload), {"name": workload, "kind": resource, "replicas": 0, "running": 0})
-            entry["replicas"] += 1
-            entry["running"] += getattr(record, "state", "") in ("running", "active", "ok")
-    return sorted(grouped.values(), key=lambda e: (e["kind"], e["name"]))
 
 
 TABLES: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
@@ -391,29 +431,33 @@ def _format_records(what: str, records: list[Any]) -> str:
 
 
 def run_describe(args: argparse.Namespace) -> int:
+    """0 found, 1 nothing of that name (or its backend failed), 2 an unknown kind or an
+    ambiguous name."""
     ctx = _context(args)
     if ctx is None:
         return 2
     try:
         try:
             kind, name = _find(ctx, args.target)
-        except LookupError as exc:  # an unknown kind, or an ambiguous or unknown name: usage
+        except NotFound as exc:
+            return _fail(str(exc))
+        except LookupError as exc:  # an unknown kind, or an ambiguous name: usage
             return _fail(str(exc), 2)
         if kind == "node":
             details = next((to_jsonable(n) for n in _nodes(ctx) if n.id == name), None)
             if details is None:
                 return _fail(f'no node is named "{name}"')
         elif kind == "workload":
-            details = next((w for w in _workloads(ctx) if w["name"] == name), None)
+            details = describe_workload(ctx, name)
             if details is None:
                 return _fail(f'no workload is named "{name}"')
         else:
             details = _handler_for(ctx, kind).describe(name)
-    except (LookupError, BackendUnavailable) as exc:
+    except (LookupError, ValueError, BackendUnavailable) as exc:  # not found, refused, unreachable
         return _fail(str(exc))
     finally:
         ctx.close()
-    print(json.dumps(to_jsonable(details), indent=2, default=str))
+    print(json.dumps(epoch_instants(to_jsonable(details)), indent=2, default=str))
     return 0
 
 
@@ -460,28 +504,40 @@ def run_logs(args: argparse.Namespace) -> int:
             return _fail(f"the {kind} backend keeps no logs rtm-console can read (AWS: see CloudWatch Logs)")
         for line in handler.logs(name, follow=args.follow, tail=args.tail):  # type: ignore[attr-defined]
             print(line, flush=args.follow)
-    except (LookupError, BackendUnavailable) as exc:
+    except (LookupError, ValueError, BackendUnavailable) as exc:  # not found, refused, unreachable
         return _fail(str(exc))
     finally:
         ctx.close()
     return 0
 
 
+FOLLOW_HISTORY = 10  # events -f first prints this many past events, as tail -f does lines
+
+
 def run_events(args: argparse.Namespace) -> int:
     ctx = _context(args)
     if ctx is None:
         return 2
-    events = ctx.events.follow() if args.follow else ctx.events.read(limit=args.limit)
+    if args.follow:
+        events = ctx.events.follow(history=FOLLOW_HISTORY if args.limit is None else args.limit)
+    else:
+        events = ctx.events.read(limit=args.limit)
     for event in events:
-        print(json.dumps(event.to_record()) if args.json else format_event(event), flush=True)
+        print(json.dumps(epoch_instants(event.to_record())) if args.json else format_event(event), flush=True)
     return 0
 
 
 def run_config(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    if ctx is None:
+    """Reads the configuration only: no data folder is created, no backend contacted."""
+    try:
+        config = load_config(flags_from_args(args), path=getattr(args, "config", None))
+    except ConfigError as exc:
+        for finding in exc.findings:
+            print(finding, file=sys.stderr)
         return 2  # an invalid configuration is a usage error, as for every other command
-    print(json.dumps(config_as_json(ctx.config), indent=2) if args.json else render_config(ctx.config))
+    if args.sandbox:
+        config = sandboxed(config)
+    print(json.dumps(config_as_json(config), indent=2) if args.json else render_config(config))
     return 0
 
 

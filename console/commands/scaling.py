@@ -25,7 +25,7 @@ from rtm.autoscaling.from_spec import horizontal_settings
 from rtm.documents import Document, load_file
 
 EXAMPLES = """\
-  rtm-console scale --policy sample-specs/autoscaling-policy.yaml --current 3 --metric cpu=95 --metric memory=40
+  rtm-console scale --policy "$(rtm-console samples)"/autoscaling-policy.yaml --current 3 --metric cpu=95 --metric memory=40
   rtm-console scale --policy web.yaml --current 4 --metric cpu=20 --state /tmp/web-hpa.json --now 2026-11-27T12:00:00Z --json
   rtm-console scale --workload web                  the decision for the running workload, from its live usage
   rtm-console scale --workload web --apply --vertical --yes
@@ -145,6 +145,9 @@ def format_decision(decision) -> str:  # noqa: ANN001 - rtm.autoscaling.Decision
 # --- live workloads ------------------------------------------------------------------------------
 
 
+DECISION_KEYS = ("direction", "current_replicas", "target_replicas", "reason", "proposals")
+
+
 def run_live_scale(args: argparse.Namespace) -> int:
     """`scale --workload NAME [--apply [--vertical]] [--replicas N]`: 0 done, 1 the change
     failed or was refused, 2 a usage error (unknown workload, bad arguments, configuration)."""
@@ -175,7 +178,8 @@ def run_live_scale(args: argparse.Namespace) -> int:
     finally:
         ctx.close()
     if args.json:
-        print(json.dumps(report.to_json()))
+        # One shape whether or not a policy decided: null where nothing was decided.
+        print(json.dumps({**dict.fromkeys(DECISION_KEYS), **report.to_json()}))
     else:
         print(report.text())
     return 0 if report.ok else 1

@@ -14,9 +14,9 @@ from rtm.scheduling import ALGORITHMS, render_text, schedule
 from rtm.scheduling.from_spec import nodes_from_inventory, requirements
 
 EXAMPLES = """\
-  rtm-console schedule --policy sample-specs/scheduling-policy.yaml --nodes sample-specs/nodes.yaml --replicas 5
-  rtm-console schedule --policy sample-specs/workload-web.yaml --nodes sample-specs/nodes.yaml --algorithm ip_hash --client 10.0.0.1 --client 10.0.0.2 --json
-  rtm-console schedule --policy sample-specs/workload-web.yaml          # onto the live nodes
+  rtm-console schedule --policy "$(rtm-console samples)"/scheduling-policy.yaml --nodes "$(rtm-console samples)"/nodes.yaml --replicas 5
+  rtm-console schedule --policy "$(rtm-console samples)"/workload-web.yaml --nodes "$(rtm-console samples)"/nodes.yaml --algorithm ip_hash --client 10.0.0.1 --client 10.0.0.2 --json
+  rtm-console schedule --policy "$(rtm-console samples)"/workload-web.yaml          # onto the live nodes
 """
 
 
@@ -33,9 +33,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--nodes", type=Path, metavar="FILE", help="a Nodes inventory (default: the live nodes)")
     parser.add_argument("--replicas", type=int, metavar="N", help="default: the policy's scaling.min_replicas (ip_hash: the number of --client keys)")
     parser.add_argument("--algorithm", choices=ALGORITHMS, help="default: the policy's first algorithm")
-    parser.add_argument("--client", action="append", default=[], metavar="KEY", help="ip_hash: the client key of replica i (repeatable)")
+    parser.add_argument("--client", action="extend", nargs="+", default=[], metavar="KEY", help="ip_hash: the client key of replica i (repeatable, or several after one --client)")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(handler=run_schedule)
+
+
+def fold_client_keys(argv: list[str]) -> list[str]:
+    """`--client A --client B` as `--client A B`: the same keys in the same order, but argparse's
+    time grows with the square of the number of options (2.6 s for 10,000 keys, folded 0.01 s)."""
+    folded: list[str] = []
+    in_run = False  # the last tokens kept are a --client and its keys
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--":
+            return folded + argv[i:]
+        if argv[i] == "--client" and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            folded.extend(argv[i + 1 : i + 2] if in_run else argv[i : i + 2])
+            in_run, i = True, i + 2
+            continue
+        folded.append(argv[i])
+        in_run, i = False, i + 1
+    return folded
 
 
 def _load(path: Path) -> list[Document]:
@@ -47,6 +65,8 @@ def _load(path: Path) -> list[Document]:
 
 
 def run_schedule(args: argparse.Namespace) -> int:
+    """0 every replica placed, 1 some replica fits nowhere (or the live nodes cannot be read),
+    2 a usage error (bad arguments, a file that cannot be read or has errors)."""
     try:
         documents = _load(args.policy)
         document = next((d for d in documents if d.get("SchedulingPolicy") is not None), None)
@@ -75,7 +95,7 @@ def run_schedule(args: argparse.Namespace) -> int:
         return 2
     result = schedule(nodes, requirements(document), replicas, algorithm, args.client)
     print(json.dumps(result.to_json(), indent=2) if args.json else render_text(result))
-    return 0
+    return 1 if result.unschedulable else 0  # a replica placed nowhere is a finding, as in validate
 
 
 def _live_nodes(args: argparse.Namespace) -> list:

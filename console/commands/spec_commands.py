@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Check spec files (and every *.yaml / *.yml below the folders named). "
         "Prints PATH:LINE:COL: error|warning: MESSAGE per finding. Exit 0 without errors, 1 with errors "
         "(with --strict, warnings count too), 2 for a usage error or an unreadable path.",
-        epilog="examples:\n  rtm-console validate sample-specs/\n  rtm-console validate --strict --format json web.yaml",
+        epilog="examples:\n  rtm-console validate \"$(rtm-console samples)\"/\n  rtm-console validate --strict --format json web.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument("paths", nargs="+", metavar="PATH", type=Path)
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print what applying a spec would send, without contacting anything",
         description="Print what applying would send: the Docker create request, the libvirt domain XML, "
         "the Lambda CreateFunction request and trigger calls, the tuning settings. Contacts nothing.",
-        epilog="examples:\n  rtm-console render sample-specs/performance-tuning.yaml\n  rtm-console render web.yaml --format yaml\n  rtm-console render --alert-rules specs/ > rtm-alerts.yml",
+        epilog="examples:\n  rtm-console render \"$(rtm-console samples)\"/performance-tuning.yaml\n  rtm-console render web.yaml --format yaml\n  rtm-console render --alert-rules specs/ > rtm-alerts.yml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     render.add_argument("path", metavar="PATH", type=Path)
@@ -42,7 +42,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--alert-rules", action="store_true", help="print Prometheus alerting rules for the thresholds of the specs under PATH (file or folder)")
     render.set_defaults(handler=run_render)
 
-    samples = subparsers.add_parser("samples", help="print the folder of the bundled sample specs")
+    samples = subparsers.add_parser(
+        "samples",
+        help="print the folder of the bundled sample specs",
+        description="Print the folder of the sample specs installed with rtm-console (one valid example per kind, "
+        "a complete workload, a node inventory, a function), so that they can be named from anywhere.",
+        epilog='examples:\n  rtm-console samples\n  rtm-console validate "$(rtm-console samples)"\n'
+        '  cp -r "$(rtm-console samples)" ./my-specs      start your own specs from them',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     samples.set_defaults(handler=run_samples)
 
 
