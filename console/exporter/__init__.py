@@ -1,8 +1,9 @@
 """The Prometheus exporter: metrics collected from the shared poller, served over HTTP(S).
 
-collector.py builds the metric families at each scrape, server.py serves them, web_config.py
-reads node_exporter's web configuration, alerts.py turns the specs' thresholds into alerting
-rules, runtime.py puts them together. Never imports textual.
+collector.py builds the metric families at each scrape, server.py serves them (connections.py
+bounds how many connections it serves at once, auth.py checks basic auth), web_config.py reads
+node_exporter's web configuration, alerts.py turns the specs' thresholds into alerting rules,
+runtime.py puts them together. Never imports textual.
 """
 
 from __future__ import annotations
