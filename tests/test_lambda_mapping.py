@@ -180,6 +180,27 @@ def test_code_zip_entries_are_sorted_readable_and_dated_1980(tmp_path: Path) -> 
         assert archive.read("pkg/b.py") == b"B = 1\n"
 
 
+@pytest.mark.parametrize("target, refusal", [
+    ("/etc/passwd", "outside the code folder"),
+    ("missing.py", "which does not exist"),
+    ("loop", "loops"),
+])
+def test_a_link_that_leaves_the_folder_dangles_or_loops_is_refused_not_zipped(tmp_path: Path, target: str, refusal: str) -> None:
+    folder = _copy_hello(tmp_path)
+    (folder / "loop").symlink_to("loop") if target == "loop" else (folder / "data").symlink_to(target)
+    with pytest.raises(m.LambdaSpecError) as raised:
+        m.zip_folder(folder, "hello")
+    (problem,) = raised.value.problems
+    assert problem.field == "code" and refusal in problem.message and str(folder) in problem.message
+
+
+def test_a_link_to_a_file_inside_the_folder_is_zipped_with_its_target_content(tmp_path: Path) -> None:
+    folder = _copy_hello(tmp_path)
+    (folder / "alias.py").symlink_to("main.py")
+    with zipfile.ZipFile(io.BytesIO(m.zip_folder(folder, "hello"))) as archive:
+        assert archive.read("alias.py") == (folder / "main.py").read_bytes()
+
+
 def test_code_sha256_is_lambdas_base64_form(tmp_path: Path) -> None:
     deployment = build(sample_document())
     expected = base64.b64encode(hashlib.sha256(deployment.code.zip_bytes).digest()).decode()

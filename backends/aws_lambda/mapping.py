@@ -27,16 +27,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import os
 import re
-import stat
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backends.code_folder import CodeError, folder_files
 from rtm.cron import to_eventbridge
 from rtm.errors import SpecValueError
 from rtm.kinds.serverless import ENVIRONMENT_LIMIT_BYTES, LAMBDA_RUNTIMES, MIB, ServerlessRuntime, environment_size
@@ -76,7 +75,6 @@ PAYLOAD_FORMAT = "2.0"
 # Placeholders in rendered calls for what only AWS knows before the call is made.
 REGION, ACCOUNT, API_ID, INTEGRATION_ID = "${region}", "${account}", "${api_id}", "${integration_id}"
 
-_SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn"})
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 
 
@@ -513,30 +511,21 @@ def zip_folder(folder: Path, function: str) -> bytes:
     buffer = io.BytesIO()
     total = 0
     with zipfile.ZipFile(buffer, "w") as archive:
-        for relative, file_path in _files(folder):
-            data = file_path.read_bytes()
+        try:
+            files = sorted(folder_files(folder), key=lambda entry: entry[0])
+        except CodeError as exc:  # a link that dangles, loops or leaves the folder
+            raise LambdaSpecError(function, [Problem("code", str(exc))]) from None
+        for relative, executable, read in files:
+            data = read()
             total += len(data)
             if total > MAX_UNZIPPED_BYTES:
                 raise LambdaSpecError(function, [Problem("code", f"{folder.name} holds more than Lambda's {MAX_UNZIPPED_BYTES // MIB} MB of unzipped code")])
-            executable = bool(file_path.stat().st_mode & stat.S_IXUSR)
-            info = zipfile.ZipInfo(relative.as_posix(), date_time=_ZIP_EPOCH)
+            info = zipfile.ZipInfo(relative, date_time=_ZIP_EPOCH)
             info.create_system = 3  # unix, so the modes below are honoured
             info.external_attr = ((0o100755 if executable else 0o100644) & 0xFFFF) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, data, compresslevel=9)
     return buffer.getvalue()
-
-
-def _files(folder: Path) -> list[tuple[PurePosixPath, Path]]:
-    found = []
-    for directory, subdirectories, names in os.walk(folder):
-        subdirectories[:] = sorted(d for d in subdirectories if d not in _SKIPPED_DIRS)
-        for name in names:
-            path = Path(directory) / name
-            if name.endswith((".pyc", ".pyo")) or not path.is_file():
-                continue
-            found.append((PurePosixPath(path.relative_to(folder).as_posix()), path))
-    return sorted(found)
 
 
 # ----------------------------------------------------------------------------------- output

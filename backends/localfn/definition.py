@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import sys
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -25,21 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from backends.code_folder import SKIPPED_DIRS, CodeError, FileEntry, folder_files
 from rtm.cron import parse_schedule
 from rtm.kinds.serverless import ServerlessRuntime
 
 MIB = 1024 * 1024
 # Lambda's limit on unzipped code; a bigger folder is almost surely the wrong folder.
 MAX_CODE_BYTES = 250 * MIB
-_SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn"})
 
 
 class UnsupportedRuntime(ValueError):
     """The spec's runtime cannot run on the local runtime (anything but python3.x)."""
-
-
-class CodeError(ValueError):
-    """The spec's code is missing, unreadable, unsafe (a zip escaping its folder) or too big."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +207,7 @@ def copy_code(source: Path, destination: Path) -> tuple[str, int]:
 
 def _code_files(path: Path, named: str) -> tuple[Literal["folder", "zip"], list[FileEntry]]:
     if path.is_dir():
-        return "folder", sorted(_folder_files(path), key=lambda entry: entry[0])
+        return "folder", sorted(folder_files(path), key=lambda entry: entry[0])
     if path.is_file() and zipfile.is_zipfile(path):
         return "zip", sorted(_zip_files(path), key=lambda entry: entry[0])
     if path.exists():
@@ -235,55 +230,16 @@ def _digest(path: Path, files: Any) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-FileEntry = tuple[str, bool, Any]  # (relative posix path, executable, () -> bytes)
-
 
 def folder_digest(folder: Path) -> tuple[str, int]:
     """The hash and size of a code folder's files, as `locate_code` computes them."""
-    return _digest(folder, _folder_files(folder))
+    return _digest(folder, folder_files(folder))
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
     """SHA-256 of each file of a code folder by relative path ("x:" before it when executable)."""
     return {relative: ("x:" if executable else "") + hashlib.sha256(read()).hexdigest()
-            for relative, executable, read in _folder_files(folder)}
-
-
-def _folder_files(root: Path) -> Iterator[FileEntry]:
-    real_root = root.resolve()
-    for folder, dirs, names in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
-        for name in [*dirs, *names]:
-            if os.path.islink(os.path.join(folder, name)):
-                _check_link(Path(folder) / name, root, real_root)
-        for name in sorted(names):
-            if name.endswith(".pyc"):
-                continue
-            full = Path(folder) / name
-            try:
-                mode = full.stat().st_mode
-            except OSError as exc:
-                raise CodeError(f"{full}: cannot be read ({exc.strerror})") from exc
-            if not stat.S_ISREG(mode):
-                continue
-            yield full.relative_to(root).as_posix(), bool(mode & 0o111), full.read_bytes
-
-
-def _check_link(link: Path, root: Path, real_root: Path) -> None:
-    """A symlink in a code folder is followed only when it resolves to a file or folder inside it
-    (Lambda's zip of the folder would hold the target's content there, so the local copy does)."""
-    target = os.readlink(link)
-    hint = "copy what it points to into the folder, or remove the link"
-    try:
-        real = link.resolve(strict=True)
-    except FileNotFoundError:
-        raise CodeError(f'{link}: a symlink to "{target}", which does not exist; {hint}') from None
-    except (RuntimeError, OSError) as exc:  # ELOOP (Python 3.11 raises RuntimeError for a loop)
-        raise CodeError(f'{link}: a symlink to "{target}" that loops ({getattr(exc, "strerror", None) or exc}); {hint}') from None
-    if not real.is_relative_to(real_root):
-        raise CodeError(f'{link}: a symlink to "{target}", outside the code folder {root}; {hint}')
-    if real.is_dir() and link.parent.resolve().is_relative_to(real):
-        raise CodeError(f'{link}: a symlink to "{target}", a folder that contains it (a loop); {hint}')
+            for relative, executable, read in folder_files(folder)}
 
 
 def _zip_files(path: Path) -> Iterator[FileEntry]:
@@ -294,7 +250,7 @@ def _zip_files(path: Path) -> Iterator[FileEntry]:
         for member in members:
             relative = safe_member_path(member.filename)
             parts = PurePosixPath(relative).parts
-            if any(p in _SKIPPED_DIRS for p in parts[:-1]) or relative.endswith(".pyc"):
+            if any(p in SKIPPED_DIRS for p in parts[:-1]) or relative.endswith(".pyc"):
                 continue
             executable = bool((member.external_attr >> 16) & 0o111)
             data = archive.read(member)
