@@ -228,6 +228,18 @@ def _polls(backend: DockerBackend) -> bool:
     return True
 
 
+def test_an_sshd_that_does_not_answer_is_named_by_ssh_in_time(ssh_host, private_sshd) -> None:
+    sshd = private_sshd()
+    host = f"{ssh_host}:{sshd.port}"
+    os.kill(sshd.process.pid, signal.SIGSTOP)  # it accepts connections (the kernel does) but never speaks
+    try:
+        failure = _unreachable(host)
+    finally:
+        os.kill(sshd.process.pid, signal.SIGCONT)
+    assert failure.availability.cause.startswith(f"ssh: no answer from {host.removeprefix('ssh://')} in time (")
+    assert "sshd" in failure.availability.hint
+
+
 def test_sshd_that_answers_for_a_dead_engine_says_the_engine_is_down(ssh_host, private_sshd, tmp_path) -> None:
     sshd = private_sshd(docker_host=f"unix://{tmp_path}/no-engine.sock")
     host = f"{ssh_host}:{sshd.port}"
@@ -250,7 +262,7 @@ def test_ssh_runs_in_batch_mode_with_a_connect_timeout_and_keep_alives() -> None
     command = SshDestination.of("ssh://ops@web-02:2222").command()
     assert command[:1] == ["ssh"] and command[-3:] == ["--", "web-02", "docker system dial-stdio"]
     options = [command[i + 1] for i, arg in enumerate(command) if arg == "-o"]
-    assert options == ["BatchMode=yes", "ConnectTimeout=10", "ServerAliveInterval=15", "ServerAliveCountMax=2"]
+    assert options == ["BatchMode=yes", "ConnectTimeout=8", "ServerAliveInterval=15", "ServerAliveCountMax=2"]
     assert command[command.index("-l") + 1] == "ops" and command[command.index("-p") + 1] == "2222"
 
 

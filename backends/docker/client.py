@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -134,10 +135,10 @@ def connection_problem(endpoint: EngineEndpoint, error: BaseException) -> tuple[
     """(cause, hint) when `error` means the engine could not be reached; None otherwise."""
     import requests
 
-    from backends.docker.ssh import SshError
+    from backends.docker.ssh import SshError, SshTimeout
 
     chain = _chain(error)
-    said_by_ssh = next((item for item in chain if isinstance(item, SshError)), None)
+    said_by_ssh = next((item for item in chain if isinstance(item, (SshError, SshTimeout))), None)
     if said_by_ssh is not None:
         return said_by_ssh.cause, said_by_ssh.hint
     path = endpoint.host.removeprefix("unix://")
@@ -229,6 +230,7 @@ class EngineClient:
         self.read_only = read_only
         self._lock = threading.Lock()
         self._api: Any = None
+        self._last_failure: tuple[float, BackendUnavailable] | None = None  # when the last attempt failed, and how
         self._info: EngineInfo | None = None
         self._availability = Availability(BACKEND_TYPE, endpoint.host, "pending", read_only=read_only)
 
@@ -253,10 +255,21 @@ class EngineClient:
     # .. calls
 
     def api(self) -> Any:
-        """The docker.APIClient, connecting (and negotiating the API version) on first use."""
+        """The docker.APIClient, connecting (and negotiating the API version) on first use. A
+        caller that waited while another caller's attempt failed gets that failure instead of
+        trying again at once (over ssh, an attempt at a host that does not answer takes seconds)."""
+        asked_at = time.monotonic()
         with self._lock:
             if self._api is None:
-                self._api = self._connect()
+                failure = self._last_failure
+                if failure is not None and failure[0] >= asked_at:
+                    raise failure[1]
+                try:
+                    self._api = self._connect()
+                except BackendUnavailable as error:
+                    self._last_failure = (time.monotonic(), error)
+                    raise
+                self._last_failure = None
             return self._api
 
     def _connect(self) -> Any:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import select
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -26,7 +25,9 @@ import urllib3
 import urllib3.connection
 from docker.transport.basehttpadapter import BaseHTTPAdapter
 
-CONNECT_TIMEOUT = 10  # seconds ssh waits for the TCP connection and the handshake
+# Seconds ssh waits for the TCP connection and the handshake: below the engine's 10 s request
+# timeout, so a host that does not answer is named by ssh's own words.
+CONNECT_TIMEOUT = 8
 EXIT_WAIT = 2.0  # seconds to wait for ssh to exit once its output ended, to read why
 BASE_URL = "http+docker://ssh"  # what docker-py's APIClient uses for ssh:// (and checks for)
 
@@ -66,6 +67,15 @@ class SshError(ConnectionError):
         super().__init__(self.cause)
 
 
+class SshTimeout(TimeoutError):
+    """Nothing came back through ssh in time (a socket timeout, as urllib3 expects)."""
+
+    def __init__(self, destination: SshDestination, seconds: float) -> None:
+        self.cause = f"ssh: no answer from {destination} in time (nothing came back within {seconds:g} s)"
+        self.hint = f"check that {destination.host} is up and that its sshd and dockerd answer (`ssh {destination.host} docker version`)"
+        super().__init__(self.cause)
+
+
 def _telling_line(said: str) -> str:
     lines = [line.strip() for line in said.splitlines() if line.strip() and not line.startswith("@")]
     for marker in ("Permission denied", "Host key", "REMOTE HOST IDENTIFICATION", "Could not resolve", "connect to host",
@@ -95,7 +105,7 @@ def explain(destination: SshDestination, status: int | None, said: str) -> tuple
     if "Connection refused" in said:
         return f"ssh: connection refused by {destination}", f"check that sshd runs on {host} and listens on that port"
     if "timed out" in said:
-        return f"ssh: no answer from {destination} in time ({line})", f"check that {host} is up and its ssh port reachable"
+        return f"ssh: no answer from {destination} in time ({line})", f"check that {host} is up and that its sshd answers on that port"
     if "Cannot connect to the Docker daemon" in said or "failed to open the raw stream connection" in said:
         return (f"ssh reached {host}, but the Docker daemon there does not answer ({line})",
                 f"start dockerd on {host}, or check DOCKER_HOST for its ssh sessions")
@@ -145,7 +155,7 @@ class SshProcessSocket:
 
     def recv(self, size: int) -> bytes:
         if self._timeout is not None and not select.select([self.fileno()], [], [], self._timeout)[0]:
-            raise socket.timeout("timed out")
+            raise SshTimeout(self.destination, self._timeout)
         data = os.read(self.fileno(), size)
         if not data:
             failure = self.failure()
