@@ -26,7 +26,7 @@ from rtm.documents import Document, load_file
 
 EXAMPLES = """\
   rtm-console scale --policy "$(rtm-console samples)"/autoscaling-policy.yaml --current 3 --metric cpu=95 --metric memory=40
-  rtm-console scale --policy web.yaml --current 4 --metric cpu=20 --state /tmp/web-hpa.json --now 2026-11-27T12:00:00Z --json
+  rtm-console scale --policy web.yaml --current 4 --metric cpu=20 --state web-hpa.json --now 2026-11-27T12:00:00Z --json
   rtm-console scale --workload web                  the decision for the running workload, from its live usage
   rtm-console scale --workload web --apply --vertical --yes
   rtm-console scale --workload web --replicas 3     set the replica count by hand
