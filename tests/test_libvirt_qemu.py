@@ -365,6 +365,31 @@ def test_simulated_host_where_no_cpu_runs_under_kvm_falls_back_to_tcg_and_strict
         backend.close()
 
 
+def test_kvm_trials_are_remembered_per_cpu_for_five_minutes(libvirt_uri) -> None:
+    tried: list[str | None] = []
+    now = [1000.0]
+
+    def counting_probe(conn: Any, read_only: bool, smm: bool, cpu: CpuChoice | None) -> KvmStatus:
+        tried.append(cpu.label if cpu is not None else None)
+        return probe_kvm(conn, read_only=read_only, smm=smm, cpu=cpu)
+
+    backend = LibvirtBackend(libvirt_uri, kvm_probe=counting_probe, clock=lambda: now[0])
+    try:
+        passthrough, model = CpuChoice("host-passthrough"), CpuChoice("host-model")
+        first = backend.kvm_status(cpu=passthrough)
+        assert first.tried and backend.kvm_status(cpu=passthrough) is first
+        backend.kvm_status(cpu=model)
+        assert tried == ["host-passthrough", "host-model"]
+        now[0] += 299
+        backend.kvm_status(cpu=passthrough)
+        assert len(tried) == 2
+        now[0] += 2  # past five minutes since the first trial
+        backend.kvm_status(cpu=passthrough)
+        assert tried == ["host-passthrough", "host-model", "host-passthrough"]
+    finally:
+        backend.close()
+
+
 def test_simulated_strict_apply_refuses_a_cpu_fallback_and_creates_nothing(libvirt_uri, conn, run_id) -> None:
     backend = partial_kvm_backend(libvirt_uri, lambda cpu: cpu.mode == "host-passthrough")
     handler = LibvirtVmHandler([backend], strict=True)

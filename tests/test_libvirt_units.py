@@ -355,6 +355,10 @@ def test_a_named_cpu_model_that_does_not_start_goes_to_tcg_and_kvm_failures_skip
     choice = choose_hypervisor("kvm", trials_given({None: KvmStatus(True, tried=True)}, asked), cpu=named, strict=False,
                                host="h", named_models=lambda: ("qemu64",))
     assert asked == ["custom:EPYC", None] and choice.domain_type == "qemu" and "custom:EPYC: custom:EPYC refused" in choice.note
+    asked.clear()
+    choice = choose_hypervisor("kvm", trials_given({None: KvmStatus(True, tried=True), "custom:qemu64": KvmStatus(True, tried=True)}, asked),
+                               cpu=CpuChoice("host-model"), strict=False, host="h", named_models=lambda: ("qemu64",))
+    assert asked == ["host-model", None, "custom:qemu64"] and choice.cpu == CpuChoice("custom", "qemu64")  # host-model starts at step 2
     denied = KvmStatus(False, "Could not access KVM kernel module: Permission denied", tried=True)
     asked.clear()
     choice = choose_hypervisor("kvm", trials_given({None: denied, "host-passthrough": denied}, asked), cpu=PASSTHROUGH,
