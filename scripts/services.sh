@@ -17,7 +17,8 @@
 # alone; if another owner's run still uses them, that run inherits them instead. Without an
 # owner, `down` stops everything this script started.
 # Also installed, for the tests that start them with their own settings: ovmf, swtpm, tmux,
-# GNU screen, prometheus (server + promtool), prometheus-node-exporter, wrk, docker-registry.
+# GNU screen, prometheus (server + promtool), prometheus-node-exporter, wrk, docker-registry, curl
+# (the executable docs run the curl examples).
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,7 +52,7 @@ PACKAGES=(
     libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base
     libvirt-dev pkg-config ovmf swtpm swtpm-tools
     tmux screen prometheus prometheus-node-exporter wrk docker-registry
-    openssh-server openssh-client
+    openssh-server openssh-client curl
 )
 
 log() { printf '[services] %s\n' "$*" >&2; }
