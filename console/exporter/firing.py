@@ -31,8 +31,7 @@ from console.eventlog import Event, EventLog
 from console.exporter.alerts import RESTART_WINDOW, Breach, Threshold, breached, thresholds_from_documents
 from console.poller import PollState
 from console.silences import SilenceStore, alert_key
-from console.supervisor.workloads import specs_fingerprint
-from rtm.documents import Document, load_file
+from rtm.documents import Document, load_file, spec_files
 
 SPEC_CHECK_SECONDS = 5.0
 EVENT_KINDS = frozenset({"probe_failures", "restarts", "gave_up"})  # thresholds that count events
@@ -164,13 +163,14 @@ class AlertWatch:
         if self._fixed or self.specs_dir is None or now - self._checked_at < SPEC_CHECK_SECONDS:
             return self._thresholds
         self._checked_at = now
-        fingerprint = specs_fingerprint(self.specs_dir) if self.specs_dir.exists() else ()
-        if fingerprint != self._fingerprint:
-            self._fingerprint = fingerprint
+        files = spec_files([self.specs_dir]) if self.specs_dir.exists() else []
+        stamps = tuple((path, _stamp(path)) for path in files)
+        if stamps != self._fingerprint:
+            self._fingerprint = stamps
             documents: list[Document] = []
-            for path, _mtime, _size in fingerprint:  # type: ignore[union-attr]
+            for path in files:
                 try:
-                    documents += load_file(Path(path)).documents  # documents with errors are left out
+                    documents += load_file(path).documents  # documents with errors are left out
                 except OSError as exc:
                     log.warning("%s cannot be read for alerts: %s", path, exc)
             self._thresholds = thresholds_from_documents(documents)[0]
@@ -192,6 +192,14 @@ class AlertWatch:
             except OSError as exc:
                 log.warning("the event log cannot be read for alerts: %s", exc)
         return self._recent_events
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
 
 
 def _silenced(alert: FiringAlert, silence: Any) -> FiringAlert:

@@ -17,14 +17,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Label, RichLog, Static, TabbedContent, TabPane
+from textual.widgets import Label, Static, TabbedContent, TabPane
 
 from backends.base import BackendUnavailable
 from backends.records import to_jsonable
 from console.diagnostics import log_exception
 from console.tui.widgets.history_strip import HistoryStrip
+from console.tui.widgets.log_view import MAX_LINES, LogView
 
-LOG_TAIL = 200
+LOG_TAIL = MAX_LINES  # the last lines asked for when the logs open; "since" filters among the kept ones
 
 
 def as_yaml(data: Any) -> str:
@@ -66,7 +67,7 @@ class DetailsScreen(ModalScreen[None]):
                             yield Static("asking the backend…", id="describe", markup=False)
                 if self.follow_logs and callable(getattr(self.handler, "logs", None)):
                     with TabPane("Logs", id="tab-logs"):
-                        yield RichLog(id="logs", max_lines=5000, wrap=False, markup=False)
+                        yield LogView(self.app.services.clock, id="log-view")  # type: ignore[attr-defined]
 
     def on_mount(self) -> None:
         if self.history_key is not None:
@@ -75,7 +76,7 @@ class DetailsScreen(ModalScreen[None]):
             self.set_interval(1.0, self.update_history)
         if self.query("#describe"):
             self.describe()
-        if self.query("#logs"):
+        if self.query(LogView):
             self.stream_logs()
 
     @work(thread=True, group="details")
@@ -96,10 +97,10 @@ class DetailsScreen(ModalScreen[None]):
         threading.Thread(target=self._follow, name=f"rtm-logs:{self.resource_name}", daemon=True).start()
 
     def _follow(self) -> None:
-        log = self.query_one("#logs", RichLog)
+        log = self.query_one(LogView)
         try:
-            for line in self.handler.logs(self.resource_name, follow=True, tail=LOG_TAIL):
-                if self._stop_streams.is_set() or not self._show(log.write, line):
+            for line in self._log_lines():
+                if self._stop_streams.is_set() or not self._show(log.add_line, line):
                     return
         except BackendUnavailable as exc:
             message = str(exc)
@@ -108,7 +109,15 @@ class DetailsScreen(ModalScreen[None]):
         else:
             message = "(the log stream ended)"
         if not self._stop_streams.is_set():
-            self._show(log.write, message)
+            self._show(log.add_note, message)
+
+    def _log_lines(self) -> Any:
+        """Lines with the engine's timestamps when the handler's actions can give them (for the
+        view's timestamps and "since"), else plain ones."""
+        with_stamps = getattr(getattr(self.handler, "actions", None), "logs", None)
+        if callable(with_stamps):
+            return with_stamps(self.resource_name, tail=LOG_TAIL, follow=True, timestamps=True)
+        return self.handler.logs(self.resource_name, follow=True, tail=LOG_TAIL)
 
     def _show(self, write: Any, text: str) -> bool:
         """Hand a line to the screen; False once the app has stopped."""
