@@ -51,6 +51,15 @@ async def _select(pilot, app, name: str) -> None:
     pane.table.focus()
 
 
+async def open_logs(pilot, app, name: str) -> DetailsScreen:
+    """Select the container, open its details and show the Logs tab."""
+    await _select(pilot, app, name)
+    await pilot.press("enter")
+    assert await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
+    app.screen.query_one(TabbedContent).active = "tab-logs"
+    return app.screen
+
+
 async def test_stop_start_and_restart_a_container_through_the_gate(live_console, container) -> None:
     console = _docker_console(live_console)
     app = console.app
@@ -89,11 +98,7 @@ async def test_details_show_inspect_describe_and_following_logs(live_console, co
     console = _docker_console(live_console)
     app = console.app
     async with app.run_test(size=SIZE) as pilot:
-        await _select(pilot, app, container.name)
-        await pilot.press("enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
-        screen = app.screen
-        screen.query_one(TabbedContent).active = "tab-logs"
+        screen = await open_logs(pilot, app, container.name)
         logs = screen.query_one("#logs")
         assert await wait_for(pilot, lambda: any("hello-from-the-test" in line.text for line in logs.lines), timeout=30)
         describe = screen.query_one("#describe")

@@ -7,10 +7,9 @@ from __future__ import annotations
 import time
 
 from textual.app import App, ComposeResult
-from textual.widgets import RichLog, TabbedContent
+from textual.widgets import RichLog
 
 from console.datadir import iso_utc
-from console.tui.screens.details import DetailsScreen
 from console.tui.widgets.log_view import MAX_LINES, LogView
 from tui.conftest import wait_for
 
@@ -60,7 +59,7 @@ async def test_since_shows_only_the_recent_lines_and_timestamps_can_be_shown() -
 
 async def test_search_next_previous_and_wrap_on_a_containers_log(live_console, docker_client, test_image,
                                                                test_labels, run_id) -> None:
-    from tui.test_console_docker import _docker_console, _select
+    from tui.test_console_docker import _docker_console, open_logs
 
     script = "for i in 1 2 3 4 5 6; do echo line-$i; [ $((i % 2)) = 0 ] && echo needle-$i; done; " \
              "echo $(seq -s - 1 80); exec sleep 600"
@@ -70,11 +69,7 @@ async def test_search_next_previous_and_wrap_on_a_containers_log(live_console, d
         console = _docker_console(live_console)
         app = console.app
         async with app.run_test(size=SIZE) as pilot:
-            await _select(pilot, app, container.name)
-            await pilot.press("enter")
-            assert await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
-            app.screen.query_one(TabbedContent).active = "tab-logs"
-            view = app.screen.query_one(LogView)
+            view = (await open_logs(pilot, app, container.name)).query_one(LogView)
             assert await wait_for(pilot, lambda: any(text.startswith("1-2-3") for text in _texts(view)), timeout=30)
             view.query_one(RichLog).focus()
             await pilot.press("slash", *"needle", "enter")
