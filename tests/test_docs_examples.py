@@ -44,6 +44,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from pathlib import Path
 import pytest
 
 from console.cli import build_parser
+from fixtures import RUN_LABEL
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample-specs"
@@ -305,13 +307,17 @@ def run_example(session: Session, example: Example) -> str | None:
     if re.search(r"\bweb-\d\b|workload[ /]web\b", command):
         session.ensure_web()
     if starts_the_console(words):
+        HOW_CHECKED["the console, through --help"] += 1
         result = session.run(f"{command} --help")
         return None if result.returncode == 0 else f"--help exited {result.returncode}: {result.stderr[-2000:]}"
     if is_server(command, words):
+        HOW_CHECKED["served, then stopped"] += 1
         command = command.rstrip("& ")
         return session.start_server(command, listen_port(words_of(command), session))
     if "-f" in words or "--follow" in words:
+        HOW_CHECKED["followed, then stopped"] += 1
         return session.follow(command)
+    HOW_CHECKED["run to the end"] += 1
     result = session.run(command)
     problems = []
     if result.returncode != example.expect:
@@ -321,17 +327,19 @@ def run_example(session: Session, example: Example) -> str | None:
 
 
 RESULTS: dict[str, int | list[str]] = {"ran": 0, "skipped": []}
+HOW_CHECKED: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module", autouse=True)
 def report_counts(request: pytest.FixtureRequest, docker_client, run_id) -> Iterator[None]:
     yield
     skipped = RESULTS["skipped"]
-    say = request.config.pluginmanager.get_plugin("terminalreporter").write_line  # shown whatever the capture
-    say(f"\nexecutable docs: {RESULTS['ran']} examples ran, {len(skipped)} skipped")
-    for reason in skipped:
-        say(f"  skipped: {reason}")
-    for container in docker_client.containers.list(all=True, filters={"label": f"rtm.test.run={run_id}"}):
+    with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():  # always shown
+        print(f"\nexecutable docs: {RESULTS['ran']} examples ran ({', '.join(f'{n} {how}' for how, n in HOW_CHECKED.items())}),"
+              f" {len(skipped)} skipped")
+        for reason in skipped:
+            print(f"  skipped: {reason}")
+    for container in docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}):
         container.remove(force=True)
 
 
