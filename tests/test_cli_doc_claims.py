@@ -82,6 +82,17 @@ def test_docker_host_repeated_keeps_every_engine_and_get_names_the_one_that_does
     assert "left out: docker at unix:///nonexistent/nosock.sock: unreachable" in listed.stderr
 
 
+@pytest.mark.parametrize(("given", "names"), [
+    (["unix:///a/docker.sock,unix:///b/docker.sock"], ["a-docker", "b-docker"]),  # commas: file names clash
+    (["unix:///run/x.sock", "unix:///run/y.sock"], ["x", "y"]),
+    (["unix:///var/run/docker.sock"], ["local"]),  # one socket keeps its usual name
+])
+def test_several_sockets_are_named_from_their_paths(env, given: list[str], names: list[str]) -> None:
+    run = rtm_console(env, *[arg for address in given for arg in ("--docker-host", address)], "config", "--json")
+    assert run.returncode == 0, run.stderr
+    assert [e["name"] for e in json.loads(run.stdout)["settings"]["docker.endpoints"]["value"]] == names
+
+
 # ----------------------------------------------------------- docs/containers.md: describe WORKLOAD
 
 
