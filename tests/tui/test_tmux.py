@@ -88,6 +88,23 @@ def _start(tmp_path: Path, term: str = "xterm-256color", extra_env: dict[str, st
     return terminal
 
 
+def audit_records(tmp_path: Path) -> list[dict]:
+    """The audit log of a console started by `_start(tmp_path, ...)`."""
+    import json
+
+    path = tmp_path / "data" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def select_row(terminal: Terminal, pane_key: str, alias: str, name: str) -> None:
+    """Show a pane, wait for the row, and select it with the `:` prompt (`co NAME`)."""
+    terminal.keys(pane_key)
+    terminal.wait_for(name)
+    terminal.keys(":")
+    terminal.wait_for("pane or resource name")
+    terminal.keys(f"{alias} {name}", "Enter")
+
+
 @pytest.fixture
 def terminals() -> Iterator[list[Terminal]]:
     started: list[Terminal] = []

@@ -5,28 +5,14 @@ both attempts are audited."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
-from tui.test_tmux import _exit_status, _start, terminals  # noqa: F401 - the fixture is used by name
+from tui.test_tmux import _exit_status, _start, audit_records, select_row, terminals  # noqa: F401 - the fixture is used by name
 
 pytestmark = pytest.mark.docker
-
-def _audit(tmp_path: Path) -> list[dict]:
-    path = tmp_path / "data" / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def _select_container(terminal, name: str) -> None:
-    terminal.keys("2")
-    terminal.wait_for(name)
-    terminal.keys(":")
-    terminal.wait_for("pane or resource name")
-    terminal.keys(f"co {name}", "Enter")
-
 
 def test_alert_then_shell_in_the_container_and_back(terminals, tmp_path: Path, hot_workload) -> None:  # noqa: F811
     workload, _specs, container = hot_workload
@@ -36,7 +22,7 @@ def test_alert_then_shell_in_the_container_and_back(terminals, tmp_path: Path, h
     terminal.keys("7")
     screen = terminal.wait_for("RtmWorkloadCpuAboveTarget")
     assert workload in screen and "1 ALERT" in screen
-    _select_container(terminal, container.name)
+    select_row(terminal, "2", "co", container.name)
     terminal.keys("e")
     terminal.wait_for(f"shell in container/{container.name}")
     terminal.wait_for(" #", "$")  # the shell's prompt (capture-pane drops its trailing space)
@@ -47,7 +33,7 @@ def test_alert_then_shell_in_the_container_and_back(terminals, tmp_path: Path, h
     assert container.name in screen and "shell-42" not in screen
     terminal.keys("q")
     assert _exit_status(terminal) == 0
-    (record,) = [r for r in _audit(tmp_path) if r["action"] == "container.shell"]
+    (record,) = [r for r in audit_records(tmp_path) if r["action"] == "container.shell"]
     assert record["result"] == "ok" and record["target"] == f"container/{container.name}"
     assert record["user"] and record["origin"] and record["params"]["shell"] == "/bin/sh"
 
@@ -57,9 +43,9 @@ def test_kiosk_refuses_the_shell(terminals, tmp_path: Path, hot_workload) -> Non
     terminal = _start(tmp_path, docker_endpoint=os.environ["DOCKER_HOST"], size=(120, 40), args="--kiosk")
     terminals.append(terminal)
     terminal.wait_for("KIOSK")
-    _select_container(terminal, container.name)
+    select_row(terminal, "2", "co", container.name)
     terminal.keys("e")
     terminal.wait_for("kiosk mode is read-only")
     assert "shell in container" not in terminal.screen()
     terminal.keys("q")
-    assert [(r["action"], r["result"]) for r in _audit(tmp_path)] == [("container.shell", "refused")]
+    assert [(r["action"], r["result"]) for r in audit_records(tmp_path)] == [("container.shell", "refused")]

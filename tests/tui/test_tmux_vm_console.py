@@ -4,14 +4,13 @@ VMs pane; a guest without a serial device says so; kiosk mode refuses; each atte
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tui.fixtures.serial_guest import IMAGES, LINE, boot_sector, domain_xml
-from tui.test_tmux import _exit_status, _start, terminals  # noqa: F401 - the fixture is used by name
+from tui.test_tmux import _exit_status, _start, audit_records, select_row, terminals  # noqa: F401 - the fixture is used by name
 
 
 @pytest.fixture
@@ -34,37 +33,24 @@ def guests(libvirt_uri: str, run_id: str) -> Iterator[tuple[str, str]]:
         conn.close()
 
 
-def _audit(tmp_path: Path) -> list[dict]:
-    path = tmp_path / "data" / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def _select_vm(terminal, name: str) -> None:
-    terminal.keys("3")
-    terminal.wait_for(name)
-    terminal.keys(":")
-    terminal.wait_for("pane or resource name")
-    terminal.keys(f"vm {name}", "Enter")
-
-
 def test_serial_console_attaches_and_detaches(terminals, tmp_path: Path, guests) -> None:  # noqa: F811
     talking, silent = guests
     terminal = _start(tmp_path, size=(120, 40))
     terminals.append(terminal)
     terminal.wait_for("host up")
-    _select_vm(terminal, talking)
+    select_row(terminal, "3", "vm", talking)
     terminal.keys("e")
     terminal.wait_for(f"serial console of vm/{talking}")
     terminal.wait_for(LINE)
     terminal.keys("C-]")
     screen = terminal.wait_for("e Serial console")  # the VMs pane's keys again
     assert talking in screen
-    _select_vm(terminal, silent)
+    select_row(terminal, "3", "vm", silent)
     terminal.keys("e")
     terminal.wait_for("has no serial console")
     terminal.keys("q")
     assert _exit_status(terminal) == 0
-    records = [(r["action"], r["target"], r["result"]) for r in _audit(tmp_path)]
+    records = [(r["action"], r["target"], r["result"]) for r in audit_records(tmp_path)]
     assert records == [("vm.console", f"vm/{talking}", "ok"), ("vm.console", f"vm/{silent}", "failed")]
 
 
@@ -73,9 +59,9 @@ def test_kiosk_refuses_the_serial_console(terminals, tmp_path: Path, guests) -> 
     terminal = _start(tmp_path, size=(120, 40), args="--kiosk")
     terminals.append(terminal)
     terminal.wait_for("KIOSK")
-    _select_vm(terminal, talking)
+    select_row(terminal, "3", "vm", talking)
     terminal.keys("e")
     terminal.wait_for("kiosk mode is read-only")
     assert LINE not in terminal.screen()
     terminal.keys("q")
-    assert [(r["action"], r["result"]) for r in _audit(tmp_path)] == [("vm.console", "refused")]
+    assert [(r["action"], r["result"]) for r in audit_records(tmp_path)] == [("vm.console", "refused")]
