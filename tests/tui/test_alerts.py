@@ -89,3 +89,23 @@ async def test_the_loop_running_console_writes_firing_once(live_console, hot_wor
         assert await wait_for(pilot, lambda: firing(), timeout=40)
         await pilot.pause(3)  # more polls: the alert keeps firing, and is not written again
     assert [(e["target"], e["details"]["alert"]) for e in firing()] == [(name, "RtmWorkloadCpuAboveTarget")]
+
+
+async def test_help_and_palette_list_the_alerts_pane_and_its_keys(tmp_path) -> None:
+    from console.tui.screens.help import HelpScreen
+    from tui.conftest import recorded_app
+
+    app = recorded_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("7")
+        await pilot.pause()
+        sections = dict(app.binding_sections())
+        assert ("7", "Alerts") in sections["Console"] and ("S", "Silence") in sections["Alerts pane"]
+        await pilot.press("2")
+        await pilot.pause()
+        assert ("e", "Shell") in dict(app.binding_sections())["Containers pane"]
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert "Show Alerts" in titles
+        await pilot.press("question_mark")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "Shell" in screen_text(app)
