@@ -1,11 +1,13 @@
 """The import rule: console -> backends -> rtm, and rtm stays pure.
 
 Each headless module is imported in a fresh interpreter and the modules it pulled in are
-checked, so a stray import anywhere in the chain is caught.
+checked, so a stray import anywhere in the chain is caught. The source is read too, so an
+import that never runs on import (under TYPE_CHECKING, inside a function) is caught as well.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import pkgutil
 import subprocess
@@ -50,3 +52,39 @@ def test_backends_never_import_console_or_textual(module: str) -> None:
 def test_headless_console_modules_never_import_textual(module: str) -> None:
     loaded = _loaded_after_import(module)
     assert not {m for m in loaded if m.split(".")[0] == "textual"}, f"{module} pulled in textual"
+
+
+def _imported_names(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import in a file: import statements wherever they stand, and
+    importlib.import_module / __import__ called with a literal name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str) and ast.unparse(node.func) in ("importlib.import_module", "__import__"):
+            found.append((node.lineno, node.args[0].value))
+    return found
+
+
+def _source_imports_of(package: str, outer: tuple[str, ...]) -> list[str]:
+    return [f"{path.relative_to(ROOT)}:{line}: imports {module}"
+            for path in sorted((ROOT / package).rglob("*.py"))
+            for line, module in _imported_names(path) if module.split(".")[0] in outer]
+
+
+def test_no_source_under_backends_imports_console_not_even_for_type_checking() -> None:
+    assert _source_imports_of("backends", ("console", "textual")) == []
+
+
+def test_no_source_under_rtm_imports_backends_or_console() -> None:
+    assert _source_imports_of("rtm", ("console", "backends", "textual")) == []
+
+
+def test_the_source_check_sees_imports_under_type_checking_and_inside_functions(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from console.config import AwsSettings\n"
+                      "def f():\n    import console.gate\n    return importlib.import_module('console.agent')\n")
+    assert [module for _, module in _imported_names(sample)] == ["typing", "console.config", "console.gate", "console.agent"]

@@ -10,6 +10,7 @@ import pytest
 from backends.base import Backend
 from backends.handlers import ApplyError
 from backends.localfn import local_host_state, make_local_backends
+from backends.localfn.settings import LocalFunctionsSettings
 from backends.localfn.backend import LocalFunctionsBackend
 from backends.localfn.definition import UnsupportedRuntime
 from backends.localfn.handler import LocalFunctionsHandler, NotHosted, RouteConflict
@@ -164,14 +165,7 @@ def test_invoke_from_a_process_that_does_not_host_goes_through_the_hosts_gateway
 
 
 def test_the_backend_is_a_labelled_sandbox_that_says_who_hosts_the_runtime(tmp_path: Path) -> None:
-    class Config:  # the two settings the factory reads from the console's Config
-        data_dir = tmp_path / "data"
-
-        class functions:
-            class gateway_listen:
-                host, port = "127.0.0.1", 8790
-
-    [backend], handlers = make_local_backends(Config())
+    [backend], handlers = make_local_backends(LocalFunctionsSettings(tmp_path / "data", "127.0.0.1", 8790))
     assert isinstance(backend, Backend) and isinstance(backend, LocalFunctionsBackend)
     assert handlers["function"].resource == "function"
     idle = backend.availability()

@@ -12,14 +12,14 @@ from backends.aws_lambda.backend import LambdaBackend
 from backends.aws_lambda.client import AwsLocation, locations
 from backends.aws_lambda.handler import FunctionNotFound, InvocationResult, LambdaHandler, ReadOnlyRefused
 from backends.aws_lambda.mapping import LambdaSpecError, render_document
+from backends.aws_lambda.settings import AwsSettings
 
 if TYPE_CHECKING:
     from backends.base import Backend
     from backends.handlers import RuntimeHandler
-    from console.config import AwsSettings
 
 __all__ = [
-    "AwsLocation", "FunctionNotFound", "InvocationResult", "LambdaBackend", "LambdaHandler", "LambdaSpecError",
+    "AwsLocation", "AwsSettings", "FunctionNotFound", "InvocationResult", "LambdaBackend", "LambdaHandler", "LambdaSpecError",
     "ReadOnlyRefused", "make_lambda_backends", "render_document",
 ]
 

@@ -20,12 +20,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from backends.aws_lambda.settings import AwsSettings
 from backends.base import Availability, BackendUnavailable, one_line
-
-if TYPE_CHECKING:
-    from console.config import AwsSettings
 
 log = logging.getLogger("rtm.backends.lambda")
 

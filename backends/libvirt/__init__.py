@@ -9,7 +9,7 @@ libvirt-python is imported on first contact with a host, never by importing this
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
 from backends.libvirt.backend import LibvirtBackend, LibvirtHostInfo
 from backends.libvirt.connection import SANDBOX_URI
@@ -18,6 +18,7 @@ from backends.libvirt.errors import HostProblem, HostRequirementError, KvmRefuse
 from backends.libvirt.handler import LibvirtVmHandler, render_document
 from backends.libvirt.host_checks import HostOptions
 from backends.libvirt.kvm import KvmStatus
+from backends.libvirt.settings import LibvirtConnection, LibvirtSettings
 
 __all__ = [
     "SANDBOX_URI",
@@ -26,8 +27,10 @@ __all__ = [
     "HostRequirementError",
     "KvmRefused",
     "KvmStatus",
+    "LibvirtConnection",
     "LibvirtBackend",
     "LibvirtHostInfo",
+    "LibvirtSettings",
     "LibvirtVmHandler",
     "VmError",
     "VmNotFound",
@@ -40,10 +43,10 @@ __all__ = [
 ]
 
 
-def make_libvirt_backends(uris: Iterable[Any], read_only: bool = False, *, sandbox: bool = False,
+def make_libvirt_backends(uris: Iterable[str | LibvirtConnection], read_only: bool = False, *, sandbox: bool = False,
                           shutdown_timeout: float = 60.0) -> list[LibvirtBackend]:
-    """One backend per URI. A URI is a string or a configured connection with `.name` and
-    `.uri`; with `sandbox` the URIs are ignored and libvirt's test driver is used instead."""
+    """One backend per URI. A URI is a string or a configured LibvirtConnection (name and uri);
+    with `sandbox` the URIs are ignored and libvirt's test driver is used instead."""
     if sandbox:
         return [LibvirtBackend.sandbox(read_only=read_only, shutdown_timeout=shutdown_timeout)]
     backends = []
@@ -54,7 +57,7 @@ def make_libvirt_backends(uris: Iterable[Any], read_only: bool = False, *, sandb
     return backends
 
 
-def make_libvirt_handlers(uris: Iterable[Any], read_only: bool = False, *, sandbox: bool = False,
+def make_libvirt_handlers(uris: Iterable[str | LibvirtConnection], read_only: bool = False, *, sandbox: bool = False,
                           strict: bool = False, shutdown_timeout: float = 60.0,
                           options: HostOptions = HostOptions(), default_host: str | None = None,
                           backends: list[LibvirtBackend] | None = None) -> dict[str, LibvirtVmHandler]:

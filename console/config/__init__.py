@@ -16,7 +16,8 @@ that also knows where each value came from; `render_config` prints it for `rtm-c
 with secrets masked.
 
 Modules, one job each (names starting with `_` are shared inside this package only):
-- settings.py     the frozen values: Config and its sections, Source, ConfigFinding, ConfigError
+- settings.py     the frozen values: Config and its sections, Source, ConfigFinding, ConfigError;
+                  the sections of the backends are their own types (backends/*/settings.py)
 - grammars.py     value grammars: YAML nodes and environment strings -> typed values, with offsets
 - endpoints.py    Docker endpoints and libvirt connections (lists, mappings, comma-separated)
 - environment.py  what the environment says: the file's place, home, DOCKER_HOST, docker context,
@@ -26,15 +27,18 @@ Modules, one job each (names starting with `_` are shared inside this package on
 - show.py         render_config and config_as_json for `rtm-console config`
 """
 
+from backends.aws_lambda.settings import AwsSettings
+from backends.docker.settings import DEFAULT_DOCKER_HOST, DockerEndpoint, DockerSettings, TlsSettings
+from backends.libvirt.settings import DEFAULT_LIBVIRT_URI, LibvirtConnection, LibvirtSettings
+from backends.localfn.settings import LocalFunctionsSettings
 from console.config.environment import config_file_path, resolve_functions_target
 from console.config.grammars import parse_docker_host, parse_libvirt_uri, parse_listen_address
 from console.config.keys import KEYS, KEYS_BY_NAME, Key
 from console.config.loader import SANDBOX_LIBVIRT_URI, flags_from_args, load_config, sandboxed
 from console.config.settings import (
-    DEFAULT_DOCKER_HOST, DEFAULT_LIBVIRT_URI, FUNCTION_TARGETS, MIN_KIOSK_CYCLE_SECONDS, MIN_REFRESH_SECONDS,
-    THEMES, AutoscalerSettings, AwsSettings, Config, ConfigError, ConfigFinding, ConsoleSettings, DockerEndpoint,
-    DockerSettings, ExporterSettings, FunctionsSettings, KioskSettings, LibvirtConnection, LibvirtSettings,
-    ListenAddress, LoadBalancerSettings, Source, TlsSettings,
+    FUNCTION_TARGETS, MIN_KIOSK_CYCLE_SECONDS, MIN_REFRESH_SECONDS, THEMES, AutoscalerSettings, Config, ConfigError,
+    ConfigFinding, ConsoleSettings, ExporterSettings, FunctionsSettings, KioskSettings, ListenAddress,
+    LoadBalancerSettings, Source,
 )
 from console.config.show import config_as_json, render_config
 
@@ -42,7 +46,7 @@ __all__ = [
     "DEFAULT_DOCKER_HOST", "DEFAULT_LIBVIRT_URI", "FUNCTION_TARGETS", "KEYS", "KEYS_BY_NAME", "MIN_KIOSK_CYCLE_SECONDS",
     "MIN_REFRESH_SECONDS", "SANDBOX_LIBVIRT_URI", "THEMES", "AutoscalerSettings", "AwsSettings", "Config", "ConfigError",
     "ConfigFinding", "ConsoleSettings", "DockerEndpoint", "DockerSettings", "ExporterSettings", "FunctionsSettings", "Key",
-    "KioskSettings", "LibvirtConnection", "LibvirtSettings", "ListenAddress", "LoadBalancerSettings", "Source",
+    "KioskSettings", "LibvirtConnection", "LibvirtSettings", "LocalFunctionsSettings", "ListenAddress", "LoadBalancerSettings", "Source",
     "TlsSettings", "config_as_json", "config_file_path", "flags_from_args", "load_config", "parse_docker_host",
     "parse_libvirt_uri", "parse_listen_address", "render_config", "resolve_functions_target", "sandboxed",
 ]

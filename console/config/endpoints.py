@@ -14,7 +14,8 @@ from console.config.grammars import (
     _NAME, _Context, _Invalid, _bool, _endpoint_name, _list_items, _located, _mapping, _path, _scalar, _text,
     _text_at, parse_docker_host, parse_libvirt_uri,
 )
-from console.config.settings import DockerEndpoint, LibvirtConnection, TlsSettings
+from backends.docker.settings import DockerEndpoint, TlsSettings
+from backends.libvirt.settings import LibvirtConnection
 
 
 def _docker_endpoints(node: Node, ctx: _Context) -> tuple[DockerEndpoint, ...]:

@@ -9,8 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from backends.aws_lambda.settings import AwsSettings
+from backends.docker.settings import DEFAULT_DOCKER_HOST
+from backends.libvirt.settings import DEFAULT_LIBVIRT_URI
 from console.config.grammars import _endpoint_name
-from console.config.settings import DEFAULT_DOCKER_HOST, DEFAULT_LIBVIRT_URI, AwsSettings, Source
+from console.config.settings import Source
 from console.datadir import APP_NAME
 
 

@@ -16,10 +16,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from console.config.environment import _home, config_file_path, resolve_functions_target
 from console.config.grammars import _STR_TAG, _Context, _describe, _did_you_mean, _Invalid
 from console.config.keys import _SCHEMA, KEYS, KEYS_BY_NAME, Key
+from backends.aws_lambda.settings import AwsSettings
+from backends.docker.settings import DockerSettings
+from backends.libvirt.settings import LibvirtConnection, LibvirtSettings
 from console.config.settings import (
-    AutoscalerSettings, AwsSettings, Config, ConfigError, ConfigFinding, ConsoleSettings, DockerSettings,
-    ExporterSettings, FunctionsSettings, KioskSettings, LibvirtConnection, LibvirtSettings, ListenAddress,
-    LoadBalancerSettings, Source,
+    AutoscalerSettings, Config, ConfigError, ConfigFinding, ConsoleSettings, ExporterSettings, FunctionsSettings,
+    KioskSettings, ListenAddress, LoadBalancerSettings, Source,
 )
 from rtm import reader
 from rtm.errors import SpecValueError

@@ -1,5 +1,7 @@
 """The configuration's values: frozen settings per section, where each value came from, and the
-errors a bad configuration raises."""
+errors a bad configuration raises. Each backend defines its own settings type in its package
+(backends/docker/settings.py, backends/libvirt/..., backends/aws_lambda/..., backends/localfn/...);
+the sections here hold them."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from backends.aws_lambda.settings import AwsSettings
+from backends.docker.settings import DockerSettings
+from backends.libvirt.settings import LibvirtSettings
+from backends.localfn.settings import LocalFunctionsSettings
+
 THEMES = ("dark", "light", "high-contrast")
 FUNCTION_TARGETS = ("aws", "local", "auto")
 MIN_REFRESH_SECONDS = 0.5
 MIN_KIOSK_CYCLE_SECONDS = 1.0
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-DEFAULT_LIBVIRT_URI = "qemu:///system"
 
 
 # --- values ---------------------------------------------------------------------------------
@@ -28,46 +33,6 @@ class ListenAddress:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class TlsSettings:
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-    verify: bool = True
-
-
-@dataclass(frozen=True)
-class DockerEndpoint:
-    name: str
-    host: str
-    tls: TlsSettings | None = None
-
-
-@dataclass(frozen=True)
-class LibvirtConnection:
-    name: str
-    uri: str
-
-
-@dataclass(frozen=True)
-class DockerSettings:
-    endpoints: tuple[DockerEndpoint, ...]
-
-
-@dataclass(frozen=True)
-class LibvirtSettings:
-    uris: tuple[LibvirtConnection, ...]
-    shutdown_timeout: float
-
-
-@dataclass(frozen=True)
-class AwsSettings:
-    regions: tuple[str, ...]
-    profiles: tuple[str, ...]
-    endpoint_url: str | None
-    role_arn: str | None
 
 
 @dataclass(frozen=True)
@@ -151,6 +116,12 @@ class Config:
 
     def source(self, key: str) -> Source:
         return self.sources[key]
+
+    @property
+    def local_functions(self) -> LocalFunctionsSettings:
+        """What the local functions runtime needs: the data folder and the gateway's address."""
+        listen = self.functions.gateway_listen
+        return LocalFunctionsSettings(self.data_dir, listen.host, listen.port)
 
 
 # --- errors ---------------------------------------------------------------------------------
