@@ -450,6 +450,13 @@ def test_the_json_shapes_of_docs_cli_md_are_what_the_commands_print(shapes_sessi
     assert set(workload) == quoted_names(shape) - keys_within(workload["replicas"]) | {"name"}
     assert {"name", "engine", "state", "health", "cpu_ratio", "restarts", "started_at"} <= set(workload["replicas"][0])
 
+    config_md = (ROOT / "docs" / "config.md").read_text()
+    shape = re.search(r"`rtm-console config --json` prints the same as\s+`(\{.*?\}\}\})`", config_md, re.DOTALL)
+    assert shape, "docs/config.md no longer shows the shape of config --json"
+    config = json_of(s, "rtm-console config --json")
+    assert set(config) == quoted_names(shape.group(1)) - {"value", "source"}
+    assert all(set(entry) >= {"value", "source"} for entry in config["settings"].values())
+
     for kind, command in (("node", "get nodes"), ("container", "get containers"), ("vm", "--sandbox get vms"),
                           ("function", "--sandbox get functions"), ("workload", "get workloads")):
         if kind == "function":
