@@ -80,6 +80,9 @@ def test_docker_host_repeated_keeps_every_engine_and_get_names_the_one_that_does
     assert {r["name"] for r in json.loads(listed.stdout)} >= {f"{web}-0", f"{web}-1"}
     assert {r["engine"] for r in json.loads(listed.stdout) if r["workload"] == web} == {f"docker@{named}"}
     assert "left out: docker at unix:///nonexistent/nosock.sock: unreachable" in listed.stderr
+    workloads = rtm_console(env, *flags, "get", "workloads")
+    assert workloads.returncode == 0 and web in workloads.stdout
+    assert "left out: docker at unix:///nonexistent/nosock.sock: unreachable" in workloads.stderr
 
 
 @pytest.mark.parametrize(("given", "names"), [

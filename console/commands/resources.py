@@ -367,10 +367,12 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 def _unreachable(ctx: AppContext, what: str) -> list[str]:
-    """The backends of this kind that did not answer the last list (each one named)."""
-    handler = ctx.handlers().get(KIND_ALIASES.get(what, ""))
+    """The backends of this kind (of every kind, for workloads) that did not answer the last
+    list, each one named."""
+    handlers = ctx.handlers()
+    listed = handlers.values() if what == "workloads" else [handlers.get(KIND_ALIASES.get(what, ""))]
     return [error.availability.describe() if hasattr(error, "availability") else str(error)
-            for error in getattr(handler, "unreachable", [])]
+            for handler in listed for error in getattr(handler, "unreachable", [])]
 
 
 def _get_rows(ctx: AppContext, what: str) -> list[Any]:
