@@ -637,5 +637,5 @@ def test_cordon_refuses_a_node_that_does_not_exist(tmp_path) -> None:
 
     env = dict(os.environ, RTM_DATA_DIR=str(tmp_path))
     result = subprocess.run([sys.executable, "-m", "console.cli", "cordon", "node/no-such-node"], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 2 and 'no node is named "no-such-node"' in result.stderr
+    assert result.returncode == 1 and 'no node is named "no-such-node"' in result.stderr
     assert not (tmp_path / "cordons.json").exists()

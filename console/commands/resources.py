@@ -558,7 +558,7 @@ def run_cordon(args: argparse.Namespace) -> int:
         known = [node.id for node in live_nodes(ctx.backends())]
         if name not in known:
             ctx.close()
-            return _fail(f'no node is named "{name}"; the nodes are: {", ".join(known)}', 2)
+            return _fail(f'no node is named "{name}"; the nodes are: {", ".join(known)}')  # not found: 1, as everywhere
     result = ctx.gate.run(f"node.{args.command}", f"node/{name}", {}, lambda: store.set(name, cordon))
     if not result.ok:
         return _fail(result.message)
