@@ -109,8 +109,8 @@ def _build_documents(text: str, ctx: BuildContext, documents: list[Document]) ->
             if document is not None:
                 documents.append(document)
     except yaml.YAMLError as exc:
-        line, column, message = reader.yaml_error_position(exc)
-        ctx.report("error", line or 1, column or 1, f"invalid YAML: {message}", _yaml_hint(message))
+        problem = reader.yaml_problem(exc)
+        ctx.report("error", problem.line or 1, problem.column or 1, problem.message, problem.hint)
     except RecursionError:
         ctx.report("error", 1, 1, "invalid YAML: nested too deeply", "flatten the structure")
 
@@ -118,14 +118,11 @@ def _build_documents(text: str, ctx: BuildContext, documents: list[Document]) ->
 def load_file(path: Path, today: date | None = None) -> LoadResult:
     """Read and validate a spec file. OSError propagates: an unreadable path is a usage error, and
     so is a path that is not a regular file or is over reader.MAX_FILE_BYTES (reader.FileRefused)."""
-    data = reader.read_bounded(path)
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        finding = Finding(str(path), line, column, "error", "the file is not UTF-8 text", "save it as UTF-8")
-        return LoadResult(str(path), (), (finding,))
+        text = reader.read_yaml_text(path)
+    except reader.YamlFileError as exc:
+        problem = exc.problem
+        return LoadResult(str(path), (), (Finding(str(path), problem.line or 1, problem.column or 1, "error", problem.message, problem.hint),))
     return load_text(text, str(path), today)
 
 
@@ -253,14 +250,3 @@ def _check_size(root: yaml.Node) -> None:
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)
 
-
-def _yaml_hint(message: str) -> str | None:
-    if "tab" in message:
-        return "indent with spaces, not tabs"
-    if "mapping values are not allowed" in message:
-        return "put a space after each colon, and quote values that contain ': '"
-    if "could not find expected ':'" in message or "expected <block end>" in message:
-        return "check the indentation of this line and the one before"
-    if "found character" in message:
-        return "quote the value"
-    return None

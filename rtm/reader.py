@@ -1,5 +1,10 @@
 """The one bounded, position-aware YAML reader: spec files, the config file and the web config.
 
+Each of the three reads a file with `read_yaml_text` and composes it with `compose_document`
+(specs: `compose_all`, problems through `yaml_problem`), so they refuse the same files and word
+and place the same problems: `PATH:LINE:COL: error: invalid YAML: ...`, `... is not UTF-8 text`,
+`cannot read ...: not a regular file (a pipe)`.
+
 Reading is bounded: only regular files are read (a FIFO, /dev/zero or a terminal is refused
 without blocking), and at most MAX_FILE_BYTES of them. Composing keeps every node's line and
 column and uses libyaml's C parser when PyYAML has it; libyaml refuses nesting deeper than
@@ -18,6 +23,7 @@ import stat
 import sys
 import threading
 import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -63,6 +69,54 @@ def read_bounded(path: Path | str, limit: int = MAX_FILE_BYTES) -> bytes:
 def read_text(path: Path | str, limit: int = MAX_FILE_BYTES) -> str:
     """read_bounded, decoded as UTF-8 (UnicodeDecodeError when it is not)."""
     return read_bounded(path, limit).decode("utf-8")
+
+
+@dataclass(frozen=True)
+class YamlProblem:
+    """Why a text is not the YAML it should be; line and column count from 1 (None: unknown)."""
+
+    line: int | None
+    column: int | None
+    message: str
+    hint: str | None = None
+
+
+class YamlFileError(Exception):
+    """A file that cannot be used as YAML, with where and why: `PATH:LINE:COL: error: MESSAGE (hint: HINT)`."""
+
+    def __init__(self, path: Path | str, problem: YamlProblem) -> None:
+        self.path = str(path)
+        self.problem = problem
+        where = self.path if problem.line is None else f"{self.path}:{problem.line}:{problem.column}"
+        text = f"{where}: error: {problem.message}"
+        super().__init__(f"{text} (hint: {problem.hint})" if problem.hint else text)
+
+
+def read_yaml_text(path: Path | str, what: str = "the file") -> str:
+    """The text of a YAML file: read_bounded, then UTF-8. OSError (FileRefused among them) propagates,
+    for `cannot_read`; text that is not UTF-8 is a YamlFileError at the first bad byte, naming `what`."""
+    data = read_bounded(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise YamlFileError(path, YamlProblem(line, column, f"{what} is not UTF-8 text", "save it as UTF-8")) from None
+
+
+def cannot_read(path: Path | str, what: str, error: OSError) -> YamlFileError:
+    """The problem of a file that could not be read at all (missing, refused, no permission)."""
+    if isinstance(error, FileRefused):
+        return YamlFileError(path, YamlProblem(None, None, f"cannot read {what}: {error.reason}", error.hint))
+    return YamlFileError(path, YamlProblem(None, None, f"cannot read {what}: {error.strerror or error}"))
+
+
+def compose_document(text: str, path: Path | str) -> Node | None:
+    """compose, with a YAML error as a YamlFileError at its position."""
+    try:
+        return compose(text)
+    except yaml.YAMLError as exc:
+        raise YamlFileError(path, yaml_problem(exc)) from None
 
 
 def loader() -> type:
@@ -153,13 +207,32 @@ def gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def yaml_error_position(exc: yaml.YAMLError) -> tuple[int | None, int | None, str]:
-    """1-based line and column of a YAML error (None when unknown) and its message."""
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        return (mark.line + 1, mark.column + 1, message) if mark else (None, None, message)
-    return None, None, str(exc)
+def yaml_problem(exc: yaml.YAMLError) -> YamlProblem:
+    """A YAML error as `invalid YAML: PROBLEM (CONTEXT at LINE:COL)` at the problem's position,
+    with a hint for the usual mistakes."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return YamlProblem(None, None, f"invalid YAML: {exc}")
+    mark = exc.problem_mark or exc.context_mark
+    message = exc.problem or exc.context or "not valid"
+    if exc.problem and exc.context:
+        opened = exc.context_mark
+        message += f" ({exc.context} at {opened.line + 1}:{opened.column + 1})" if opened else f" ({exc.context})"
+    line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    return YamlProblem(line, column, f"invalid YAML: {message}", _yaml_hint(message))
+
+
+def _yaml_hint(message: str) -> str | None:
+    if "tab" in message:
+        return "indent with spaces, not tabs"
+    if "mapping values are not allowed" in message:
+        return "put a space after each colon, and quote values that contain ': '"
+    if "could not find expected ':'" in message or "expected <block end>" in message:
+        return "check the indentation of this line and the one before"
+    if "found character" in message:
+        return "quote the value"
+    if "nesting depth" in message:
+        return "flatten the structure"
+    return None
 
 
 # ----------------------------------------------------------------------------------------------

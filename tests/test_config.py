@@ -447,6 +447,38 @@ def test_yaml_syntax_errors_have_positions(home, tmp_path):
     assert message.startswith(f"{path}:2:1: error: invalid YAML:")
 
 
+def _problems_of_the_three_readers(path: Path, home: Path) -> dict[str, str]:
+    """What a spec, the config file and the web config say of the same file."""
+    from console.exporter.web_config import WebConfigError, load_web_config
+    from rtm.documents import load_file
+
+    (finding,) = load_file(path).findings
+    spec = f"{finding.path}:{finding.line}:{finding.column}: error: {finding.message}"
+    with pytest.raises(WebConfigError) as web:
+        load_web_config(path)
+    return {"spec": spec + (f" (hint: {finding.hint})" if finding.hint else ""),
+            "config": "\n".join(errors(env={"HOME": str(home)}, path=path)), "web config": str(web.value)}
+
+
+@pytest.mark.parametrize("content", [b"a: [1,\n  b: 2\n", b"a:\n  - b\n   c: d\n", b"a: {b: 1\n"])
+def test_specs_the_config_file_and_the_web_config_word_and_place_invalid_yaml_alike(home, tmp_path, content):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    said = _problems_of_the_three_readers(path, home)
+    assert said["spec"] == said["config"] == said["web config"], said
+    assert said["config"].startswith(f"{path}:") and ": error: invalid YAML: " in said["config"]
+
+
+def test_text_that_is_not_utf8_is_placed_at_its_first_bad_byte_by_all_three_readers(home, tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("theme: dark\nkiosk: {lock: caf\u00e9}\n".encode("latin-1"))
+    said = _problems_of_the_three_readers(path, home)
+    hint = "(hint: save it as UTF-8)"
+    assert said == {"spec": f"{path}:2:18: error: the file is not UTF-8 text {hint}",
+                    "config": f"{path}:2:18: error: the config file is not UTF-8 text {hint}",
+                    "web config": f"{path}:2:18: error: the web config is not UTF-8 text {hint}"}
+
+
 def test_a_file_that_is_not_a_mapping(home, tmp_path):
     path = write(tmp_path / "c.yaml", "- theme\n")
     assert errors(env={"HOME": str(home)}, path=path) == [

@@ -22,6 +22,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from console.config.settings import ListenAddress
+from rtm import reader
 from rtm.duration import parse_duration
 from rtm.errors import SpecValueError
 
@@ -44,7 +45,7 @@ class _Context:
 
 # --- reading scalars ------------------------------------------------------------------------
 
-_STR_TAG = "tag:yaml.org,2002:str"
+_STR_TAG = reader.STR_TAG
 
 
 def _describe(node: Node) -> str:
@@ -66,7 +67,7 @@ def _scalar(node: Node, expected: str) -> Any:
     if not isinstance(node, ScalarNode):
         raise _Invalid(f"expected {expected}, got {_describe(node)}")
     try:
-        return yaml.constructor.SafeConstructor().construct_object(node)
+        return reader.scalar_value(node)  # as the spec reader reads scalars
     except (ValueError, yaml.YAMLError):
         return node.value  # e.g. 2024-13-45 looks like a date to YAML but is not one
 

@@ -145,24 +145,18 @@ def _to_plain(value: Any) -> Any:
 def _read_file(path: Path, must_exist: bool, home: Path,
                findings: list[ConfigFinding]) -> tuple[dict[str, _Layer], bool]:
     try:
-        text = reader.read_text(path)  # a regular file of at most 16 MiB: no hang on a FIFO
-    except FileNotFoundError:
-        if must_exist:
-            findings.append(ConfigFinding(str(path), None, None, "config file not found"))
-        return {}, False
-    except (OSError, UnicodeDecodeError) as exc:
-        findings.append(ConfigFinding(str(path), None, None, f"cannot read the config file: {exc}"))
-        return {}, False
-    try:
-        root = reader.compose(text)  # nesting is capped: deep nesting is a finding, not a RecursionError
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        problem = exc.problem or exc.context or "invalid YAML"
-        findings.append(ConfigFinding(str(path), line, column, f"invalid YAML: {problem}"))
-        return {}, True
-    except yaml.YAMLError as exc:  # e.g. a character YAML does not allow
-        findings.append(ConfigFinding(str(path), None, None, f"invalid YAML: {exc}"))
+        try:
+            text = reader.read_yaml_text(path, "the config file")  # a regular file of at most 16 MiB
+        except FileNotFoundError:
+            if must_exist:
+                findings.append(ConfigFinding(str(path), None, None, "config file not found"))
+            return {}, False
+        except OSError as exc:
+            raise reader.cannot_read(path, "the config file", exc) from None
+        root = reader.compose_document(text, path)  # nesting is capped: a finding, not a RecursionError
+    except reader.YamlFileError as exc:
+        problem = exc.problem
+        findings.append(ConfigFinding(str(path), problem.line, problem.column, problem.message, problem.hint))
         return {}, True
     layers: dict[str, _Layer] = {}
     if root is None:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-import yaml
+
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from rtm import reader
@@ -135,11 +135,11 @@ def load_web_config(path: Path | str) -> WebConfig:
     """Read, check and return the web config at `path`; the files it names must be usable."""
     path = Path(path)
     try:
-        text = reader.read_text(path)  # a regular file of at most 16 MiB: no hang on a FIFO
+        text = reader.read_yaml_text(path, "the web config")  # a regular file of at most 16 MiB
     except OSError as exc:
-        raise WebConfigError([f"{path}: error: cannot read the web config: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError:
-        raise WebConfigError([f"{path}: error: the web config is not UTF-8 text"]) from None
+        raise WebConfigError([str(reader.cannot_read(path, "the web config", exc))]) from None
+    except reader.YamlFileError as exc:
+        raise WebConfigError([str(exc)]) from None
     config = parse_web_config(text, str(path), base_dir=path.parent)
     config = WebConfig(config.tls, config.basic_auth_users, config.headers, path)
     if config.tls is not None:
@@ -154,13 +154,9 @@ def parse_web_config(text: str, path: str = "<web config>", base_dir: Path = Pat
     """Check the text of a web config (without opening the files it names)."""
     problems = _Problems(path)
     try:
-        root = reader.compose(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        raise WebConfigError([f"{where}: error: invalid YAML: {exc.problem or exc}"]) from None
-    except yaml.YAMLError as exc:
-        raise WebConfigError([f"{path}: error: invalid YAML: {exc}"]) from None
+        root = reader.compose_document(text, path)
+    except reader.YamlFileError as exc:
+        raise WebConfigError([str(exc)]) from None
     if root is None or (isinstance(root, ScalarNode) and root.value == ""):
         return WebConfig()
     sections = _mapping(root, problems, "the web config", TOP_LEVEL_KEYS)
