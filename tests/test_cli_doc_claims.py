@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def test_describe_a_container_gives_its_instants_as_epoch_seconds(env, web) -> N
 def test_delete_workload_slash_name_removes_every_replica_and_records_a_delete_event(env, web, docker_client) -> None:
     run = rtm_console(env, "delete", f"workload/{web}", "--yes")
     assert run.returncode == 0, run.stderr
-    assert sorted(line.split()[1] for line in run.stdout.splitlines()) == [f"container/{web}-0", f"container/{web}-1"]
+    assert sorted(re.findall(r"^deleted (container/\S+)", run.stdout, re.MULTILINE)) == [f"container/{web}-0", f"container/{web}-1"]
     assert docker_client.containers.list(all=True, filters={"label": f"rtm.workload={web}"}) == []
     events = [json.loads(line) for line in rtm_console(env, "events", "--json").stdout.splitlines()]
     deleted = [e for e in events if e["kind"] == "delete"]
