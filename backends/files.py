@@ -14,6 +14,7 @@ Used by the data folder (console/datadir.py) and by backends that keep state of 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -217,6 +218,18 @@ def _decode_lines(lines: list[bytes]) -> Iterator[dict[str, Any]]:
 
 
 # --- locks ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def exclusive(path: Path | str) -> Iterator[None]:
+    """Wait for, then hold, an exclusive flock on `path` (created if absent): one writer at a
+    time for a read-modify-write of a file that several processes and threads update."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor drops the flock
 
 
 class LockHeld(RuntimeError):

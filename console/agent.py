@@ -39,6 +39,7 @@ from console.context import AppContext, open_context
 from console.datadir import FileLock, agent_lock_path, atomic_write, describe_holder, iso_utc, lock_holder
 from console.diagnostics import PROJECT_LOGGERS
 from console.eventlog import Event, EventLog
+from console.cordons import CordonStore
 from console.supervisor import Supervisor
 from console.supervisor.autoscaler import DEFAULT_INTERVAL
 from console.supervisor.engines import Engine
@@ -212,7 +213,8 @@ class Agent:
         self.notes: list[str] = []
         self.backends = self._backends()
         shared = {b.engine.name: b for b in self.backends if hasattr(b, "engine") and getattr(b, "kind", "") == "containers"}
-        self.engines = [Engine(endpoint, backend=shared.get(endpoint.name)) for endpoint in config.docker.endpoints]
+        cordons = CordonStore(config.data_dir)
+        self.engines = [Engine(endpoint, backend=shared.get(endpoint.name), cordoned=cordons.is_cordoned) for endpoint in config.docker.endpoints]
         self.supervisor = Supervisor(
             config.specs_dir, self.engines, ctx.gate, self.events, config.data_dir,
             upstream_path=config.load_balancer.upstream_path, reload_command=config.load_balancer.reload_command,

@@ -11,8 +11,8 @@ from pathlib import Path
 from console.eventlog import Event, EventLog
 from console.gate import ActionGate
 from console.supervisor import Supervisor
-from console.supervisor.engines import Engine, Replica
-from console.supervisor.placement import survey
+from backends.docker.replicas import Replica
+from console.supervisor.engines import Engine, replica_service
 
 
 def wait_for(check: Callable[[], object], timeout: float = 60.0, interval: float = 0.2, what: str = "condition") -> object:
@@ -40,7 +40,7 @@ class Harness:
     events: EventLog
 
     def replicas(self) -> list[Replica]:
-        return survey(self.engines).of(self.workload)
+        return replica_service(self.engines).survey(self.workload).of(self.workload)
 
     def running(self) -> list[Replica]:
         return [r for r in self.replicas() if r.running]
@@ -75,7 +75,6 @@ def start_supervisor(folder: Path, workload: str, spec: str, engines: Sequence[E
 def remove_workload(engines: Sequence[Engine], workload: str) -> None:
     for engine in engines:
         try:
-            for replica in engine.replicas(workload):
-                engine.remove(replica.id)
+            replica_service([engine]).remove(engine.replicas(workload))
         except Exception:  # an engine that is down has nothing left to remove here
             pass

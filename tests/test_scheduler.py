@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rtm.errors import SpecValueError
-from rtm.scheduler import (
+from rtm.scheduling import (
     AffinityExpr,
     NodeUsage,
     Placement,

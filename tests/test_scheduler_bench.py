@@ -28,7 +28,7 @@ def test_bench_runs_and_its_baseline_matches_round_robin(capsys):
 def test_bench_baseline_is_the_same_round_robin_when_nodes_fill_up():
     bench = load_bench()
     nodes = bench.build_inventory(200, seed=1)
-    from rtm.scheduler import schedule
+    from rtm.scheduling import schedule
 
     fast = schedule(nodes, bench.REQUIREMENTS, 1200, "round_robin")
     assert [p.node for p in fast.placements] == bench.naive_round_robin(nodes, bench.REQUIREMENTS, 1200)

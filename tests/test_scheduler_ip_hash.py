@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from rtm.scheduler import Requirements, SchedNode, schedule
+from rtm.scheduling import Requirements, SchedNode, schedule
 
 REQ = Requirements(10, 1)
 KEYS = [f"10.{i // 256}.{i % 256}.7" for i in range(2000)]
@@ -29,7 +29,7 @@ NODES = [roomy(f"node-{i}", weight=1 + i % 3) for i in range(12)]
 
 CHILD = """
 import json, sys
-from rtm.scheduler import Requirements, SchedNode, schedule
+from rtm.scheduling import Requirements, SchedNode, schedule
 nodes = [SchedNode(f"node-{i}", "z", 10**9, 10**12, {"zone": "z"}, weight=1 + i % 3) for i in range(12)]
 keys = [f"10.{i // 256}.{i % 256}.7" for i in range(2000)]
 result = schedule(nodes, Requirements(10, 1), len(keys), "ip_hash", keys)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtm.scheduler import ALGORITHMS, AffinityExpr, Requirements, SchedNode, schedule
+from rtm.scheduling import ALGORITHMS, AffinityExpr, Requirements, SchedNode, schedule
 
 KEYS = ("zone", "gen", "disk")
 VALUES = ("a", "b", "1", "3", "7", "x")

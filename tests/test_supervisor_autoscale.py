@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from console.supervisor.autoscaler import history_path, load_history
-from console.supervisor.engines import Engine
-from console.supervisor.placement import scale_workload
+from console.supervisor.engines import Engine, replica_service
 from supervisor_support import labels_yaml, remove_workload, start_supervisor, wait_for
 
 pytestmark = pytest.mark.usefixtures("docker_client")
@@ -45,7 +44,7 @@ AutoScalingPolicy:
     h = start_supervisor(tmp_path, name, spec, [engine], autoscale_interval=1.5)
     try:
         workload = h.supervisor.reload().workloads[name]
-        scale_workload(workload, [engine], 1)
+        replica_service([engine]).scale(workload.template, 1)
         first = h.replicas()[0]
         burner = docker_client.containers.get(first.id)
         burner.exec_run(["sh", "-c", "while [ ! -e /tmp/stop ]; do :; done"], detach=True)

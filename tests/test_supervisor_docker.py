@@ -8,8 +8,7 @@ import os
 
 import pytest
 
-from console.supervisor.engines import Engine
-from console.supervisor.placement import scale_workload
+from console.supervisor.engines import Engine, replica_service
 from supervisor_support import labels_yaml, remove_workload, start_supervisor, wait_for
 
 pytestmark = pytest.mark.usefixtures("docker_client")
@@ -32,7 +31,7 @@ def run(tmp_path, engine, test_image, test_labels, run_id, request):
         spec = f"name: {name}\nContainerRuntime:\n  base_image: \"{test_image}\"\n  labels: {labels_yaml(test_labels)}\n{body}"
         harness = start_supervisor(tmp_path, name, spec, [engine])
         workload = harness.supervisor.reload().workloads[name]
-        scale_workload(workload, [engine], replicas)
+        replica_service([engine]).scale(workload.template, replicas)
         harness.supervisor.start()
         harnesses.append(harness)
         return harness

@@ -10,8 +10,7 @@ import os
 import pytest
 
 from backends.docker.client import EngineEndpoint
-from console.supervisor.engines import Engine
-from console.supervisor.placement import scale_workload
+from console.supervisor.engines import Engine, replica_service
 from fixtures.engines import free_bridge_cidr, private_dockerd
 from supervisor_support import labels_yaml, remove_workload, start_supervisor, wait_for
 
@@ -46,7 +45,7 @@ FailoverStrategy:
     h = start_supervisor(tmp_path, name, spec, engines)
     try:
         workload = h.supervisor.reload().workloads[name]
-        scale_workload(workload, engines, 2)
+        replica_service(engines).scale(workload.template, 2)
         assert sorted(r.engine for r in h.replicas()) == ["first", "second"]  # spread by the scheduler
         h.supervisor.start()
         on_second = next(r for r in h.replicas() if r.engine == "second")

@@ -49,9 +49,9 @@ def _workload(text: str):
 def test_workload_settings_come_from_its_specs():
     workload = _workload(WORKLOAD)
     assert workload.serving_port == 8080  # the readiness probe's port, not the first container port
-    assert workload.cpu_request_millis == 500  # no cpu request: the limit counts, as in Kubernetes
-    assert workload.memory_request_bytes == 32 * 1024 * 1024
-    assert workload.algorithm == "least_connections"
+    assert workload.cpu.base == 500  # no cpu request: the limit counts, as in Kubernetes
+    assert workload.memory.base == 32 * 1024 * 1024
+    assert workload.template.algorithm == "least_connections"
     assert workload.failover.recovery.max_restart_attempts == 3  # the spec's default recovery
     assert set(workload.timings) == {"readiness"}
     assert workload.timings["readiness"].interval == 2.0

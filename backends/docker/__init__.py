@@ -7,10 +7,14 @@ Modules, one job each:
 - stats.py    live statistics: cgroup files for a local engine, one stats stream per container otherwise
 - backend.py  DockerBackend: the Backend protocol for the poller (kind "containers")
 - images.py   image present, or pulled with progress, or why not
-- replicas.py find, create, wait for and place the replicas of a workload
+- replicas.py find (typed Replica records, Swarm's containers left out), create, wait for and place one replica
+- nodes.py    engines as scheduler nodes: engine names and machines (node ids, cordons) mapped in one place
+- replica_service.py  ReplicaService: every caller's way to a workload's replicas (survey, add, remove,
+              scale), one lock per workload, typed results
+- desired.py  the desired state of applied workloads (DATA/workloads/NAME.json), written under a lock
 - diff.py     what differs between a live container and a request (for plans)
 - handler.py  ContainerHandler: render / plan / apply / delete / list / describe
-- actions.py  ContainerActions: start, stop, restart, remove, exec, update limits, logs, scale
+- container_actions.py  ContainerActions: start, stop, restart, remove, exec, update limits, logs, scale
 
 `make_docker_handlers(endpoints)` builds all of it for the configured engines;
 `make_docker_backends(endpoints)` returns it in the console's (backends, handlers) shape. Importing this
@@ -21,13 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from backends.docker.actions import ContainerActions, ExecResult
+from backends.docker.container_actions import ContainerActions, ExecResult
 from backends.docker.backend import DockerBackend
 from backends.docker.client import EngineEndpoint, TlsFiles
+from backends.docker.desired import DesiredStore
 from backends.docker.handler import ContainerHandler
 from backends.docker.mapping import render
+from backends.docker.nodes import engine_nodes
+from backends.docker.replica_service import ReplicaService
 from backends.docker.replicas import Placement, default_placement
 from backends.docker.stats import StatsMode
 from rtm.scheduling import SchedNode
@@ -45,16 +53,11 @@ class DockerSetup:
 
     def nodes(self) -> list[SchedNode]:
         """Each engine that answers, as a scheduler node (runtime "docker")."""
-        from backends.base import BackendUnavailable
-        from backends.docker.errors import DockerRequestError
+        return engine_nodes(self.backends)
 
-        nodes = []
-        for backend in self.backends:
-            try:
-                nodes.append(backend.node())
-            except (BackendUnavailable, DockerRequestError):
-                continue
-        return nodes
+    @property
+    def replicas(self) -> ReplicaService:
+        return self.handler.replicas
 
     def close(self) -> None:
         for backend in self.backends:
@@ -69,15 +72,18 @@ def make_docker_handlers(
     stats: StatsMode = "auto",
     stop_timeout: float = 10.0,
     cordoned: Callable[[str], bool] = lambda _node: False,
+    data_dir: Path | None = None,
 ) -> DockerSetup:
     """One DockerBackend per endpoint (an EngineEndpoint, an address such as
     "unix:///var/run/docker.sock", or the console's configured endpoint with name/host/tls),
-    and the handler and actions over them."""
+    and the handler and actions over them. `cordoned(node id)` says whether a machine takes new
+    replicas; `data_dir` keeps the desired state of applied workloads (none when None)."""
     backends = tuple(DockerBackend(EngineEndpoint.of(e), read_only=read_only, stats=stats, cordoned=cordoned) for e in endpoints)
     names = [b.name for b in backends]
     if len(set(names)) != len(names):
         raise ValueError(f"two Docker endpoints share a name: {', '.join(sorted(n for n in names if names.count(n) > 1))}")
-    handler = ContainerHandler(backends, placement=placement, stop_timeout=stop_timeout)
+    desired = DesiredStore(data_dir) if data_dir is not None else None
+    handler = ContainerHandler(backends, placement=placement, stop_timeout=stop_timeout, desired=desired)
     return DockerSetup(backends, handler, handler.actions)
 
 
@@ -98,10 +104,12 @@ __all__ = [
     "ContainerActions",
     "ContainerHandler",
     "DockerBackend",
+    "DesiredStore",
     "DockerSetup",
     "EngineEndpoint",
     "ExecResult",
     "Placement",
+    "ReplicaService",
     "TlsFiles",
     "default_placement",
     "make_docker_backends",

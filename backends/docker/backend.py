@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
-from dataclasses import replace
 
 from backends.base import Availability, BackendKind, BackendUnavailable
-from backends.docker.client import EngineClient, EngineEndpoint, EngineInfo, engine_node
+from backends.docker.client import EngineClient, EngineEndpoint, EngineInfo
 from backends.docker.stats import ContainerStats, StatsCollector, StatsMode
 from backends.docker.watch import ContainerState, EngineWatch
 from backends.records import ContainerInfo, KindSnapshot
@@ -183,16 +182,8 @@ class DockerBackend:
     def info(self) -> EngineInfo:
         return self.client.info()
 
-    def node(self) -> SchedNode:
-        """The engine as a scheduler node: its capacity minus what running containers requested
-        (CPU from their shares, by the kubelet's formula backwards; memory from reservations),
-        with its running replicas of workloads as its connections (for least_connections).
-        BackendUnavailable when the engine does not answer."""
-        self.watch.start()
-        self._ping()
-        info = self.client.info()
-        running = [s for s in self.containers().values() if s.running]
-        cpu = sum(-(-s.cpu_shares * 1000 // 1024) for s in running if s.cpu_shares)
-        memory = sum(s.memory_reservation for s in running)
-        node = engine_node(self.engine, info, cpu, memory, self.cordoned(self.engine.name))
-        return replace(node, connections=sum(1 for s in running if s.workload is not None))
+    def sched_node(self) -> SchedNode:
+        """This engine as a scheduler node (backends/docker/nodes.py)."""
+        from backends.docker.nodes import engine_node
+
+        return engine_node(self)

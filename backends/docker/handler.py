@@ -19,14 +19,16 @@ the ApplyError lists what had been done and what failed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backends.base import BackendUnavailable
-from backends.docker.actions import ContainerActions
+from backends.docker.container_actions import ContainerActions
 from backends.docker.backend import DockerBackend
 from backends.docker.diff import config_diff
 from backends.docker.errors import DockerRequestError
@@ -40,15 +42,19 @@ from backends.docker.mapping import (
     resource_values,
     workload_request,
 )
+from backends.docker.desired import DesiredStore
+from backends.docker.nodes import machine_of
+from backends.docker.replica_service import ReplicaService
 from backends.docker.replicas import (
-    LiveReplica,
     Placement,
+    Replica,
     choose_engines,
     create_replica,
     default_placement,
     find_container,
     find_replicas,
     remove_quietly,
+    replica_from_inspect,
     requirements_of,
     update_body,
     update_resources,
@@ -71,6 +77,8 @@ class _Run:
     """The bookkeeping of one apply: what was done, how to undo it, what to finish at the end."""
 
     progress: Progress
+    requirements: Any  # what one replica needs and the algorithm: for replacements that must move
+    algorithm: str
     done: list[str] = field(default_factory=list)
     undo: list[Callable[[], None]] = field(default_factory=list)
     finish: list[Callable[[], None]] = field(default_factory=list)
@@ -93,36 +101,49 @@ class ContainerHandler:
     resource = "container"
     runtime_kind = "ContainerRuntime"
 
-    def __init__(self, backends: Sequence[DockerBackend], *, placement: Placement = default_placement, stop_timeout: float = 10.0) -> None:
+    def __init__(self, backends: Sequence[DockerBackend], *, placement: Placement = default_placement, stop_timeout: float = 10.0,
+                 desired: DesiredStore | None = None) -> None:
         self.backends = list(backends)
         self.placement = placement
         self.stop_timeout = stop_timeout
+        self.desired = desired
         self.unreachable: list[BackendUnavailable] = []  # engines the last list() could not read
-        self.actions = ContainerActions(self.backends, placement=placement)
+        self.replicas = ReplicaService(self.backends, placement=placement, desired=desired)
+        self.actions = ContainerActions(self.replicas)
 
     # .. render and plan
 
     def render(self, document: Document, base_dir: Path) -> dict[str, Any]:
         return render(document, base_dir)
 
-    def plan(self, document: Document, base_dir: Path) -> list[Change]:
+    def _request(self, document: Document, base_dir: Path) -> tuple[WorkloadRequest, int]:
+        """The workload's create request with the count to keep, and the spec's own count: a
+        re-apply of an unchanged `replicas:` keeps the count scale or the autoscaler set."""
         request = workload_request(document, base_dir)  # a bad spec stops here, before any engine call
+        if self.desired is None:
+            return request, request.replicas
+        return dataclasses.replace(request, replicas=self.desired.count_for(request.workload, request.replicas)), request.replicas
+
+    def plan(self, document: Document, base_dir: Path) -> list[Change]:
+        request, spec_replicas = self._request(document, base_dir)
         self._check_runtime_somewhere(document, base_dir)
         self._check_engine_size(document)
         replicas = find_replicas(self.backends, request.workload)
         by_index = {r.index: r for r in replicas if r.index is not None and r.name == replica_name(request.workload, r.index)}
         changes = []
+        kept = f"kept at {request.replicas} replicas (set by scale or the autoscaler; the spec's replicas: {spec_replicas} is unchanged)"
         for index in range(request.replicas):
             live = by_index.get(index)
             if live is None:
-                changes.append(Change("create", f"container/{replica_name(request.workload, index)}", note=self._create_note(request)))
+                note = self._create_note(request) or (kept if request.replicas != spec_replicas else "")
+                changes.append(Change("create", f"container/{replica_name(request.workload, index)}", note=note))
             else:
                 changes.append(self._compare(live, request))
         for replica in replicas:
             if by_index.get(replica.index) is not replica:
                 changes.append(Change("delete", replica.resource, note="left over from an earlier apply"))
             elif replica.index is not None and replica.index >= request.replicas:
-                changes.append(Change("delete", replica.resource, note=f"the workload has {request.replicas} replicas"))
+                changes.append(Change("delete", replica.resource, note=kept if request.replicas != spec_replicas else f"the workload has {request.replicas} replicas"))
         return changes
 
     def _check_runtime_somewhere(self, document: Document, base_dir: Path) -> None:
@@ -173,7 +194,7 @@ class ContainerHandler:
             return f"publishes fixed host port {', '.join(request.fixed_host_ports)}: one replica per engine can bind it"
         return ""
 
-    def _compare(self, live: LiveReplica, request: WorkloadRequest) -> Change:
+    def _compare(self, live: Replica, request: WorkloadRequest) -> Change:
         body = request.for_replica(live.index or 0).body
         live_resources = resource_values(live.inspect.get("HostConfig") or {})
         if live.spec_hash == request.spec_hash:
@@ -200,14 +221,21 @@ class ContainerHandler:
     # .. apply
 
     def apply(self, document: Document, base_dir: Path, changes: list[Change], progress: Progress) -> list[str]:
-        request = workload_request(document, base_dir)
-        live = {r.name: r for r in find_replicas(self.backends, request.workload)}
-        run = _Run(progress)
-        creates = [c for c in changes if c.action == "create" or (c.action in ("update", "replace") and _name(c) not in live)]
+        request, spec_replicas = self._request(document, base_dir)
         requirements, algorithm = requirements_of(document)
+        with self.replicas.holding(request.workload):
+            done = self._apply(request, requirements, algorithm, changes, progress)
+            if self.desired is not None:
+                self.desired.record_apply(request, spec_replicas, requirements, algorithm, time.time(), document.path)
+        return done
+
+    def _apply(self, request: WorkloadRequest, requirements: Any, algorithm: str, changes: list[Change], progress: Progress) -> list[str]:
+        live = {r.name: r for r in find_replicas(self.backends, request.workload)}
+        run = _Run(progress, requirements, algorithm)
+        creates = [c for c in changes if c.action == "create" or (c.action in ("update", "replace") and _name(c) not in live)]
         step = "choose engines"
         try:
-            engines = iter(choose_engines(self.backends, requirements, len(creates), algorithm, self.placement))
+            engines = iter(choose_engines(self.backends, requirements, len(creates), algorithm, self.placement, workload=request.workload))
             for change in changes:
                 name = _name(change)
                 step = f"{change.action} {change.resource}"
@@ -237,7 +265,7 @@ class ContainerHandler:
         wait_ready(backend, container_id, healthy=False, progress=run.progress)
         run.say(f"created container/{replica.name} on {backend.name}")
 
-    def _update(self, live: LiveReplica, request: WorkloadRequest, run: _Run) -> None:
+    def _update(self, live: Replica, request: WorkloadRequest, run: _Run) -> None:
         before = resource_values(live.inspect.get("HostConfig") or {})
         body = update_body(before, request.resources)
         update_resources(live.backend, live.id, body)
@@ -245,10 +273,13 @@ class ContainerHandler:
         changed = ", ".join(f"{k} {before[k]} -> {v}" for k, v in body.items() if before[k] != v)
         run.say(f"updated {live.resource} in place ({changed})")
 
-    def _replace(self, live: LiveReplica, request: WorkloadRequest, run: _Run) -> None:
-        backend, client = live.backend, live.backend.client
+    def _replace(self, live: Replica, request: WorkloadRequest, run: _Run) -> None:
+        client = live.backend.client
+        backend = live.backend
+        if backend.cordoned(machine_of(backend)):  # its machine takes no new container: the scheduler picks another
+            (backend,) = choose_engines(self.backends, run.requirements, 1, run.algorithm, self.placement, workload=request.workload)
         parked = live.name + PARKED_SUFFIX
-        remove_quietly(backend, parked)  # a leftover of an interrupted apply
+        remove_quietly(live.backend, parked)  # a leftover of an interrupted apply
         client.call(lambda api: api.rename(live.id, parked))
         was_running = live.running
 
@@ -264,18 +295,23 @@ class ContainerHandler:
         replica = request.for_replica(live.index or 0)
         container_id = create_replica(backend, replica, run.progress, run.undo)
         wait_ready(backend, container_id, healthy=True, progress=run.progress)
-        run.finish.append(lambda: remove_quietly(backend, live.id))
+        run.finish.append(lambda: remove_quietly(live.backend, live.id))
         run.say(f"replaced {live.resource} on {backend.name}")
 
     # .. delete, list, describe
 
     def delete(self, name: str, *, with_disk: bool = False) -> list[str]:
-        """All replicas of workload `name`, or the one container `name` (or id)."""
+        """All replicas of workload `name` (and its desired state, so nothing brings them back),
+        or the one container `name` (or id)."""
         replicas = find_replicas(self.backends, name)
+        lines = []
+        if self.desired is not None and self.desired.remove(name):
+            lines.append(f"deleted the desired state of workload {name}")
+        if not replicas and lines:
+            return lines
         if not replicas:
             backend, data = find_container(self.backends, name)
-            replicas = [LiveReplica(backend, data["Id"], str(data["Name"]).lstrip("/"), None, None, data)]
-        lines = []
+            replicas = [replica_from_inspect(backend, data)]
         for replica in replicas:
             remove_quietly(replica.backend, replica.id, volumes=with_disk)
             lines.append(f"deleted {replica.resource} on {replica.backend.name}" + (" with its anonymous volumes" if with_disk else ""))

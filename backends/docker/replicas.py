@@ -8,16 +8,16 @@ of them asks for it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from backends.base import BackendUnavailable
 from backends.docker.backend import DockerBackend
 from backends.docker.errors import ContainerNotFound, DockerRequestError, RuntimeNotAvailable
 from backends.docker.images import Progress, ensure_image
 from backends.docker.mapping import LABEL_REPLICA, LABEL_SPEC_HASH, LABEL_WORKLOAD, RESOURCE_FIELDS, CreateRequest
-from rtm.scheduling import Requirements, SchedNode, schedule
+from backends.docker.watch import parse_timestamp
+from rtm.scheduling import REASON_UNSCHEDULABLE, Requirements, SchedNode, schedule
 from rtm.scheduling.from_spec import requirements
 
 # nodes, what one replica needs, how many, algorithm -> one engine name per new replica
@@ -29,47 +29,113 @@ READY_POLL = 0.25  # seconds between two looks at a starting container
 START_SETTLE = 0.5
 
 
+SWARM_LABEL_PREFIX = "com.docker.swarm."  # Swarm's own containers: never replicas of this stack
+
+
 class ReplicaFailed(DockerRequestError):
     """A replica was created but did not come up (exited, or its health check failed)."""
 
 
-@dataclass(frozen=True)
-class LiveReplica:
-    """A container carrying a workload label, with its inspection."""
+class PlacementError(DockerRequestError):
+    """No engine can take a replica; the message is the scheduler's explanation."""
 
-    backend: DockerBackend
+
+@dataclass(frozen=True)
+class Replica:
+    """One container of a workload on one engine, read from its inspection (the only place
+    Docker's inspect JSON becomes a replica)."""
+
     id: str
     name: str
-    index: int | None
+    engine: str  # the engine's configured name (docker@<engine> is its backend)
+    workload: str
+    index: int | None  # from the replica label; None for a container of the workload that is no replica
+    state: str  # created, running, paused, restarting, exited, dead
+    health: str | None  # Docker's HEALTHCHECK verdict: starting, healthy, unhealthy
+    started_at: float | None  # epoch seconds of the last start
+    address: str | None  # IP address on its network, reachable from the engine's host
     spec_hash: str | None
-    inspect: Mapping[str, Any]
+    restart_count: int = 0
+    resources: Mapping[str, int] = field(default_factory=dict)  # NanoCpus, Memory, CpuShares, ...
+    backend: DockerBackend = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    inspect: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.engine, self.name)
 
     @property
     def running(self) -> bool:
-        return bool((self.inspect.get("State") or {}).get("Running"))
+        return self.state == "running"
 
     @property
     def resource(self) -> str:
         return f"container/{self.name}"
 
+    @property
+    def order(self) -> tuple[int, str]:
+        """Replicas by index, containers without one last."""
+        return (self.index if self.index is not None else 1 << 30, self.name)
 
-def find_replicas(backends: Iterable[DockerBackend], workload: str) -> list[LiveReplica]:
-    """Every container labelled with the workload on every engine (fresh from the engines)."""
+
+def is_swarm_container(labels: Mapping[str, str]) -> bool:
+    """Swarm's tasks carry com.docker.swarm.* labels: they belong to a Swarm service, whatever
+    other labels they have, and this stack never counts, replaces or removes them."""
+    return any(key.startswith(SWARM_LABEL_PREFIX) for key in labels)
+
+
+def container_address(inspect: Mapping[str, Any]) -> str | None:
+    settings = inspect.get("NetworkSettings") or {}
+    if settings.get("IPAddress"):
+        return settings["IPAddress"]
+    for network in (settings.get("Networks") or {}).values():
+        if network and network.get("IPAddress"):
+            return network["IPAddress"]
+    return None
+
+
+def replica_from_inspect(backend: DockerBackend, inspect: Mapping[str, Any]) -> Replica:
+    labels = (inspect.get("Config") or {}).get("Labels") or {}
+    state = inspect.get("State") or {}
+    index_text = labels.get(LABEL_REPLICA, "")
+    host_config = inspect.get("HostConfig") or {}
+    return Replica(
+        id=inspect["Id"],
+        name=str(inspect.get("Name", "")).lstrip("/"),
+        engine=backend.engine.name,
+        workload=labels.get(LABEL_WORKLOAD, ""),
+        index=int(index_text) if index_text.isdigit() else None,
+        state=str(state.get("Status", "unknown")),
+        health=(state.get("Health") or {}).get("Status"),
+        started_at=parse_timestamp(state.get("StartedAt")),
+        address=container_address(inspect),
+        spec_hash=labels.get(LABEL_SPEC_HASH),
+        restart_count=int(inspect.get("RestartCount") or 0),
+        resources={name: int(host_config.get(name) or 0) for name in RESOURCE_FIELDS},
+        backend=backend,
+        inspect=inspect,
+    )
+
+
+def inspect_replica(backend: DockerBackend, container_id: str) -> Replica:
+    return replica_from_inspect(backend, backend.client.call(lambda api: api.inspect_container(container_id)))
+
+
+def find_replicas(backends: Iterable[DockerBackend], workload: str | None = None) -> list[Replica]:
+    """Every container labelled with the workload (with any workload when None) on every
+    engine, fresh from the engines, Swarm's containers left out."""
+    label = LABEL_WORKLOAD if workload is None else f"{LABEL_WORKLOAD}={workload}"
     found = []
     for backend in backends:
-        summaries = backend.client.call(lambda api: api.containers(all=True, filters={"label": f"{LABEL_WORKLOAD}={workload}"}))
+        summaries = backend.client.call(lambda api: api.containers(all=True, filters={"label": label}))
         for summary in summaries:
+            if is_swarm_container(summary.get("Labels") or {}):
+                continue
             try:
-                data = backend.client.call(lambda api, cid=summary["Id"]: api.inspect_container(cid))
+                found.append(inspect_replica(backend, summary["Id"]))
             except ContainerNotFound:
                 continue  # removed in between
-            labels = (data.get("Config") or {}).get("Labels") or {}
-            index = labels.get(LABEL_REPLICA, "")
-            found.append(LiveReplica(
-                backend, data["Id"], str(data.get("Name", "")).lstrip("/"),
-                int(index) if index.isdigit() else None, labels.get(LABEL_SPEC_HASH), data,
-            ))  # fmt: skip
-    return sorted(found, key=lambda r: (r.index if r.index is not None else 1 << 30, r.name))
+    return sorted(found, key=lambda r: r.order)
 
 
 def find_container(backends: Sequence[DockerBackend], name: str) -> tuple[DockerBackend, Mapping[str, Any]]:
@@ -194,8 +260,10 @@ def default_placement(nodes: Sequence[SchedNode], requirements: Requirements, co
     result = schedule(nodes, requirements, count, algorithm if algorithm != "ip_hash" else "round_robin")
     unplaced = [p for p in result.placements if p.node is None]
     if unplaced:
-        raise DockerRequestError(f"no engine can take replica {unplaced[0].replica + 1} of {count}: {unplaced[0].reason}",
-                                 "free capacity, lower resources.requests, or add an engine")
+        reason = unplaced[0].reason or ""
+        hint = ("uncordon its machine (rtm-console uncordon node/NAME) or add an engine" if REASON_UNSCHEDULABLE in reason
+                else "free capacity, lower resources.requests, or add an engine")
+        raise PlacementError(f"no engine can take replica {unplaced[0].replica + 1} of {count}: {reason}", hint)
     return [p.node for p in result.placements if p.node is not None]
 
 
@@ -209,16 +277,12 @@ def requirements_of(document: Any) -> tuple[Requirements, str]:
 
 
 def choose_engines(backends: Sequence[DockerBackend], requirements: Requirements, count: int, algorithm: str,
-                   placement: Placement) -> list[DockerBackend]:
+                   placement: Placement, workload: str | None = None, exclude: Collection[str] = ()) -> list[DockerBackend]:
     """Engines for `count` new replicas: the placement function's choice among the engines that
-    answer, even when there is one (its free capacity, cordon and the affinity still count)."""
+    answer, even when there is one (its free capacity, its machine's cordon and the affinity count)."""
     if count == 0:
         return []
+    from backends.docker.nodes import engine_nodes
+
     by_name = {b.engine.name: b for b in backends}
-    nodes = []
-    for backend in backends:
-        try:
-            nodes.append(backend.node())
-        except (BackendUnavailable, DockerRequestError):  # an engine that does not answer takes no replica
-            continue
-    return [by_name[name] for name in placement(nodes, requirements, count, algorithm)]
+    return [by_name[name] for name in placement(engine_nodes(backends, workload, exclude), requirements, count, algorithm)]

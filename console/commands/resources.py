@@ -553,7 +553,7 @@ def run_cordon(args: argparse.Namespace) -> int:
     cordon = args.command == "cordon"
     store = CordonStore(ctx.config.data_dir)
     if cordon:
-        from console.placement import live_nodes
+        from console.live_nodes import live_nodes
 
         known = [node.id for node in live_nodes(ctx.backends())]
         if name not in known:

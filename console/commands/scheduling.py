@@ -100,10 +100,11 @@ def run_schedule(args: argparse.Namespace) -> int:
 
 def _live_nodes(args: argparse.Namespace) -> list:
     from console.context import open_context
-    from console.placement import live_nodes
+    from console.cordons import CordonStore
+    from console.live_nodes import live_nodes
 
     ctx = open_context(args, "interactive")
     try:
-        return live_nodes(ctx.backends())
+        return live_nodes(ctx.backends(), CordonStore(ctx.config.data_dir).is_cordoned)
     finally:
         ctx.close()

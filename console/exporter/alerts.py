@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from statistics import mean
 from typing import Any, Literal
 
 import yaml
@@ -33,6 +32,8 @@ from backends.records import ContainerInfo
 from console.eventlog import Event
 from console.exporter.event_counts import probe_name
 from console.poller import PollState
+from rtm.autoscaling import ResourceAmounts, resource_utilization
+from rtm.autoscaling.from_spec import resource_amounts
 from rtm.documents import Document
 
 ThresholdKind = Literal[
@@ -106,15 +107,15 @@ def _utilization(doc: Document, notes: list[str]) -> list[Threshold]:
     if doc.runtime_kind != "ContainerRuntime":
         notes.append(f"{doc.label}: utilization targets are alerted for containers only")
         return []
-    resources = doc.get("ContainerRuntime").resources
+    cpu, memory = resource_amounts(doc)
     found = []
-    for kind, target, request, limit, scale in (
-        ("cpu_utilization", horizontal.target_cpu_utilization, resources.requests.cpu, resources.limits.cpu, 1000.0),
-        ("memory_utilization", horizontal.target_memory_utilization, resources.requests.memory, resources.limits.memory, 1.0),
+    for kind, target, amounts, scale in (
+        ("cpu_utilization", horizontal.target_cpu_utilization, cpu, 1000.0),
+        ("memory_utilization", horizontal.target_memory_utilization, memory, 1.0),
     ):
         if target is None:
             continue
-        amount = request if request is not None else limit
+        amount = amounts.base  # the request, else the limit: what the autoscaler measures against
         if amount is None:
             notes.append(f"{doc.label}: {kind.split('_')[0]} utilization needs resources.requests or resources.limits; no alert")
             continue
@@ -247,10 +248,14 @@ def render_alert_rules(documents: Iterable[Document]) -> str:
 # ------------------------------------------------------------------------------- console
 
 
-def breached(thresholds: Sequence[Threshold], state: PollState, events: Sequence[Event] = (), now: float = 0.0) -> tuple[Breach, ...]:
+def breached(thresholds: Sequence[Threshold], state: PollState, events: Sequence[Event] = (), now: float = 0.0,
+             desired: Mapping[str, int] | None = None) -> tuple[Breach, ...]:
     """The thresholds broken now, by the poller's latest state and the events of the log.
 
-    `now` is the wall-clock time (epoch seconds) the event windows end at.
+    `now` is the wall-clock time (epoch seconds) the event windows end at. `desired`: the
+    desired replica count of applied workloads (scale and the autoscaler change it), which
+    replicas_missing compares against instead of the spec's count. Utilization is
+    rtm.autoscaling's one measure.
     """
     containers = [c for c in state.items("containers") if isinstance(c, ContainerInfo)]
     # Before any container backend has answered, no replica is known to be missing or busy.
@@ -267,18 +272,20 @@ def breached(thresholds: Sequence[Threshold], state: PollState, events: Sequence
                     found.append(Breach(t, backend.name, 0, f"backend {backend.name} is down: {backend.error or backend.availability.describe()}"))
         elif t.kind == "cpu_utilization" and t.base:
             ratios = [c.cpu_ratio for c in running if c.cpu_ratio is not None]
-            if ratios and (value := 100 * mean(ratios) / t.base) > t.limit:
+            if (value := resource_utilization(ratios, ResourceAmounts(t.base, None))) is not None and value > t.limit:
                 found.append(Breach(t, t.workload or "", value, f"{t.workload}: CPU at {value:.0f}% of request, target {t.limit:g}%"))
         elif t.kind == "memory_utilization" and t.base:
-            if running and (value := 100 * mean(c.memory_working_set_bytes for c in running) / t.base) > t.limit:
+            readings = [float(c.memory_working_set_bytes) for c in running]
+            if (value := resource_utilization(readings, ResourceAmounts(t.base, None))) is not None and value > t.limit:
                 found.append(Breach(t, t.workload or "", value, f"{t.workload}: memory at {value:.0f}% of request, target {t.limit:g}%"))
         elif t.kind == "unhealthy":
             for c in mine:
                 if c.health == "unhealthy":
                     found.append(Breach(t, c.name, 1, f"{c.name} is unhealthy"))
         elif t.kind == "replicas_missing":
-            if (count := len(running)) < t.limit:
-                found.append(Breach(t, t.workload or "", count, f"{t.workload}: {count} of {t.limit:g} replicas running"))
+            wanted = (desired or {}).get(t.workload or "", t.limit)
+            if (count := len(running)) < wanted:
+                found.append(Breach(t, t.workload or "", count, f"{t.workload}: {count} of {wanted:g} replicas running"))
         else:
             count = _count_events(t, events, now)
             if count >= t.limit:

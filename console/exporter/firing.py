@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backends.docker.desired import DesiredStore
 from console.datadir import iso_utc
 from console.eventlog import Event, EventLog
 from console.exporter.alerts import RESTART_WINDOW, Breach, Threshold, breached, thresholds_from_documents
@@ -75,6 +76,7 @@ class AlertWatch:
         self.events = events
         self.write_events = write_events and events is not None
         self.silences = SilenceStore(data_dir, clock=clock)
+        self.desired = DesiredStore(data_dir)
         self._clock = clock
         self._lock = threading.Lock()
         self._fixed = thresholds is not None
@@ -100,10 +102,17 @@ class AlertWatch:
             now = self._clock()
             thresholds = self._current_thresholds(now)
             events = self._events(now) if any(t.kind in EVENT_KINDS for t in thresholds) else []
-            breaches = breached(thresholds, state, events, now) if thresholds else ()
+            desired = self._desired_counts() if any(t.kind == "replicas_missing" for t in thresholds) else None
+            breaches = breached(thresholds, state, events, now, desired) if thresholds else ()
             self.evaluations += 1
             self._firing = self._track(breaches, now)
             return self._firing
+
+    def _desired_counts(self) -> dict[str, int]:
+        """The desired replica count of each applied container workload (the data folder's
+        desired state, changed by scale and the autoscaler)."""
+        records, _problems = self.desired.all()
+        return {record.workload: record.replicas for record in records}
 
     def current(self) -> tuple[FiringAlert, ...]:
         """What fires now, silences applied as of now (a silence set since the last poll shows)."""

@@ -1,12 +1,14 @@
 """Autoscaling live container workloads: horizontal decisions from live usage, executed
 through the scheduler, and vertical limits changed in place.
 
-Horizontal: utilization is `sum(usage) * 100 / sum(request)` over the running replicas (cpu in
-millicores against the cpu request, memory working set against the memory request; a missing
-request counts as the limit, as in Kubernetes). `rtm.autoscaling.decide` makes the decision
-with the workload's history, which is kept per workload in the data folder
-(`autoscaler/<workload>.json`, the `scale --state` format) so the console and the agent share
-it. A scaling event is recorded only after the change succeeded.
+Horizontal: utilization is `rtm.autoscaling.workload_utilization` (the one measure: running
+replicas, cpu in millicores and memory working set against the request, else the limit).
+`rtm.autoscaling.decide` makes the decision with the workload's history, which is kept per
+workload in the data folder (`autoscaler/<workload>.json`, the `scale --state` format) so the
+console and the agent share it; every read-modify-write of that file holds its lock, so a
+scaling recorded by the console while the loop saves is never lost. A scaling goes through the
+replica service (which also records the new desired count) and its event is recorded only
+after the change succeeded.
 
 Vertical: the usage seen at each evaluation (per replica) is kept in a rolling window;
 `rtm.autoscaling.recommend_vertical` turns it into cpu and memory limits, applied to every
@@ -20,20 +22,32 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backends.base import BackendUnavailable
+from backends.docker.desired import DesiredStore
+from backends.docker.replica_service import ScaleResult, workload_lock
+from backends.docker.replicas import Replica
+from backends.files import exclusive
 from console.datadir import atomic_write, ensure_private_dir
 from console.eventlog import EventLog
 from console.gate import ActionGate
-from console.supervisor.actions import RESIZE, SCALE
-from console.supervisor.engines import Engine, Replica
-from console.supervisor.placement import Fleet, ScaleResult, scale_workload, survey, workload_lock
+from console.supervisor.engines import Engine, replica_service
+from console.supervisor.gated_actions import RESIZE, SCALE
 from console.supervisor.workloads import Workload
-from rtm.autoscaling import Decision, History, HistoryFormatError, VerticalRecommendation, decide, recommend_vertical
+from rtm.autoscaling import (
+    Decision,
+    History,
+    HistoryFormatError,
+    ReplicaUsage,
+    VerticalRecommendation,
+    decide,
+    recommend_vertical,
+    workload_utilization,
+)
 
 log = logging.getLogger("rtm.supervisor.autoscaler")
 
@@ -63,6 +77,16 @@ def save_history(path: Path, history: History) -> None:
     atomic_write(path, history.to_text())
 
 
+def update_history(path: Path, change: Callable[[History], History]) -> History:
+    """Read, change and write the history under its lock: one writer at a time, so the loop,
+    `scale --workload` and the console never lose each other's entries."""
+    ensure_private_dir(path.parent)
+    with exclusive(path.with_name(path.name + ".lock")):
+        history = change(load_history(path))
+        atomic_write(path, history.to_text())
+    return history
+
+
 # --- measuring -------------------------------------------------------------------------------
 
 
@@ -80,10 +104,9 @@ class LiveUsage:
         return len(self.replicas)
 
 
-def measure(workload: Workload, engines: Sequence[Engine], fleet: Fleet | None = None) -> LiveUsage:
+def measure(workload: Workload, engines: Sequence[Engine]) -> LiveUsage:
     """Usage of the workload's running replicas, from each engine's stats sampler."""
-    fleet = fleet or survey(engines)
-    replicas = tuple(fleet.of(workload.name))
+    replicas = tuple(replica_service(engines).survey(workload.name).of(workload.name))
     cpu: list[float] = []
     memory: list[int] = []
     for engine in engines:
@@ -100,12 +123,8 @@ def measure(workload: Workload, engines: Sequence[Engine], fleet: Fleet | None =
                 continue
             cpu.append(info.cpu_ratio * 1000)
             memory.append(info.memory_working_set_bytes)
-    metrics: dict[str, float] = {}
-    if cpu and workload.cpu_request_millis:
-        metrics["cpu"] = sum(cpu) * 100 / (workload.cpu_request_millis * len(cpu))
-    if memory and workload.memory_request_bytes:
-        metrics["memory"] = sum(memory) * 100 / (workload.memory_request_bytes * len(memory))
-    return LiveUsage(replicas, tuple(cpu), tuple(memory), metrics)
+    usage = [ReplicaUsage(True, c, m) for c, m in zip(cpu, memory)]
+    return LiveUsage(replicas, tuple(cpu), tuple(memory), workload_utilization(usage, workload.cpu, workload.memory))
 
 
 def current_limits(replicas: Sequence[Replica]) -> tuple[int | None, int | None]:
@@ -123,11 +142,13 @@ def current_limits(replicas: Sequence[Replica]) -> tuple[int | None, int | None]
 
 
 def execute_scale(workload: Workload, engines: Sequence[Engine], gate: ActionGate, events: EventLog,
-                  current: int, target: int, reason: str) -> tuple[ScaleResult | None, str]:
-    """Scale through the gate; the event log gets the outcome. (None, why) when it did not happen."""
+                  current: int, target: int, reason: str, desired: DesiredStore | None = None) -> tuple[ScaleResult | None, str]:
+    """Scale through the gate and the replica service (`desired` records the new count); the
+    event log gets the outcome. (None, why) when it did not happen."""
     destructive = target < current
+    service = replica_service(engines, desired)
     result = gate.run(SCALE.name, f"workload/{workload.name}", {"from": current, "to": target, "reason": reason},
-                      lambda: scale_workload(workload, engines, target), destructive=destructive)
+                      lambda: service.scale(workload.template, target), destructive=destructive)
     if not result.ok:
         events.record("scale_failed", result.message, workload=workload.name, target=f"workload/{workload.name}")
         return None, result.message
@@ -181,6 +202,7 @@ class WorkloadAutoscaler:
         self.gate = gate
         self.events = events
         self.history_file = history_path(data_dir, workload.name)
+        self.desired = DesiredStore(data_dir)
         self.interval = interval
         self.last_run: float | None = None
         self.last_decision: Decision | None = None
@@ -216,15 +238,20 @@ class WorkloadAutoscaler:
         self._cpu_window.extend(usage.cpu_millis)
         self._memory_window.extend(usage.memory_bytes)
         if self.workload.horizontal is not None and usage.current_replicas > 0:
-            history = load_history(self.history_file)
-            decision, history = decide(self.workload.horizontal, usage.current_replicas, usage.metrics, history, now, assume_applied=False)
-            self.last_decision = decision
+            decisions: list[Decision] = []
+
+            def evaluate(history: History) -> History:
+                decision, history = decide(self.workload.horizontal, usage.current_replicas, usage.metrics, history, now, assume_applied=False)
+                decisions.append(decision)
+                return history
+
+            update_history(self.history_file, evaluate)
+            decision = self.last_decision = decisions[0]
             if decision.direction != "no_scale":
                 done, _message = execute_scale(self.workload, engines, self.gate, self.events,
-                                               decision.current_replicas, decision.target_replicas, decision.reason)
+                                               decision.current_replicas, decision.target_replicas, decision.reason, self.desired)
                 if done is not None:
-                    history = history.record_event(now, decision.current_replicas, decision.target_replicas)
-            save_history(self.history_file, history)
+                    update_history(self.history_file, lambda h: h.record_event(now, decision.current_replicas, decision.target_replicas))
         if self.workload.vertical is not None and self._cpu_window:
             cpu_limit, memory_limit = current_limits(usage.replicas)
             recommendation = recommend_vertical(self.workload.vertical, list(self._cpu_window), list(self._memory_window), cpu_limit, memory_limit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from console.context import AppContext
+from console.cordons import CordonStore
 from console.datadir import FileLock, agent_lock_path, lock_holder
 from console.supervisor.engines import Engine
 from console.supervisor.runtime import Supervisor
@@ -29,7 +30,8 @@ class EmbeddedLoops:
             return False
         config = self.ctx.config
         shared = docker_backends or {}
-        self._engines = [Engine(endpoint, backend=shared.get(endpoint.name)) for endpoint in config.docker.endpoints]
+        cordons = CordonStore(config.data_dir)
+        self._engines = [Engine(endpoint, backend=shared.get(endpoint.name), cordoned=cordons.is_cordoned) for endpoint in config.docker.endpoints]
         self.supervisor = Supervisor(
             config.specs_dir, self._engines, self.ctx.gate, self.ctx.events, config.data_dir,
             upstream_path=config.load_balancer.upstream_path, reload_command=config.load_balancer.reload_command,

@@ -29,10 +29,11 @@ from typing import Any, Callable, Sequence
 from backends.base import one_line
 from console.eventlog import EventLog
 from console.gate import ActionGate
-from console.supervisor.actions import REMOVE_STALE, REPLACE, RESCHEDULE, RESTART
-from console.supervisor.engines import Engine, Replica
+from console.supervisor.gated_actions import REMOVE_STALE, REPLACE, RESCHEDULE, RESTART
+from backends.docker.replica_service import Fleet, workload_lock
+from backends.docker.replicas import Replica
+from console.supervisor.engines import Engine, replica_service
 from console.supervisor.membership import UpstreamWriter
-from console.supervisor.placement import Fleet, add_replicas, survey, workload_lock
 from console.supervisor.probe_runner import ProbeOutcome, run_probe
 from console.supervisor.workloads import Workload
 from rtm.loadbalancer import Member
@@ -232,13 +233,12 @@ class WorkloadSupervisor:
 
     def _replace(self, key: Key, track: ReplicaTrack, now: float) -> None:
         replica = track.replica
-        engine = self._engine(replica.engine)
         engines = list(self._engines())
 
         def replace() -> list[str]:
-            if engine is not None:
-                engine.remove(replica.id)
-            created = add_replicas(self.workload, engines, 1, survey(engines), known=[replica])
+            service = replica_service(engines)
+            service.remove([replica])
+            created = service.add(self.workload.template, 1, known=[replica])
             return [f"{r.name}@{r.engine}" for r in created]
 
         result = self.gate.run(REPLACE.name, f"container/{replica.name}@{replica.engine}", {"reason": "restart budget used up"}, replace)
@@ -257,13 +257,12 @@ class WorkloadSupervisor:
             lost = [r for key, r in self.last_seen.items() if key[0] == engine_name and key not in self.moved]
             if not lost:
                 return
-            engines = [e for e in self._engines() if e.name != engine_name]
-            fleet = survey(engines)
+            service = replica_service([e for e in self._engines() if e.name != engine_name])
+            fleet = service.survey(self.workload.name)
             deadline = since + self.workload.failover.load_balancing.failover_timeout
             for replica in lost:
                 def move(replica: Replica = replica) -> list[str]:
-                    created = add_replicas(self.workload, engines, 1, fleet, exclude=[engine_name], known=list(self.last_seen.values()))
-                    fleet.replicas.setdefault(created[0].engine, []).append(created[0])
+                    created = service.add(self.workload.template, 1, fleet=fleet, exclude=[engine_name], known=list(self.last_seen.values()))
                     return [f"{r.name}@{r.engine}" for r in created]
 
                 result = self.gate.run(RESCHEDULE.name, f"container/{replica.name}@{engine_name}", {"from": engine_name}, move)
@@ -283,11 +282,11 @@ class WorkloadSupervisor:
             engine_name = key[0]
             if engine_name in fleet.unreachable or engine_name not in fleet.replicas:
                 continue
-            present = any(r.id == container_id for r in fleet.replicas[engine_name])
+            stale = [r for r in fleet.replicas[engine_name] if r.id == container_id]
             engine = self._engine(engine_name)
-            if present and engine is not None:
+            if stale and engine is not None:
                 result = self.gate.run(REMOVE_STALE.name, f"container/{key[1]}@{engine_name}", {"reason": "replaced while its engine was lost"},
-                                       lambda: engine.remove(container_id))
+                                       lambda: replica_service([engine]).remove(stale))
                 if not result.ok:
                     continue
                 self.events.record("cleanup", f"engine {engine_name} is back: removed {key[1]}, replaced while it was lost",

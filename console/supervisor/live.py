@@ -13,20 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from console.context import AppContext
+from console.cordons import CordonStore
 from console.supervisor.autoscaler import (
     LiveUsage,
     current_limits,
     execute_resize,
     execute_scale,
     history_path,
-    load_history,
     measure,
-    save_history,
+    update_history,
 )
-from console.supervisor.engines import Engine
-from console.supervisor.placement import survey
+from backends.docker.desired import DesiredStore
+from console.supervisor.engines import Engine, replica_service
 from console.supervisor.workloads import load_workloads
-from rtm.autoscaling import Decision, HistoryFormatError, VerticalRecommendation, decide, recommend_vertical
+from rtm.autoscaling import Decision, History, HistoryFormatError, VerticalRecommendation, decide, recommend_vertical
 
 SAMPLE_GAP_SECONDS = 1.0
 
@@ -90,7 +90,8 @@ def live_scale(ctx: AppContext, name: str, *, apply: bool = False, vertical: boo
     if workload is None:
         known = ", ".join(sorted(specs.workloads)) or "none"
         raise LiveScaleError(f"no container workload named {name!r} in {ctx.config.specs_dir} (workloads there: {known})")
-    engines = [Engine(endpoint) for endpoint in ctx.config.docker.endpoints]
+    cordons = CordonStore(ctx.config.data_dir)
+    engines = [Engine(endpoint, cordoned=cordons.is_cordoned) for endpoint in ctx.config.docker.endpoints]
     try:
         return _scale(ctx, workload, engines, apply, vertical, replicas, time.time() if now is None else now, state_file)
     finally:
@@ -101,7 +102,7 @@ def live_scale(ctx: AppContext, name: str, *, apply: bool = False, vertical: boo
 def _scale(ctx: AppContext, workload: Any, engines: list[Engine], apply: bool, vertical: bool, replicas: int | None,
            now: float, state_file: Path | None) -> LiveScaleReport:
     if replicas is not None:
-        current = len(survey(engines).of(workload.name))
+        current = len(replica_service(engines).survey(workload.name).of(workload.name))
         report = LiveScaleReport(workload.name, current, {})
         _execute(ctx, workload, engines, report, current, replicas, "set by hand")
         return report
@@ -109,16 +110,19 @@ def _scale(ctx: AppContext, workload: Any, engines: list[Engine], apply: bool, v
     report = LiveScaleReport(workload.name, usage.current_replicas, usage.metrics)
     if workload.horizontal is not None:
         path = state_file or history_path(ctx.config.data_dir, workload.name)
+
+        def evaluate(history: History) -> History:
+            report.decision, history = decide(workload.horizontal, usage.current_replicas, usage.metrics, history, now, assume_applied=False)
+            return history
+
         try:
-            history = load_history(path)
+            update_history(path, evaluate)
         except HistoryFormatError as exc:
             raise LiveScaleError(f"{path}: {exc}", exit_code=1) from None
-        decision, history = decide(workload.horizontal, usage.current_replicas, usage.metrics, history, now, assume_applied=False)
-        report.decision = decision
-        if apply and decision.direction != "no_scale":
+        decision = report.decision
+        if apply and decision is not None and decision.direction != "no_scale":
             if _execute(ctx, workload, engines, report, decision.current_replicas, decision.target_replicas, decision.reason):
-                history = history.record_event(now, decision.current_replicas, decision.target_replicas)
-        save_history(path, history)
+                update_history(path, lambda h: h.record_event(now, decision.current_replicas, decision.target_replicas))
     if workload.vertical is not None and usage.cpu_millis:
         cpu_limit, memory_limit = current_limits(usage.replicas)
         report.vertical = recommend_vertical(workload.vertical, list(usage.cpu_millis), list(usage.memory_bytes), cpu_limit, memory_limit)
@@ -131,7 +135,7 @@ def _scale(ctx: AppContext, workload: Any, engines: list[Engine], apply: bool, v
 
 
 def _execute(ctx: AppContext, workload: Any, engines: list[Engine], report: LiveScaleReport, current: int, target: int, reason: str) -> bool:
-    done, message = execute_scale(workload, engines, ctx.gate, ctx.events, current, target, reason)
+    done, message = execute_scale(workload, engines, ctx.gate, ctx.events, current, target, reason, DesiredStore(ctx.config.data_dir))
     if done is None:
         report.refused.append(message)
         return False

@@ -18,7 +18,7 @@ from backends.base import one_line
 from console.datadir import atomic_write
 from console.eventlog import EventLog
 from console.gate import ActionGate
-from console.supervisor.actions import WRITE_UPSTREAM
+from console.supervisor.gated_actions import WRITE_UPSTREAM
 from rtm.loadbalancer import Member, render_upstream
 
 log = logging.getLogger("rtm.supervisor.membership")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from backends.base import BackendUnavailable, one_line
 from backends.docker.errors import DockerRequestError
-from console.supervisor.engines import Engine, Replica
+from backends.docker.replicas import Replica
+from console.supervisor.engines import Engine
 from rtm.kinds.health import Probe
 
 

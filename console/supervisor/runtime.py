@@ -7,6 +7,8 @@ Four loops, each a named daemon thread that stops when asked:
 - "rtm-engines": pings every engine on the tightest `detection` settings of the specs; an
   engine declared failed is lost, and its replicas are started elsewhere by each workload;
 - "rtm-autoscaler": each autoscaled workload's evaluation when due;
+- "rtm-reconcile": every applied workload (the data folder's desired state, with or without
+  policies) kept at its desired count, every detection interval (reconcile.py);
 - "rtm-specs": reloads the specs when a file is added, removed or changed.
 
 A loop with nothing to look after sleeps long (a reload that brings work wakes it): an idle
@@ -29,10 +31,12 @@ from typing import Any
 from console.eventlog import EventLog
 from console.gate import ActionGate
 from console.supervisor.autoscaler import DEFAULT_INTERVAL, WorkloadAutoscaler
-from console.supervisor.engines import Engine
+from backends.docker.desired import DesiredStore
+from backends.docker.replica_service import Fleet
+from console.supervisor.engines import Engine, replica_service
 from console.supervisor.failover import WorkloadSupervisor
 from console.supervisor.membership import UpstreamWriter
-from console.supervisor.placement import Fleet, survey
+from console.supervisor.reconcile import Reconciler
 from console.supervisor.workloads import SpecLoad, Workload, load_workloads, specs_fingerprint
 from rtm.kinds.failover import Detection
 from rtm.recovery import Detector
@@ -133,7 +137,10 @@ class Supervisor:
         tolerance: float | None = None,
         autoscale_interval: float = DEFAULT_INTERVAL,
         tick: float = DEFAULT_TICK,
+        reconcile_interval: float | None = None,
     ) -> None:
+        """`reconcile_interval`: seconds between two reconciliation passes (default: the
+        tightest detection interval of the specs, 10 s without one)."""
         self.specs_dir = Path(specs_dir)
         self.engines = list(engines)
         self.gate = gate
@@ -147,6 +154,8 @@ class Supervisor:
         self.supervisors: dict[str, WorkloadSupervisor] = {}
         self.autoscalers: dict[str, WorkloadAutoscaler] = {}
         self.monitor = EngineMonitor(self.engines, events, self.pool, self._engine_lost)
+        self.reconcile_interval = reconcile_interval
+        self.reconciler = Reconciler(DesiredStore(self.data_dir), self.live_engines, gate, events, self.monitor.lost, self._rescheduled)
         self.specs = SpecLoad({}, (), ())
         self.loops: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
@@ -199,7 +208,8 @@ class Supervisor:
     def start(self) -> None:
         self.reload()
         for name, body in (("rtm-failover", self._failover_loop), ("rtm-engines", self._engine_loop),
-                           ("rtm-autoscaler", self._autoscaler_loop), ("rtm-specs", self._specs_loop)):
+                           ("rtm-autoscaler", self._autoscaler_loop), ("rtm-reconcile", self._reconcile_loop),
+                           ("rtm-specs", self._specs_loop)):
             thread = threading.Thread(target=self._run, args=(name, body), name=name, daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -227,7 +237,7 @@ class Supervisor:
         with self._lock:
             supervisors = list(self.supervisors.values())
         if supervisors:
-            fleet = survey(self.live_engines())
+            fleet = replica_service(self.live_engines()).survey()
             lost = self.monitor.lost()
             fleet = Fleet(fleet.replicas, {**fleet.unreachable, **{name: "lost" for name in lost}})
             for supervisor in supervisors:
@@ -257,6 +267,15 @@ class Supervisor:
                 break
             autoscaler.tick(time.time())
         return self.tick_seconds if autoscalers else IDLE_LOOP_WAIT
+
+    def _reconcile_loop(self, now: float) -> float:
+        self.reconciler.tick()
+        return self.reconcile_interval or self.monitor.detection.interval
+
+    def _rescheduled(self) -> set[str]:
+        """Workloads whose failover supervisor starts a lost engine's replicas elsewhere."""
+        with self._lock:
+            return set(self.supervisors)
 
     def _specs_loop(self, now: float) -> float:
         if specs_fingerprint(self.specs_dir) != self.specs.fingerprint:
@@ -295,6 +314,7 @@ class Supervisor:
             "engines": self.monitor.state(),
             "workloads": [s.state() for s in supervisors],
             "autoscaling": [a.state() for a in autoscalers],
+            "reconcile": self.reconciler.state(),
             "upstream": {"path": str(self.membership.path) if self.membership.path else None, "error": self.membership.last_error},
             "events": [event.to_record() for event in self.events.read(limit=recent_events)],
         }

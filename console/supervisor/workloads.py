@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtm.autoscaling import HorizontalSettings, VerticalSettings
-from rtm.autoscaling.from_spec import horizontal_settings, vertical_settings
+from backends.docker.replica_service import ReplicaTemplate, template_from_document
+from rtm.autoscaling import HorizontalSettings, ResourceAmounts, VerticalSettings
+from rtm.autoscaling.from_spec import horizontal_settings, resource_amounts, vertical_settings
 from rtm.documents import Document, load_file, spec_files
 from rtm.kinds.failover import FailoverStrategy
 from rtm.kinds.health import HealthCheck, Probe
 from rtm.probes import ProbeTiming
-from rtm.scheduling import Requirements
-from rtm.scheduling.from_spec import requirements
 
 SUPERVISED_KINDS = ("HealthCheck", "FailoverStrategy", "AutoScalingPolicy")
 
@@ -32,13 +31,16 @@ class Workload:
     failover: FailoverStrategy
     has_failover_spec: bool
     docker_health: bool  # the container has Docker's own HEALTHCHECK
-    requirements: Requirements
-    algorithm: str  # the scheduler's algorithm for new replicas
     serving_port: int | None  # the port the load balancer sends traffic to
     horizontal: HorizontalSettings | None
     vertical: VerticalSettings | None
-    cpu_request_millis: int | None  # per replica, for utilization (request, else limit)
-    memory_request_bytes: int | None
+    cpu: ResourceAmounts  # per replica: what utilization is measured against
+    memory: ResourceAmounts
+
+    @property
+    def template(self) -> ReplicaTemplate:
+        """How its new replicas are made and placed (the spec's request and scheduling policy)."""
+        return template_from_document(self.document, self.base_dir)
 
     @property
     def timings(self) -> dict[str, ProbeTiming]:
@@ -81,8 +83,7 @@ def workload_from_document(document: Document, tolerance: float | None = None) -
     health: HealthCheck | None = document.get("HealthCheck")
     failover: FailoverStrategy | None = document.get("FailoverStrategy")
     autoscaling = document.get("AutoScalingPolicy")
-    scheduling = document.get("SchedulingPolicy")
-    limits, requests = container.resources.limits, container.resources.requests
+    cpu, memory = resource_amounts(document)
     return Workload(
         name=document.name,
         document=document,
@@ -91,16 +92,11 @@ def workload_from_document(document: Document, tolerance: float | None = None) -
         failover=failover or FailoverStrategy(),
         has_failover_spec=failover is not None,
         docker_health=container.health_check is not None,
-        requirements=requirements(document),
-        # least_connections with each engine's replica count as its connections spreads a
-        # workload; a SchedulingPolicy's first algorithm wins when there is one.
-        algorithm=scheduling.default_algorithm if scheduling is not None else "least_connections",
         serving_port=serving_port(document, health),
         horizontal=horizontal_settings(autoscaling, tolerance) if autoscaling is not None else None,
         vertical=vertical_settings(autoscaling) if autoscaling is not None else None,
-        # Kubernetes defaults a missing request to the limit.
-        cpu_request_millis=requests.cpu if requests.cpu is not None else limits.cpu,
-        memory_request_bytes=requests.memory if requests.memory is not None else limits.memory,
+        cpu=cpu,
+        memory=memory,
     )
 
 

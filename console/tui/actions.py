@@ -25,7 +25,7 @@ from console.gate import ACTIONS, register_action
 # Modules that declare actions the console offers: the resource commands (workload.apply,
 # resource.delete, node.cordon, node.uncordon) and the supervisor (workload.scale). Without one
 # of them, its actions are simply not offered.
-for _declaring in ("console.commands.resources", "console.supervisor.actions"):
+for _declaring in ("console.commands.resources", "console.supervisor.gated_actions"):
     try:
         __import__(_declaring)
     except ImportError:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends.records import ContainerInfo, NodeInfo
-from console.placement import sched_node_from_info
-from rtm.autoscaling import utilization_from_usage
-from rtm.autoscaling.from_spec import settings_of_horizontal, settings_of_vertical
+from console.live_nodes import sched_node_from_info
+from rtm.autoscaling import ReplicaUsage, workload_utilization
+from rtm.autoscaling.from_spec import resource_amounts, settings_of_horizontal, settings_of_vertical
 from rtm.scheduling.from_spec import nodes_from_inventory, requirements  # noqa: F401 - used by the screens
 from rtm.documents import Document, load_file, spec_files
 from rtm.scheduling import SchedNode
@@ -109,26 +109,18 @@ class LiveWorkload:
 
 
 def live_workload(document: Document, containers: Sequence[ContainerInfo]) -> LiveWorkload | None:
-    """Utilization of the workload's running replicas against their requests, as the HPA
-    computes it; None when no replica of it is running."""
+    """Utilization of the workload's running replicas by the one measure the autoscaler uses
+    (rtm.autoscaling.workload_utilization: request, else limit); None when none is running."""
     running = [c for c in containers if c.workload == document.name and c.state == "running"]
     if not running:
         return None
-    spec = document.get("ContainerRuntime")
-    requests = spec.resources.requests if spec is not None else None
-    limits = spec.resources.limits if spec is not None else None
-    metrics: dict[str, float] = {}
-    cpu_samples = tuple(c.cpu_ratio * 1000 for c in running if c.cpu_ratio is not None)
-    if requests is not None and requests.cpu and len(cpu_samples) == len(running):
-        metrics["cpu"] = utilization_from_usage(cpu_samples, [requests.cpu] * len(running))
-    memory_samples = tuple(float(c.memory_working_set_bytes) for c in running)
-    if requests is not None and requests.memory:
-        metrics["memory"] = utilization_from_usage(memory_samples, [requests.memory] * len(running))
+    cpu, memory = resource_amounts(document)
+    usage = [ReplicaUsage(True, c.cpu_ratio * 1000 if c.cpu_ratio is not None else None, float(c.memory_working_set_bytes)) for c in running]
     return LiveWorkload(
         replicas=len(running),
-        metrics=metrics,
-        cpu_samples_millis=cpu_samples,
-        memory_samples_bytes=memory_samples,
-        cpu_limit_millis=limits.cpu if limits is not None else None,
-        memory_limit_bytes=limits.memory if limits is not None else None,
+        metrics=workload_utilization(usage, cpu, memory),
+        cpu_samples_millis=tuple(u.cpu_millis for u in usage if u.cpu_millis is not None),
+        memory_samples_bytes=tuple(u.memory_bytes for u in usage if u.memory_bytes is not None),
+        cpu_limit_millis=cpu.limit,  # type: ignore[arg-type]
+        memory_limit_bytes=memory.limit,  # type: ignore[arg-type]
     )

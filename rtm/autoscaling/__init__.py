@@ -6,6 +6,7 @@ Pure: time is passed in, nothing is executed here.
 
 from rtm.autoscaling.history import History, HistoryFormatError, Recommendation, ScaleEvent
 from rtm.autoscaling.horizontal import Decision, decide, utilization_from_usage
+from rtm.autoscaling.measure import ReplicaUsage, ResourceAmounts, resource_utilization, workload_utilization
 from rtm.autoscaling.settings import (
     DEFAULT_SCALE_DOWN_RULES,
     DEFAULT_SCALE_UP_RULES,
@@ -34,6 +35,8 @@ __all__ = [
     "HistoryFormatError",
     "HorizontalSettings",
     "RatePolicy",
+    "ReplicaUsage",
+    "ResourceAmounts",
     "Recommendation",
     "ResourceRecommendation",
     "ScaleEvent",
@@ -43,6 +46,8 @@ __all__ = [
     "decide",
     "percentile",
     "recommend_vertical",
+    "resource_utilization",
     "scaling_rules_with_defaults",
     "utilization_from_usage",
+    "workload_utilization",
 ]

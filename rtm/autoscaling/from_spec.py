@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from rtm.autoscaling.measure import ResourceAmounts
 from rtm.autoscaling.settings import Behavior, HorizontalSettings, RatePolicy, scaling_rules_with_defaults
 from rtm.autoscaling.vertical import VerticalSettings
 from rtm.kinds.autoscaling import AutoScalingPolicy, HorizontalScaling, ScalingRules, VerticalScaling
@@ -51,3 +54,13 @@ def settings_of_vertical(spec: VerticalScaling) -> VerticalSettings:
         cpu_step_millis=spec.adjustment_step,
         memory_step_bytes=spec.memory_adjustment_step,
     )
+
+
+def resource_amounts(document: Any) -> tuple[ResourceAmounts, ResourceAmounts]:
+    """(cpu millicores, memory bytes) request and limit of a workload's container, what its
+    utilization is measured against; unset amounts when it has no ContainerRuntime."""
+    container = document.get("ContainerRuntime")
+    if container is None:
+        return ResourceAmounts(None, None), ResourceAmounts(None, None)
+    requests, limits = container.resources.requests, container.resources.limits
+    return ResourceAmounts(requests.cpu, limits.cpu), ResourceAmounts(requests.memory, limits.memory)

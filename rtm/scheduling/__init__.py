@@ -14,7 +14,7 @@ from rtm.scheduling.model import (
     ScheduleResult,
     parse_int64,
 )
-from rtm.scheduling.placement import (
+from rtm.scheduling.scheduler import (
     NO_NODES,
     REASON_AFFINITY,
     REASON_CPU,

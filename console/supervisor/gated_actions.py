@@ -15,3 +15,5 @@ REMOVE_STALE = register_action("replica.remove_stale", destructive=True, descrip
 SCALE = register_action("workload.scale", description="set a workload's replica count (replicas placed by the scheduler)")
 RESIZE = register_action("workload.resize", description="change a workload's cpu and memory limits in place")
 WRITE_UPSTREAM = register_action("load_balancer.write_upstream", description="write the nginx upstream file of ready replicas and reload")
+CREATE_MISSING = register_action("replica.create_missing", description="start replicas a workload is missing to keep its desired count")
+REMOVE_SURPLUS = register_action("replica.remove_surplus", destructive=True, description="remove replicas beyond a workload's desired count")

@@ -19,29 +19,9 @@ from typing import TYPE_CHECKING, Any
 from backends.base import BackendUnavailable
 from backends.docker.backend import DockerBackend
 from backends.docker.errors import DockerRequestError, ExecTimeout
-from backends.docker.mapping import (
-    LABEL_REPLICA,
-    CreateRequest,
-    cpu_shares,
-    nano_cpus,
-    replica_name,
-    resource_values,
-    workload_request,
-)
-from backends.docker.replicas import (
-    Placement,
-    choose_engines,
-    create_replica,
-    default_placement,
-    find_container,
-    find_replicas,
-    remove_quietly,
-    requirements_of,
-    update_body,
-    update_resources,
-    wait_ready,
-)
-from rtm.scheduling import Requirements
+from backends.docker.mapping import cpu_shares, nano_cpus, resource_values
+from backends.docker.replica_service import ReplicaService
+from backends.docker.replicas import find_container, remove_quietly, update_body, update_resources
 
 if TYPE_CHECKING:
     from rtm.documents import Document
@@ -51,8 +31,9 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ExecResult:
-    exit_code: int
+    exit_code: int | None  # None when it timed out
     output: str  # stdout and stderr interleaved, as a terminal shows them
+    timed_out: bool = False
 
 
 def swap_for(live_memory: int, live_swap: int, new_memory: int) -> int:
@@ -66,9 +47,9 @@ def swap_for(live_memory: int, live_swap: int, new_memory: int) -> int:
 
 
 class ContainerActions:
-    def __init__(self, backends: Sequence[DockerBackend], *, placement: Placement = default_placement) -> None:
-        self.backends = list(backends)
-        self.placement = placement
+    def __init__(self, replicas: ReplicaService) -> None:
+        self.replicas = replicas
+        self.backends = replicas.backends
 
     def _find(self, name: str) -> tuple[DockerBackend, dict[str, Any]]:
         return find_container(self.backends, name)
@@ -191,66 +172,11 @@ class ContainerActions:
 
     def scale(self, workload: str, replicas: int, *, document: Document | None = None, base_dir: Path | None = None,
               progress: Progress = lambda _line: None) -> list[str]:
-        """Sets the workload's replica count. New replicas copy the spec when `document` is
-        given, else the configuration of the workload's lowest replica (with its current,
-        possibly updated, limits); the placement function picks their engines. Scaling down
-        removes the highest indices first."""
-        if replicas < 0:
-            raise DockerRequestError(f"replicas cannot be negative ({replicas})")
-        live = find_replicas(self.backends, workload)
-        indexed = {r.index: r for r in live if r.index is not None}
-        done: list[str] = []
-        for index in sorted((i for i in indexed if i >= replicas), reverse=True):
-            remove_quietly(indexed[index].backend, indexed[index].id)
-            done.append(f"removed {indexed[index].resource}")
-        missing = [i for i in range(replicas) if i not in indexed]
-        if not missing:
-            return done or [f"{workload} already has {replicas} replicas"]
-        make_request, requirements, algorithm = self._template(workload, live, document, base_dir)
-        engines = choose_engines(self.backends, requirements, len(missing), algorithm, self.placement)
-        undo: list[Callable[[], None]] = []
-        try:
-            for index, backend in zip(missing, engines):
-                request = make_request(index)
-                container_id = create_replica(backend, request, progress, undo)
-                wait_ready(backend, container_id, healthy=False, progress=progress)
-                done.append(f"created container/{request.name} on {backend.name}")
-        except Exception:
-            for step in reversed(undo):
-                step()
-            raise
-        return done
-
-    def _template(self, workload: str, live: list, document: Document | None,
-                  base_dir: Path | None) -> tuple[Callable[[int], CreateRequest], Requirements, str]:
-        if document is not None:
-            request = workload_request(document, base_dir or Path("."))
-            return request.for_replica, *requirements_of(document)
-        if not live:
-            raise DockerRequestError(f"workload {workload} has no replica to copy", "apply its spec instead (rtm-console apply FILE)")
-        source = live[0]
-        body = clone_body(source.inspect)
-
-        def make(index: int) -> CreateRequest:
-            copy = {**body, "Labels": {**body["Labels"], LABEL_REPLICA: str(index)}}
-            return CreateRequest(replica_name(workload, index), index, copy)
-
-        host = source.inspect.get("HostConfig") or {}
-        shares = int(host.get("CpuShares") or 0)
-        requirements = Requirements(-(-shares * 1000 // 1024) if shares else 0, int(host.get("MemoryReservation") or 0), runtime="docker")
-        return make, requirements, "least_connections"
-
-
-# Config fields that describe one container rather than the workload: not copied to a new replica.
-_PER_CONTAINER = ("Hostname", "Domainname", "Image")
-
-
-def clone_body(inspect: dict[str, Any]) -> dict[str, Any]:
-    """A create body that makes another container like the inspected one (same image, command,
-    environment, labels, health check and host configuration, current limits included)."""
-    config = {k: v for k, v in (inspect.get("Config") or {}).items() if k not in _PER_CONTAINER}
-    host = dict(inspect.get("HostConfig") or {})
-    return {**config, "Image": (inspect.get("Config") or {}).get("Image"), "Labels": dict(config.get("Labels") or {}), "HostConfig": host}
+        """Sets the workload's replica count through the replica service. New replicas copy the
+        spec when `document` is given, else the applied spec of its desired-state record, else
+        the configuration of the workload's lowest replica (with its current limits)."""
+        result = self.replicas.scale(self.replicas.template(workload, document, base_dir), replicas, progress)
+        return result.lines or [f"{workload} already has {replicas} replicas"]
 
 
 def _lines(chunks: Any, backend: DockerBackend) -> Iterator[str]:
