@@ -289,3 +289,17 @@ def test_get_containers_through_ssh_and_a_refused_key_on_the_command_line(ssh_ho
     refused = _rtm_console(tmp_path, wrong, "get", "containers")
     assert refused.returncode != 0 and refused.stdout == ""
     assert f"docker at {wrong}: unreachable (ssh: {wrong.removeprefix('ssh://')} refused the key (" in refused.stderr
+
+
+def test_ssh_runs_in_a_session_of_its_own_and_prints_nothing_over_the_screen(ssh_host, capfd) -> None:
+    backend = DockerBackend(ssh_host)
+    try:
+        backend.poll()
+        ssh_children = [p for p in psutil.Process().children(recursive=True) if p.name() == "ssh"]
+        assert ssh_children, "no ssh process serves the engine"
+        assert all(os.getsid(child.pid) == child.pid != os.getsid(0) for child in ssh_children)  # Ctrl-C here does not reach them
+    finally:
+        backend.close()
+    _unreachable(_ssh_env("RTM_TEST_SSH_WRONG_KEY_DOCKER_HOST"))
+    captured = capfd.readouterr()
+    assert "Permission denied" not in captured.err + captured.out  # ssh's words went into the error, not onto the terminal
