@@ -8,6 +8,7 @@ import that never runs on import (under TYPE_CHECKING, inside a function) is cau
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import pkgutil
 import subprocess
@@ -88,3 +89,27 @@ def test_the_source_check_sees_imports_under_type_checking_and_inside_functions(
     sample.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from console.config import AwsSettings\n"
                       "def f():\n    import console.gate\n    return importlib.import_module('console.agent')\n")
     assert [module for _, module in _imported_names(sample)] == ["typing", "console.config", "console.gate", "console.agent"]
+
+
+def test_reading_the_configuration_loads_only_the_settings_of_the_libvirt_lambda_and_local_backends(tmp_path: Path) -> None:
+    """console.config builds each backend's settings type; the backends themselves load on use."""
+    code = ("import sys, json; from console.config import load_config; "
+            f"load_config({{}}, {{'HOME': {str(tmp_path)!r}}}); print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = {m for m in json.loads(out.stdout) if m.startswith(("backends.libvirt", "backends.aws_lambda", "backends.localfn"))}
+    assert loaded == {"backends.libvirt", "backends.libvirt.settings", "backends.aws_lambda", "backends.aws_lambda.settings",
+                      "backends.localfn", "backends.localfn.settings"}
+
+
+@pytest.mark.parametrize("package", ["backends.libvirt", "backends.aws_lambda"])
+def test_every_name_a_backend_package_exports_resolves(package: str) -> None:
+    module = importlib.import_module(package)
+    assert all(getattr(module, name) is not None for name in module.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'make_nothing'"):
+        getattr(module, "make_nothing")
+
+
+def test_no_module_under_console_is_over_600_lines() -> None:
+    lengths = {str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+               for path in (ROOT / "console").rglob("*.py")}
+    assert {path: lines for path, lines in lengths.items() if lines > 600} == {}

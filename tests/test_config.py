@@ -179,6 +179,32 @@ def test_relative_paths_in_the_file_are_relative_to_the_file(home, tmp_path):
     assert config.exporter.web_config == tmp_path / "web.yml"
 
 
+def test_each_backend_receives_its_own_settings_type_built_from_the_file(home, tmp_path):
+    from backends.aws_lambda.settings import AwsSettings
+    from backends.docker.settings import DockerEndpoint
+    from backends.libvirt import make_libvirt_backends
+    from backends.libvirt.settings import LibvirtConnection
+    from backends.localfn import make_local_backends
+    from backends.localfn.settings import LocalFunctionsSettings
+
+    path = write(tmp_path / "c.yaml", """
+        data_dir: data
+        docker: {endpoints: [{name: build, host: "tcp://build-01:2376"}]}
+        libvirt: {uris: [{name: lab, uri: "qemu+ssh://lab-01/system"}]}
+        aws: {regions: [eu-west-1], endpoint_url: "http://127.0.0.1:5000"}
+        functions: {gateway_listen: "127.0.0.1:8799"}
+    """)
+    config = load_config({}, {"HOME": str(home)}, path)
+    assert config.docker.endpoints == (DockerEndpoint("build", "tcp://build-01:2376"),)
+    assert config.libvirt.uris == (LibvirtConnection("lab", "qemu+ssh://lab-01/system"),)
+    assert config.aws == AwsSettings(("eu-west-1",), (), "http://127.0.0.1:5000", None)
+    assert config.local_functions == LocalFunctionsSettings(tmp_path / "data", "127.0.0.1", 8799)
+    [vm_backend] = make_libvirt_backends(config.libvirt.uris)  # not connected until first polled
+    assert vm_backend.name == "libvirt@lab"
+    _, handlers = make_local_backends(config.local_functions)
+    assert handlers["function"].gateway_url == "http://127.0.0.1:8799"
+
+
 # --- the defaults that come from other tools' variables ---------------------------------------
 
 
