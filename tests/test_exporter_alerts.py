@@ -149,3 +149,21 @@ def test_a_display_only_watch_shows_since_when_and_writes_nothing(tmp_path):
     assert log.read() == []
     watch.silences.add("RtmWorkloadCpuAboveTarget", "web", 600)
     assert watch.counts() == (0, 1) and watch.to_json()[0]["silenced_until"] is not None
+
+
+def test_replicas_missing_compares_against_the_desired_count_scale_and_the_autoscaler_set(tmp_path):
+    from backends.docker.desired import DesiredStore
+    from backends.docker.mapping import WorkloadRequest
+    from rtm.scheduling import Requirements
+
+    watch, _log = _watch(tmp_path, write_events=False)
+    quiet = [container("web-0", cpu_ratio=0.01), container("web-1", cpu_ratio=0.02)]
+    assert watch.update(_polls(quiet)[0]) == ()  # two running, the spec asks for two
+    request = WorkloadRequest("web", 2, "hash", {"Image": "alpine", "Labels": {}, "HostConfig": {}}, ())
+    DesiredStore(tmp_path).record_apply(request, 2, Requirements(0, 0), "least_connections", NOW, None)
+    DesiredStore(tmp_path).set_count("web", 3)  # scaled out to three
+    state = PollState(_state(quiet).backends, 2)
+    (missing,) = breached(list(web_thresholds()[0].values()), state, [], NOW, {"web": 3})
+    assert (missing.threshold.alert, missing.value, missing.message) == ("RtmWorkloadReplicasMissing", 2, "web: 2 of 3 replicas running")
+    watch.update(state)
+    assert [f.alert for f in watch.current()] == ["RtmWorkloadReplicasMissing"]

@@ -24,7 +24,6 @@ from urllib.parse import quote, urlsplit
 
 from backends.base import Availability, BackendUnavailable, one_line
 from backends.docker.errors import ContainerNotFound, DockerRequestError
-from rtm.scheduling import SchedNode
 
 log = logging.getLogger("rtm.backends.docker")
 
@@ -47,8 +46,9 @@ class TlsFiles:
 
 @dataclass(frozen=True)
 class EngineEndpoint:
-    """A configured engine. `name` makes the backend's name (`docker@<name>`) and the scheduler's
-    node id; `zone` and `labels` are the node's labels for placement."""
+    """A configured engine. `name` makes the backend's name (`docker@<name>`) and the id of the
+    engine as a place for replicas (its machine, the node, is what `docker info` names: see
+    backends/docker/nodes.py); `zone` and `labels` are the node's labels for placement."""
 
     name: str
     host: str
@@ -340,22 +340,3 @@ class EngineClient:
     def is_local(self) -> bool:
         """True when the engine runs on this machine (its socket is a local path we can see)."""
         return self.endpoint.is_unix and os.path.exists(self.endpoint.host.removeprefix("unix://"))
-
-
-# --- the engine as a scheduler node ---------------------------------------------------------
-
-
-def engine_node(endpoint: EngineEndpoint, info: EngineInfo, requested_cpu_millis: int = 0, requested_memory_bytes: int = 0,
-                cordoned: bool = False) -> SchedNode:
-    """The engine as a node for `rtm.scheduling`: its CPUs and memory minus what the running
-    containers have requested, runtime "docker", labels zone/hostname/engine plus configured ones."""
-    labels = {"zone": endpoint.zone, "hostname": info.name, "engine": endpoint.name, **endpoint.labels}
-    return SchedNode(
-        id=endpoint.name,
-        zone=labels["zone"],
-        cpu_millis=max(0, info.cpu_count * 1000 - requested_cpu_millis),
-        memory_bytes=max(0, info.memory_bytes - requested_memory_bytes),
-        labels=labels,
-        runtimes=frozenset({"docker"}),
-        cordoned=cordoned,
-    )

@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from backends.records import ContainerInfo
-from console.supervisor.autoscaler import history_path, load_history, save_history
+from console.supervisor.autoscaler import history_path, load_history, update_history
 from console.tables import duration
 from console.tui import actions
 from console.tui.planning import SpecCatalog, SpecSource, horizontal_settings, live_workload, vertical_settings
@@ -196,7 +196,7 @@ class ScalingScreen(Screen[None]):
         and rate policies count it, as they count their own."""
         path = history_path(self.console.services.data_dir, workload)
         try:
-            save_history(path, load_history(path).record_event(self.console.services.clock(), from_replicas, to_replicas))
+            update_history(path, lambda history: history.record_event(self.console.services.clock(), from_replicas, to_replicas))
         except (HistoryFormatError, OSError) as exc:  # a damaged file is left as it is, for a look
             self.app.notify(f"the scaling was not recorded in {path}: {exc}", severity="warning", timeout=10)
         if self.is_current:
