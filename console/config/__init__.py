@@ -15,7 +15,7 @@ problems are reported together in one `ConfigError`. `load_config` returns a fro
 that also knows where each value came from; `render_config` prints it for `rtm-console config`
 with secrets masked.
 
-Modules, one job each (names starting with `_` are shared inside this package only):
+Modules, one job each:
 - settings.py     the frozen values: Config and its sections, Source, ConfigFinding, ConfigError;
                   the sections of the backends are their own types (backends/*/settings.py)
 - grammars.py     value grammars: YAML nodes and environment strings -> typed values, with offsets
@@ -28,17 +28,47 @@ Modules, one job each (names starting with `_` are shared inside this package on
 """
 
 from backends.aws_lambda.settings import AwsSettings
-from backends.docker.settings import DEFAULT_DOCKER_HOST, DockerEndpoint, DockerSettings, TlsSettings
-from backends.libvirt.settings import DEFAULT_LIBVIRT_URI, LibvirtConnection, LibvirtSettings
+from backends.docker.settings import (
+    DEFAULT_DOCKER_HOST,
+    DockerEndpoint,
+    DockerSettings,
+    TlsSettings,
+)
+from backends.libvirt.settings import (
+    DEFAULT_LIBVIRT_URI,
+    LibvirtConnection,
+    LibvirtSettings,
+)
 from backends.localfn.settings import LocalFunctionsSettings
 from console.config.environment import config_file_path, resolve_functions_target
-from console.config.grammars import parse_docker_host, parse_libvirt_uri, parse_listen_address
+from console.config.grammars import (
+    parse_docker_host,
+    parse_libvirt_uri,
+    parse_listen_address,
+)
 from console.config.keys import KEYS, KEYS_BY_NAME, Key
-from console.config.loader import SANDBOX_LIBVIRT_URI, flags_from_args, load_config, sandboxed
+from console.config.loader import (
+    SANDBOX_LIBVIRT_URI,
+    flags_from_args,
+    load_config,
+    sandboxed,
+)
 from console.config.settings import (
-    FUNCTION_TARGETS, MIN_KIOSK_CYCLE_SECONDS, MIN_REFRESH_SECONDS, THEMES, AutoscalerSettings, Config, ConfigError,
-    ConfigFinding, ConsoleSettings, ExporterSettings, FunctionsSettings, KioskSettings, ListenAddress,
-    LoadBalancerSettings, Source,
+    FUNCTION_TARGETS,
+    MIN_KIOSK_CYCLE_SECONDS,
+    MIN_REFRESH_SECONDS,
+    THEMES,
+    AutoscalerSettings,
+    Config,
+    ConfigError,
+    ConfigFinding,
+    ConsoleSettings,
+    ExporterSettings,
+    FunctionsSettings,
+    KioskSettings,
+    ListenAddress,
+    LoadBalancerSettings,
+    Source,
 )
 from console.config.show import config_as_json, render_config
 

@@ -10,22 +10,34 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from console.config.grammars import (
-    _NAME, _Context, _Invalid, _bool, _endpoint_name, _list_items, _located, _mapping, _path, _scalar, _text,
-    _text_at, parse_docker_host, parse_libvirt_uri,
-)
 from backends.docker.settings import DockerEndpoint, TlsSettings
 from backends.libvirt.settings import LibvirtConnection
+from console.config.grammars import (
+    NAME_PATTERN,
+    InvalidValue,
+    ParseContext,
+    boolean,
+    endpoint_name,
+    list_items,
+    located,
+    mapping_entries,
+    parse_docker_host,
+    parse_libvirt_uri,
+    path_value,
+    scalar,
+    text_at,
+    text_value,
+)
 
 
-def _docker_endpoints(node: Node, ctx: _Context) -> tuple[DockerEndpoint, ...]:
+def docker_endpoints(node: Node, ctx: ParseContext) -> tuple[DockerEndpoint, ...]:
     endpoints: list[tuple[DockerEndpoint, Node]] = []
     if isinstance(node, SequenceNode):
         for item in node.value:
             endpoints.append((_docker_endpoint(item, ctx), item))
     else:
-        for item, text, offset in _list_items(node, "Docker host addresses"):
-            endpoints.append((_located(lambda: _docker_from_address(text), item, offset), item))
+        for item, text, offset in list_items(node, "Docker host addresses"):
+            endpoints.append((located(lambda: _docker_from_address(text), item, offset), item))
     return _unique_names(_name_sockets(endpoints), "Docker endpoint")
 
 
@@ -54,69 +66,69 @@ def _has_key(node: MappingNode, key: str) -> bool:
 
 
 def _docker_from_address(address: str) -> DockerEndpoint:
-    return DockerEndpoint(_endpoint_name(address), parse_docker_host(address))
+    return DockerEndpoint(endpoint_name(address), parse_docker_host(address))
 
 
-def _docker_endpoint(node: Node, ctx: _Context) -> DockerEndpoint:
+def _docker_endpoint(node: Node, ctx: ParseContext) -> DockerEndpoint:
     if isinstance(node, ScalarNode):
-        text = _text_at(node, "a Docker host address")
-        return _located(lambda: _docker_from_address(text), node, 0)
-    entries = _mapping(node, ("name", "host", "tls"), "a Docker endpoint", required=("host",))
+        text = text_at(node, "a Docker host address")
+        return located(lambda: _docker_from_address(text), node, 0)
+    entries = mapping_entries(node, ("name", "host", "tls"), "a Docker endpoint", required=("host",))
     host_node = entries["host"][1]
-    host = _located(lambda: parse_docker_host(_text(host_node, "a Docker host address")), host_node, 0)
+    host = located(lambda: parse_docker_host(text_value(host_node, "a Docker host address")), host_node, 0)
     name = _name_at(entries, host)
     tls = None
     if "tls" in entries:
         tls_key, tls_node = entries["tls"]
         tls = _tls(tls_node, ctx)
         if tls is not None and not host.startswith("tcp://"):
-            raise _Invalid("tls applies to tcp:// hosts only", "remove it, or use a tcp:// host",
+            raise InvalidValue("tls applies to tcp:// hosts only", "remove it, or use a tcp:// host",
                            node=tls_key)
     return DockerEndpoint(name, host, tls)
 
 
-def _tls(node: Node, ctx: _Context) -> TlsSettings | None:
-    if isinstance(node, ScalarNode) and _scalar(node, "") is None:
+def _tls(node: Node, ctx: ParseContext) -> TlsSettings | None:
+    if isinstance(node, ScalarNode) and scalar(node, "") is None:
         return None
-    entries = _mapping(node, ("ca", "cert", "key", "verify"), "TLS settings")
+    entries = mapping_entries(node, ("ca", "cert", "key", "verify"), "TLS settings")
     values: dict[str, Any] = {}
     for name, (_, value_node) in entries.items():
-        parse = _bool if name == "verify" else _path
-        values[name] = _located(lambda: parse(value_node, ctx), value_node, 0)
+        parse = boolean if name == "verify" else path_value
+        values[name] = located(lambda: parse(value_node, ctx), value_node, 0)
     if ("cert" in values) != ("key" in values):
-        raise _Invalid("tls needs both cert and key, or neither", node=node)
+        raise InvalidValue("tls needs both cert and key, or neither", node=node)
     return TlsSettings(**values)
 
 
-def _libvirt_uris(node: Node, ctx: _Context) -> tuple[LibvirtConnection, ...]:
+def libvirt_uris(node: Node, ctx: ParseContext) -> tuple[LibvirtConnection, ...]:
     connections: list[tuple[LibvirtConnection, Node]] = []
     if isinstance(node, SequenceNode):
         for item in node.value:
             if isinstance(item, ScalarNode):
-                text = _text_at(item, "a libvirt URI")
-                connections.append((_located(lambda: _libvirt_from_uri(text), item, 0), item))
+                text = text_at(item, "a libvirt URI")
+                connections.append((located(lambda: _libvirt_from_uri(text), item, 0), item))
                 continue
-            entries = _mapping(item, ("name", "uri"), "a libvirt connection", required=("uri",))
+            entries = mapping_entries(item, ("name", "uri"), "a libvirt connection", required=("uri",))
             uri_node = entries["uri"][1]
-            uri = _located(lambda: parse_libvirt_uri(_text(uri_node, "a libvirt URI")), uri_node, 0)
+            uri = located(lambda: parse_libvirt_uri(text_value(uri_node, "a libvirt URI")), uri_node, 0)
             connections.append((LibvirtConnection(_name_at(entries, uri), uri), item))
     else:
-        for item, text, offset in _list_items(node, "libvirt URIs"):
-            connections.append((_located(lambda: _libvirt_from_uri(text), item, offset), item))
+        for item, text, offset in list_items(node, "libvirt URIs"):
+            connections.append((located(lambda: _libvirt_from_uri(text), item, offset), item))
     return _unique_names(connections, "libvirt connection")
 
 
 def _libvirt_from_uri(uri: str) -> LibvirtConnection:
-    return LibvirtConnection(_endpoint_name(parse_libvirt_uri(uri)), uri)
+    return LibvirtConnection(endpoint_name(parse_libvirt_uri(uri)), uri)
 
 
 def _name_at(entries: Mapping[str, tuple[Node, Node]], address: str) -> str:
     if "name" not in entries:
-        return _endpoint_name(address)
+        return endpoint_name(address)
     name_node = entries["name"][1]
-    name = _text_at(name_node, "a name")
-    if not _NAME.match(name):
-        raise _Invalid(f"name {name!r} may only hold letters, digits, '.', '_' and '-'",
+    name = text_at(name_node, "a name")
+    if not NAME_PATTERN.match(name):
+        raise InvalidValue(f"name {name!r} may only hold letters, digits, '.', '_' and '-'",
                        node=name_node)
     return name
 
@@ -126,7 +138,7 @@ def _unique_names(items: list[tuple[Any, Node]], what: str) -> tuple[Any, ...]:
     seen: set[str] = set()
     for item, node in items:
         if item.name in seen:
-            raise _Invalid(f"two {what}s are named {item.name!r}",
+            raise InvalidValue(f"two {what}s are named {item.name!r}",
                            "give each one its own name: with 'name:'", node=node)
         seen.add(item.name)
     return tuple(item for item, _ in items)

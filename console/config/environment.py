@@ -12,7 +12,7 @@ from typing import Any, Literal
 from backends.aws_lambda.settings import AwsSettings
 from backends.docker.settings import DEFAULT_DOCKER_HOST
 from backends.libvirt.settings import DEFAULT_LIBVIRT_URI
-from console.config.grammars import _endpoint_name
+from console.config.grammars import endpoint_name
 from console.config.settings import Source
 from console.datadir import APP_NAME
 
@@ -23,32 +23,32 @@ def config_file_path(path: Path | str | None, env: Mapping[str, str]) -> tuple[P
         return Path(path).expanduser(), "flag --config", True
     if env.get("RTM_CONFIG"):
         return Path(env["RTM_CONFIG"]).expanduser(), "env RTM_CONFIG", True
-    return _xdg_config_home(env) / APP_NAME / "config.yaml", "default location", False
+    return xdg_config_home(env) / APP_NAME / "config.yaml", "default location", False
 
 
-def _xdg_config_home(env: Mapping[str, str]) -> Path:
+def xdg_config_home(env: Mapping[str, str]) -> Path:
     configured = env.get("XDG_CONFIG_HOME", "")
     if configured and os.path.isabs(configured):
         return Path(configured)
-    return _home(env) / ".config"
+    return home_dir(env) / ".config"
 
 
-def _home(env: Mapping[str, str]) -> Path:
+def home_dir(env: Mapping[str, str]) -> Path:
     return Path(env["HOME"]) if env.get("HOME") else Path.home()
 
 
-def _default_docker(env: Mapping[str, str]) -> tuple[Any, str]:
+def default_docker(env: Mapping[str, str]) -> tuple[Any, str]:
     host = env.get("DOCKER_HOST", "")
     if host:
-        endpoint: dict[str, Any] = {"name": _endpoint_name(host), "host": host}
+        endpoint: dict[str, Any] = {"name": endpoint_name(host), "host": host}
         if host.startswith("tcp://") and env.get("DOCKER_TLS_VERIFY", "") not in ("", "0"):
-            certs = Path(env.get("DOCKER_CERT_PATH") or _home(env) / ".docker")
+            certs = Path(env.get("DOCKER_CERT_PATH") or home_dir(env) / ".docker")
             endpoint["tls"] = {"ca": str(certs / "ca.pem"), "cert": str(certs / "cert.pem"),
                                "key": str(certs / "key.pem"), "verify": True}
         return [endpoint], "DOCKER_HOST"
     context = _docker_context_host(env)
     if context:
-        return [{"name": _endpoint_name(context[1]), "host": context[1]}], f"docker context {context[0]}"
+        return [{"name": endpoint_name(context[1]), "host": context[1]}], f"docker context {context[0]}"
     return [{"name": "local", "host": DEFAULT_DOCKER_HOST}], ""
 
 
@@ -57,7 +57,7 @@ def _docker_context_host(env: Mapping[str, str]) -> tuple[str, str] | None:
     import hashlib
     import json
 
-    docker_config = Path(env.get("DOCKER_CONFIG") or _home(env) / ".docker")
+    docker_config = Path(env.get("DOCKER_CONFIG") or home_dir(env) / ".docker")
     name = env.get("DOCKER_CONTEXT", "")
     try:
         if not name:
@@ -72,14 +72,14 @@ def _docker_context_host(env: Mapping[str, str]) -> tuple[str, str] | None:
     return (name, host) if isinstance(host, str) and host else None
 
 
-def _default_libvirt(env: Mapping[str, str]) -> tuple[Any, str]:
+def default_libvirt(env: Mapping[str, str]) -> tuple[Any, str]:
     uri = env.get("LIBVIRT_DEFAULT_URI", "")
     if uri:
         return [uri], "LIBVIRT_DEFAULT_URI"
     return [DEFAULT_LIBVIRT_URI], ""
 
 
-def _default_regions(env: Mapping[str, str]) -> tuple[Any, str]:
+def default_regions(env: Mapping[str, str]) -> tuple[Any, str]:
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         if env.get(name):
             return [env[name]], name
@@ -101,7 +101,7 @@ def resolve_functions_target(
         return "aws", f"auto: AWS profile {aws.profiles[0]!r} is configured ({sources['aws.profiles']})"
     if env.get("AWS_ACCESS_KEY_ID"):
         return "aws", "auto: AWS_ACCESS_KEY_ID is set in the environment"
-    credentials = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or _home(env) / ".aws" / "credentials")
+    credentials = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or home_dir(env) / ".aws" / "credentials")
     if credentials.is_file():
         return "aws", f"auto: AWS credentials file {credentials} exists"
     return "local", "auto: no AWS endpoint, profile or credentials are configured"

@@ -1,6 +1,6 @@
 """Grammars of configuration values: YAML nodes and environment strings -> typed values.
 
-A parser takes a node and a `_Context` and returns a value or raises `_Invalid` with the
+A parser takes a node and a `ParseContext` and returns a value or raises `InvalidValue` with the
 offset of the offending character (and, for a value inside a list or mapping, its node), so
 the loader can point at the exact line and column.
 """
@@ -26,7 +26,8 @@ from rtm import reader
 from rtm.duration import parse_duration
 from rtm.errors import SpecValueError
 
-class _Invalid(SpecValueError):
+
+class InvalidValue(SpecValueError):
     """A value error that may point at a node inside the value (a list item, a nested key)."""
 
     def __init__(self, message: str, hint: str | None = None, offset: int = 0,
@@ -36,7 +37,7 @@ class _Invalid(SpecValueError):
 
 
 @dataclass(frozen=True)
-class _Context:
+class ParseContext:
     """What a parser needs besides the node: where relative paths start and where ~ is."""
 
     base_dir: Path
@@ -45,10 +46,10 @@ class _Context:
 
 # --- reading scalars ------------------------------------------------------------------------
 
-_STR_TAG = reader.STR_TAG
+STR_TAG = reader.STR_TAG
 
 
-def _describe(node: Node) -> str:
+def describe_node(node: Node) -> str:
     if isinstance(node, MappingNode):
         return "a mapping"
     if isinstance(node, SequenceNode):
@@ -58,26 +59,26 @@ def _describe(node: Node) -> str:
         "tag:yaml.org,2002:bool": "true/false",
         "tag:yaml.org,2002:int": "a number",
         "tag:yaml.org,2002:float": "a number",
-        _STR_TAG: "text",
+        STR_TAG: "text",
     }.get(node.tag, "a value")
 
 
-def _scalar(node: Node, expected: str) -> Any:
+def scalar(node: Node, expected: str) -> Any:
     """The Python value of a scalar node, or an error naming what was expected."""
     if not isinstance(node, ScalarNode):
-        raise _Invalid(f"expected {expected}, got {_describe(node)}")
+        raise InvalidValue(f"expected {expected}, got {describe_node(node)}")
     try:
         return reader.scalar_value(node)  # as the spec reader reads scalars
     except (ValueError, yaml.YAMLError):
         return node.value  # e.g. 2024-13-45 looks like a date to YAML but is not one
 
 
-def _text(node: Node, expected: str) -> str:
-    value = _scalar(node, expected)
+def text_value(node: Node, expected: str) -> str:
+    value = scalar(node, expected)
     if not isinstance(value, str):
-        raise _Invalid(f"expected {expected}, got {_describe(node)}")
+        raise InvalidValue(f"expected {expected}, got {describe_node(node)}")
     if not value.strip():
-        raise _Invalid(f"expected {expected}, got an empty string")
+        raise InvalidValue(f"expected {expected}, got an empty string")
     return value.strip()
 
 
@@ -92,34 +93,34 @@ def parse_listen_address(text: str) -> ListenAddress:
     if text.startswith("["):
         close = text.find("]")
         if close < 0:
-            raise _Invalid("missing ']' after the IPv6 address", offset=len(text))
+            raise InvalidValue("missing ']' after the IPv6 address", offset=len(text))
         host, rest, port_at = text[1:close], text[close + 1:], close + 2
         if not rest.startswith(":"):
-            raise _Invalid("expected ':PORT' after the IPv6 address", offset=close + 1)
+            raise InvalidValue("expected ':PORT' after the IPv6 address", offset=close + 1)
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise _Invalid(f"{host!r} is not an IPv6 address", offset=1) from None
+            raise InvalidValue(f"{host!r} is not an IPv6 address", offset=1) from None
         port_text = rest[1:]
     else:
         host, colon, port_text = text.rpartition(":")
         if not colon:
-            raise _Invalid(
+            raise InvalidValue(
                 f"{text!r} is not a listen address",
                 f"write HOST:PORT, e.g. 127.0.0.1:{text if text.isdigit() else 9465}, "
                 f"or :{text if text.isdigit() else 9465} for every interface",
             )
         if ":" in host:
-            raise _Invalid("an IPv6 address must be written in brackets", "e.g. [::1]:9465")
+            raise InvalidValue("an IPv6 address must be written in brackets", "e.g. [::1]:9465")
         port_at = len(host) + 1
         if host and not _is_host(host):
             bad = next((i for i, ch in enumerate(host) if not (ch.isalnum() or ch in ".-")), 0)
-            raise _Invalid(f"{host!r} is not a host name or IP address", offset=bad)
+            raise InvalidValue(f"{host!r} is not a host name or IP address", offset=bad)
     if not port_text.isdigit():
-        raise _Invalid(f"port {port_text!r} is not a number", offset=port_at)
+        raise InvalidValue(f"port {port_text!r} is not a number", offset=port_at)
     port = int(port_text)
     if port > 65535:
-        raise _Invalid(f"port {port} is out of range (0-65535)", offset=port_at)
+        raise InvalidValue(f"port {port} is out of range (0-65535)", offset=port_at)
     return ListenAddress(host, port)
 
 
@@ -143,15 +144,15 @@ def parse_docker_host(text: str) -> str:
     if not sep:
         hint = f"did you mean unix://{text}?" if text.startswith("/") else \
             "write unix:///var/run/docker.sock, tcp://HOST:2376 or ssh://USER@HOST"
-        raise _Invalid(f"{text!r} is not a Docker host address", hint)
+        raise InvalidValue(f"{text!r} is not a Docker host address", hint)
     if scheme not in _DOCKER_SCHEMES:
         hint = "Docker's TCP addresses are written tcp://HOST:PORT" if scheme in ("http", "https") \
-            else _did_you_mean(scheme, _DOCKER_SCHEMES) or "use unix://, tcp:// or ssh://"
-        raise _Invalid(f"unknown Docker host scheme {scheme!r}", hint)
+            else did_you_mean(scheme, _DOCKER_SCHEMES) or "use unix://, tcp:// or ssh://"
+        raise InvalidValue(f"unknown Docker host scheme {scheme!r}", hint)
     after_scheme = len(scheme) + 3
     if scheme == "unix":
         if not rest.startswith("/"):
-            raise _Invalid("unix:// needs an absolute socket path", "e.g. unix:///var/run/docker.sock",
+            raise InvalidValue("unix:// needs an absolute socket path", "e.g. unix:///var/run/docker.sock",
                            offset=after_scheme)
         return text
     _check_netloc(text, after_scheme)
@@ -161,14 +162,14 @@ def parse_docker_host(text: str) -> str:
 def _check_netloc(url: str, host_at: int) -> None:
     parts = urlsplit(url)
     if not parts.hostname:
-        raise _Invalid(f"{url!r} names no host", offset=host_at)
+        raise InvalidValue(f"{url!r} names no host", offset=host_at)
     try:
         port = parts.port
     except ValueError:
         port_at = url.find(":", url.find(parts.hostname, host_at) + len(parts.hostname))
-        raise _Invalid("the port is not a number in 1-65535", offset=max(port_at + 1, host_at)) from None
+        raise InvalidValue("the port is not a number in 1-65535", offset=max(port_at + 1, host_at)) from None
     if port == 0:
-        raise _Invalid("the port is not a number in 1-65535", offset=url.rfind(":") + 1)
+        raise InvalidValue("the port is not a number in 1-65535", offset=url.rfind(":") + 1)
 
 
 _LIBVIRT_URI = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://")
@@ -177,29 +178,29 @@ _LIBVIRT_URI = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://")
 def parse_libvirt_uri(text: str) -> str:
     """A libvirt connection URI: `DRIVER[+TRANSPORT]://[USER@][HOST]/PATH`."""
     if not _LIBVIRT_URI.match(text):
-        raise _Invalid(f"{text!r} is not a libvirt URI", "e.g. qemu:///system or qemu+ssh://HOST/system")
+        raise InvalidValue(f"{text!r} is not a libvirt URI", "e.g. qemu:///system or qemu+ssh://HOST/system")
     return text
 
 
-def _endpoint_name(address: str) -> str:
+def endpoint_name(address: str) -> str:
     """The name an endpoint gets when none is given: its host, or "local" for this machine."""
     return urlsplit(address).hostname or "local"
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 # --- parsers: node -> value -----------------------------------------------------------------
 
-Parser = Callable[[Node, _Context], Any]
+Parser = Callable[[Node, ParseContext], Any]
 
 
-def _duration(minimum: float, zero_allowed: bool = False) -> Parser:
-    def parse(node: Node, ctx: _Context) -> float:
-        value = _scalar(node, "a duration such as 2s or 0.5")
+def duration(minimum: float, zero_allowed: bool = False) -> Parser:
+    def parse(node: Node, ctx: ParseContext) -> float:
+        value = scalar(node, "a duration such as 2s or 0.5")
         seconds = parse_duration(value.strip() if isinstance(value, str) else value)
         if seconds < minimum and not (zero_allowed and seconds == 0):
-            raise _Invalid(
+            raise InvalidValue(
                 f"{_format_seconds(seconds)} is below the lower bound of {_format_seconds(minimum)}",
                 "use 0 to turn it off" if zero_allowed else None,
             )
@@ -212,29 +213,29 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _enum(choices: tuple[str, ...]) -> Parser:
-    def parse(node: Node, ctx: _Context) -> str:
-        value = _text(node, "one of " + ", ".join(choices))
+def choice(choices: tuple[str, ...]) -> Parser:
+    def parse(node: Node, ctx: ParseContext) -> str:
+        value = text_value(node, "one of " + ", ".join(choices))
         if value not in choices:
-            hint = _did_you_mean(value, choices)
-            raise _Invalid(f"{value!r} is not one of {', '.join(choices)}", hint)
+            hint = did_you_mean(value, choices)
+            raise InvalidValue(f"{value!r} is not one of {', '.join(choices)}", hint)
         return value
 
     return parse
 
 
-def _listen(node: Node, ctx: _Context) -> ListenAddress:
-    value = _scalar(node, "a listen address such as 127.0.0.1:9465")
+def listen_address(node: Node, ctx: ParseContext) -> ListenAddress:
+    value = scalar(node, "a listen address such as 127.0.0.1:9465")
     if isinstance(value, int) and not isinstance(value, bool):
-        raise _Invalid(f"{value} is not a listen address",
+        raise InvalidValue(f"{value} is not a listen address",
                        f"write HOST:PORT, e.g. 127.0.0.1:{value}, or :{value} for every interface")
     if not isinstance(value, str):
-        raise _Invalid(f"expected a listen address such as 127.0.0.1:9465, got {_describe(node)}")
+        raise InvalidValue(f"expected a listen address such as 127.0.0.1:9465, got {describe_node(node)}")
     return parse_listen_address(value)
 
 
-def _path(node: Node, ctx: _Context) -> Path:
-    text = _text(node, "a path")
+def path_value(node: Node, ctx: ParseContext) -> Path:
+    text = text_value(node, "a path")
     if text == "~" or text.startswith("~/"):
         path = ctx.home / text[2:]
     else:
@@ -242,37 +243,37 @@ def _path(node: Node, ctx: _Context) -> Path:
     return Path(os.path.normpath(ctx.base_dir / path))
 
 
-def _bool(node: Node, ctx: _Context) -> bool:
-    value = _scalar(node, "true or false")
+def boolean(node: Node, ctx: ParseContext) -> bool:
+    value = scalar(node, "true or false")
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUTHY + _FALSY:
         return value.strip().lower() in _TRUTHY
-    raise _Invalid(f"expected true or false, got {_describe(node)}")
+    raise InvalidValue(f"expected true or false, got {describe_node(node)}")
 
 
 _TRUTHY = ("true", "yes", "on", "1")
 _FALSY = ("false", "no", "off", "0")
 
 
-def _fraction(node: Node, ctx: _Context) -> float:
-    value = _scalar(node, "a number between 0 and 1")
+def fraction(node: Node, ctx: ParseContext) -> float:
+    value = scalar(node, "a number between 0 and 1")
     try:
         number = float(value) if not isinstance(value, bool) else None
     except (TypeError, ValueError):
         number = None
     if number is None:
-        raise _Invalid(f"expected a number between 0 and 1, got {_describe(node)}")
+        raise InvalidValue(f"expected a number between 0 and 1, got {describe_node(node)}")
     if not 0 <= number < 1:
-        raise _Invalid(f"{number:g} is outside 0 to 1 (exclusive)", "the usual value is 0.1 (10 %)")
+        raise InvalidValue(f"{number:g} is outside 0 to 1 (exclusive)", "the usual value is 0.1 (10 %)")
     return number
 
 
-def _url(node: Node, ctx: _Context) -> str:
-    text = _text(node, "a URL such as http://127.0.0.1:5000")
+def http_url(node: Node, ctx: ParseContext) -> str:
+    text = text_value(node, "a URL such as http://127.0.0.1:5000")
     scheme = text.partition("://")[0]
     if scheme not in ("http", "https") or "://" not in text:
-        raise _Invalid(f"{text!r} is not an http:// or https:// URL", "e.g. http://127.0.0.1:5000")
+        raise InvalidValue(f"{text!r} is not an http:// or https:// URL", "e.g. http://127.0.0.1:5000")
     _check_netloc(text, len(scheme) + 3)
     return text
 
@@ -280,54 +281,54 @@ def _url(node: Node, ctx: _Context) -> str:
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
-def _role_arn(node: Node, ctx: _Context) -> str:
-    text = _text(node, "an IAM role ARN")
+def role_arn(node: Node, ctx: ParseContext) -> str:
+    text = text_value(node, "an IAM role ARN")
     if not _ROLE_ARN.match(text):
-        raise _Invalid(f"{text!r} is not an IAM role ARN", "e.g. arn:aws:iam::123456789012:role/lambda-exec")
+        raise InvalidValue(f"{text!r} is not an IAM role ARN", "e.g. arn:aws:iam::123456789012:role/lambda-exec")
     return text
 
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
-def _region(text: str) -> str:
+def aws_region(text: str) -> str:
     if not _REGION.match(text):
-        raise _Invalid(f"{text!r} is not an AWS region", "regions look like us-east-1 or eu-west-3")
+        raise InvalidValue(f"{text!r} is not an AWS region", "regions look like us-east-1 or eu-west-3")
     return text
 
 
-def _profile(text: str) -> str:
+def aws_profile(text: str) -> str:
     if any(ch.isspace() for ch in text):
-        raise _Invalid(f"profile name {text!r} contains white space")
+        raise InvalidValue(f"profile name {text!r} contains white space")
     return text
 
 
-def _string_list(check: Callable[[str], str], what: str) -> Parser:
+def string_list(check: Callable[[str], str], what: str) -> Parser:
     """A list of strings; a single string is split on commas (the environment's form)."""
 
-    def parse(node: Node, ctx: _Context) -> tuple[str, ...]:
+    def parse(node: Node, ctx: ParseContext) -> tuple[str, ...]:
         items: list[str] = []
-        for item_node, text, offset in _list_items(node, what):
+        for item_node, text, offset in list_items(node, what):
             try:
                 items.append(check(text))
-            except _Invalid as exc:
-                raise _Invalid(exc.message, exc.hint, exc.offset + offset, item_node) from None
+            except InvalidValue as exc:
+                raise InvalidValue(exc.message, exc.hint, exc.offset + offset, item_node) from None
         return tuple(items)
 
     return parse
 
 
-def _list_items(node: Node, what: str) -> Iterator[tuple[Node, str, int]]:
+def list_items(node: Node, what: str) -> Iterator[tuple[Node, str, int]]:
     """(node, text, offset of the text inside the node) for each item of a list-or-CSV value."""
     if isinstance(node, SequenceNode):
         for item in node.value:
-            yield item, _text_at(item, what), 0
+            yield item, text_at(item, what), 0
         return
-    value = _scalar(node, f"a list of {what}")
+    value = scalar(node, f"a list of {what}")
     if value is None:
         return
     if not isinstance(value, str):
-        raise _Invalid(f"expected a list of {what}, got {_describe(node)}")
+        raise InvalidValue(f"expected a list of {what}, got {describe_node(node)}")
     position = 0
     for piece in value.split(","):
         stripped = piece.strip()
@@ -336,63 +337,63 @@ def _list_items(node: Node, what: str) -> Iterator[tuple[Node, str, int]]:
         position += len(piece) + 1
 
 
-def _text_at(node: Node, what: str) -> str:
+def text_at(node: Node, what: str) -> str:
     try:
-        return _text(node, what)
-    except _Invalid as exc:
-        raise _Invalid(exc.message, exc.hint, exc.offset, node) from None
+        return text_value(node, what)
+    except InvalidValue as exc:
+        raise InvalidValue(exc.message, exc.hint, exc.offset, node) from None
 
 
-def _command(node: Node, ctx: _Context) -> tuple[str, ...]:
+def command(node: Node, ctx: ParseContext) -> tuple[str, ...]:
     if isinstance(node, SequenceNode):
-        words = tuple(_text_at(item, "a command word") for item in node.value)
+        words = tuple(text_at(item, "a command word") for item in node.value)
     else:
-        text = _text(node, "a command")
+        text = text_value(node, "a command")
         try:
             words = tuple(shlex.split(text))
         except ValueError as exc:
-            raise _Invalid(f"cannot split the command: {exc}") from None
+            raise InvalidValue(f"cannot split the command: {exc}") from None
     if not words:
-        raise _Invalid("the command is empty")
+        raise InvalidValue("the command is empty")
     return words
 
 
-def _located(make: Callable[[], Any], node: Node, offset: int) -> Any:
+def located(make: Callable[[], Any], node: Node, offset: int) -> Any:
     """Run `make`, pinning any value error it raises to `node` (plus `offset` characters)."""
     try:
         return make()
-    except _Invalid as exc:
+    except InvalidValue as exc:
         if exc.node is not None:
             raise
-        raise _Invalid(exc.message, exc.hint, exc.offset + offset, node) from None
+        raise InvalidValue(exc.message, exc.hint, exc.offset + offset, node) from None
     except SpecValueError as exc:
-        raise _Invalid(exc.message, exc.hint, exc.offset + offset, node) from None
+        raise InvalidValue(exc.message, exc.hint, exc.offset + offset, node) from None
 
 
-def _mapping(node: Node, allowed: tuple[str, ...], what: str,
+def mapping_entries(node: Node, allowed: tuple[str, ...], what: str,
              required: tuple[str, ...] = ()) -> dict[str, tuple[Node, Node]]:
     """The entries of a mapping node by key, checking names, duplicates and required keys."""
     if not isinstance(node, MappingNode):
-        raise _Invalid(f"expected {what} (a mapping with {', '.join(allowed)}), got {_describe(node)}",
+        raise InvalidValue(f"expected {what} (a mapping with {', '.join(allowed)}), got {describe_node(node)}",
                        node=node)
     entries: dict[str, tuple[Node, Node]] = {}
     for key_node, value_node in node.value:
-        key = _scalar(key_node, "a key") if isinstance(key_node, ScalarNode) else None
+        key = scalar(key_node, "a key") if isinstance(key_node, ScalarNode) else None
         if not isinstance(key, str):
-            raise _Invalid("keys must be names", node=key_node)
+            raise InvalidValue("keys must be names", node=key_node)
         if key not in allowed:
-            raise _Invalid(f"unknown key {key!r} in {what}",
-                           _did_you_mean(key, allowed) or "known keys: " + ", ".join(allowed),
+            raise InvalidValue(f"unknown key {key!r} in {what}",
+                           did_you_mean(key, allowed) or "known keys: " + ", ".join(allowed),
                            node=key_node)
         if key in entries:
-            raise _Invalid(f"duplicate key {key!r}", node=key_node)
+            raise InvalidValue(f"duplicate key {key!r}", node=key_node)
         entries[key] = (key_node, value_node)
     for key in required:
         if key not in entries:
-            raise _Invalid(f"{what} needs '{key}'", node=node)
+            raise InvalidValue(f"{what} needs '{key}'", node=node)
     return entries
 
 
-def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str | None:
+def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str | None:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None

@@ -13,18 +13,38 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from console.config.environment import _home, config_file_path, resolve_functions_target
-from console.config.grammars import _STR_TAG, _Context, _describe, _did_you_mean, _Invalid
-from console.config.keys import _SCHEMA, KEYS, KEYS_BY_NAME, Key
 from backends.aws_lambda.settings import AwsSettings
 from backends.docker.settings import DockerSettings
 from backends.libvirt.settings import LibvirtConnection, LibvirtSettings
+from console.config.environment import (
+    config_file_path,
+    home_dir,
+    resolve_functions_target,
+)
+from console.config.grammars import (
+    STR_TAG,
+    InvalidValue,
+    ParseContext,
+    describe_node,
+    did_you_mean,
+)
+from console.config.keys import KEYS, KEYS_BY_NAME, SCHEMA, Key
 from console.config.settings import (
-    AutoscalerSettings, Config, ConfigError, ConfigFinding, ConsoleSettings, ExporterSettings, FunctionsSettings,
-    KioskSettings, ListenAddress, LoadBalancerSettings, Source,
+    AutoscalerSettings,
+    Config,
+    ConfigError,
+    ConfigFinding,
+    ConsoleSettings,
+    ExporterSettings,
+    FunctionsSettings,
+    KioskSettings,
+    ListenAddress,
+    LoadBalancerSettings,
+    Source,
 )
 from rtm import reader
 from rtm.errors import SpecValueError
+
 
 @dataclass
 class _Layer:
@@ -32,7 +52,7 @@ class _Layer:
 
     node: Node
     source: Source
-    ctx: _Context
+    ctx: ParseContext
     label: str  # where to point findings that have no line (an env var, a flag)
     key_node: Node | None = None  # the key in the file, for file values
 
@@ -56,8 +76,8 @@ def load_config(
     unknown_flags = [name for name in flags if name not in KEYS_BY_NAME]
     if unknown_flags:
         raise ValueError(f"not configuration keys: {', '.join(unknown_flags)}")
-    home = _home(env)
-    cwd_ctx = _Context(Path.cwd(), home)
+    home = home_dir(env)
+    cwd_ctx = ParseContext(Path.cwd(), home)
 
     file_path, file_source, must_exist = config_file_path(path, env)
     file_layers, file_found = _read_file(file_path, must_exist, home, findings)
@@ -70,7 +90,7 @@ def load_config(
             layers.append(_Layer(_node_from_python(flags[key.name]), Source("flag", key.flag or key.name),
                                  cwd_ctx, f"{key.flag or key.name} (command line)"))
         if env.get(key.env):
-            layers.append(_Layer(ScalarNode(_STR_TAG, env[key.env]), Source("env", key.env),
+            layers.append(_Layer(ScalarNode(STR_TAG, env[key.env]), Source("env", key.env),
                                  cwd_ctx, f"{key.env} (environment)"))
         if key.name in file_layers:
             layers.append(file_layers[key.name])
@@ -101,12 +121,12 @@ def _parse_layer(key: Key, layer: _Layer, file_path: str, findings: list[ConfigF
     if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
         if key.optional:
             return None
-        findings.append(_finding(layer, file_path, key, _Invalid(
+        findings.append(_finding(layer, file_path, key, InvalidValue(
             f"{key.name} needs a value", "remove the line to use the default"), node))
         return _BAD
     try:
         return key.parse(node, layer.ctx)
-    except _Invalid as exc:
+    except InvalidValue as exc:
         findings.append(_finding(layer, file_path, key, exc, exc.node or node))
     except SpecValueError as exc:
         findings.append(_finding(layer, file_path, key, exc, node))
@@ -126,7 +146,7 @@ def _finding(layer: _Layer, file_path: str, key: Key, exc: SpecValueError, node:
 
 def _node_from_python(value: Any) -> Node:
     if isinstance(value, str):
-        return ScalarNode(_STR_TAG, value)
+        return ScalarNode(STR_TAG, value)
     return yaml.compose(yaml.safe_dump(_to_plain(value)))
 
 
@@ -161,12 +181,12 @@ def _read_file(path: Path, must_exist: bool, home: Path,
     layers: dict[str, _Layer] = {}
     if root is None:
         return layers, True  # an empty file: every key keeps its default
-    ctx = _Context(path.resolve().parent, home)
-    _collect(root, _SCHEMA, "", path, ctx, layers, findings)
+    ctx = ParseContext(path.resolve().parent, home)
+    _collect(root, SCHEMA, "", path, ctx, layers, findings)
     return layers, True
 
 
-def _collect(node: Node, schema: Mapping[str, Any], prefix: str, path: Path, ctx: _Context,
+def _collect(node: Node, schema: Mapping[str, Any], prefix: str, path: Path, ctx: ParseContext,
              layers: dict[str, _Layer], findings: list[ConfigFinding]) -> None:
     """Walk a mapping of the file against the schema, recording each key's value node."""
     where = prefix.rstrip(".") or "the config file"
@@ -174,7 +194,7 @@ def _collect(node: Node, schema: Mapping[str, Any], prefix: str, path: Path, ctx
         return  # `docker:` with nothing under it: an empty section
     if not isinstance(node, MappingNode):
         findings.append(_file_finding(path, node, f"{where}: expected a mapping of settings, "
-                                                  f"got {_describe(node)}"))
+                                                  f"got {describe_node(node)}"))
         return
     seen: set[str] = set()
     all_names = [key.name for key in KEYS]
@@ -191,7 +211,7 @@ def _collect(node: Node, schema: Mapping[str, Any], prefix: str, path: Path, ctx
         seen.add(name)
         entry = schema.get(name)
         if entry is None:
-            hint = _did_you_mean(name, list(schema)) or _did_you_mean(dotted, all_names) or \
+            hint = did_you_mean(name, list(schema)) or did_you_mean(dotted, all_names) or \
                 _placed_elsewhere(name, all_names)
             findings.append(_file_finding(path, key_node, f"unknown key {dotted!r}", hint))
         elif isinstance(entry, dict):
