@@ -28,47 +28,17 @@ Modules, one job each:
 """
 
 from backends.aws_lambda.settings import AwsSettings
-from backends.docker.settings import (
-    DEFAULT_DOCKER_HOST,
-    DockerEndpoint,
-    DockerSettings,
-    TlsSettings,
-)
-from backends.libvirt.settings import (
-    DEFAULT_LIBVIRT_URI,
-    LibvirtConnection,
-    LibvirtSettings,
-)
+from backends.docker.settings import DEFAULT_DOCKER_HOST, DockerEndpoint, DockerSettings, TlsSettings
+from backends.libvirt.settings import DEFAULT_LIBVIRT_URI, LibvirtConnection, LibvirtSettings
 from backends.localfn.settings import LocalFunctionsSettings
 from console.config.environment import config_file_path, resolve_functions_target
-from console.config.grammars import (
-    parse_docker_host,
-    parse_libvirt_uri,
-    parse_listen_address,
-)
+from console.config.grammars import parse_docker_host, parse_libvirt_uri, parse_listen_address
 from console.config.keys import KEYS, KEYS_BY_NAME, Key
-from console.config.loader import (
-    SANDBOX_LIBVIRT_URI,
-    flags_from_args,
-    load_config,
-    sandboxed,
-)
+from console.config.loader import SANDBOX_LIBVIRT_URI, flags_from_args, load_config, sandboxed
 from console.config.settings import (
-    FUNCTION_TARGETS,
-    MIN_KIOSK_CYCLE_SECONDS,
-    MIN_REFRESH_SECONDS,
-    THEMES,
-    AutoscalerSettings,
-    Config,
-    ConfigError,
-    ConfigFinding,
-    ConsoleSettings,
-    ExporterSettings,
-    FunctionsSettings,
-    KioskSettings,
-    ListenAddress,
-    LoadBalancerSettings,
-    Source,
+    FUNCTION_TARGETS, MIN_KIOSK_CYCLE_SECONDS, MIN_REFRESH_SECONDS, THEMES, AutoscalerSettings, Config, ConfigError,
+    ConfigFinding, ConsoleSettings, ExporterSettings, FunctionsSettings, KioskSettings, ListenAddress,
+    LoadBalancerSettings, Source,
 )
 from console.config.show import config_as_json, render_config
 

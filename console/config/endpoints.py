@@ -13,20 +13,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from backends.docker.settings import DockerEndpoint, TlsSettings
 from backends.libvirt.settings import LibvirtConnection
 from console.config.grammars import (
-    NAME_PATTERN,
-    InvalidValue,
-    ParseContext,
-    boolean,
-    endpoint_name,
-    list_items,
-    located,
-    mapping_entries,
-    parse_docker_host,
-    parse_libvirt_uri,
-    path_value,
-    scalar,
-    text_at,
-    text_value,
+    NAME_PATTERN, InvalidValue, ParseContext, boolean, endpoint_name, list_items, located, mapping_entries,
+    parse_docker_host, parse_libvirt_uri, path_value, scalar, text_at, text_value,
 )
 
 

@@ -9,33 +9,12 @@ from types import MappingProxyType
 from typing import Any
 
 from console.config.endpoints import docker_endpoints, libvirt_uris
-from console.config.environment import (
-    default_docker,
-    default_libvirt,
-    default_regions,
-    xdg_config_home,
-)
+from console.config.environment import default_docker, default_libvirt, default_regions, xdg_config_home
 from console.config.grammars import (
-    Parser,
-    aws_profile,
-    aws_region,
-    boolean,
-    choice,
-    command,
-    duration,
-    fraction,
-    http_url,
-    listen_address,
-    path_value,
-    role_arn,
-    string_list,
+    Parser, aws_profile, aws_region, boolean, choice, command, duration, fraction, http_url, listen_address,
+    path_value, role_arn, string_list,
 )
-from console.config.settings import (
-    FUNCTION_TARGETS,
-    MIN_KIOSK_CYCLE_SECONDS,
-    MIN_REFRESH_SECONDS,
-    THEMES,
-)
+from console.config.settings import FUNCTION_TARGETS, MIN_KIOSK_CYCLE_SECONDS, MIN_REFRESH_SECONDS, THEMES
 from console.datadir import APP_NAME, default_data_dir
 
 Default = Callable[[Mapping[str, str]], tuple[Any, str]]  # env -> (raw value, what it came from)

@@ -16,31 +16,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from backends.aws_lambda.settings import AwsSettings
 from backends.docker.settings import DockerSettings
 from backends.libvirt.settings import LibvirtConnection, LibvirtSettings
-from console.config.environment import (
-    config_file_path,
-    home_dir,
-    resolve_functions_target,
-)
-from console.config.grammars import (
-    STR_TAG,
-    InvalidValue,
-    ParseContext,
-    describe_node,
-    did_you_mean,
-)
+from console.config.environment import config_file_path, home_dir, resolve_functions_target
+from console.config.grammars import STR_TAG, InvalidValue, ParseContext, describe_node, did_you_mean
 from console.config.keys import KEYS, KEYS_BY_NAME, SCHEMA, Key
 from console.config.settings import (
-    AutoscalerSettings,
-    Config,
-    ConfigError,
-    ConfigFinding,
-    ConsoleSettings,
-    ExporterSettings,
-    FunctionsSettings,
-    KioskSettings,
-    ListenAddress,
-    LoadBalancerSettings,
-    Source,
+    AutoscalerSettings, Config, ConfigError, ConfigFinding, ConsoleSettings, ExporterSettings, FunctionsSettings,
+    KioskSettings, ListenAddress, LoadBalancerSettings, Source,
 )
 from rtm import reader
 from rtm.errors import SpecValueError
