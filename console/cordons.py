@@ -1,10 +1,12 @@
-"""Cordoned nodes: a node that is cordoned takes no new placements. Kept in the data folder."""
+"""Cordoned nodes: a node (a machine, named by the hostname its runtimes report) that is cordoned
+takes no new placements. Kept in the data folder."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from backends.files import exclusive
 from console.datadir import atomic_write
 
 CORDONS_FILE = "cordons.json"
@@ -26,10 +28,11 @@ class CordonStore:
         return node_id in self.cordoned()
 
     def set(self, node_id: str, cordoned: bool) -> bool:
-        """Cordon or uncordon; True when that changed anything."""
-        nodes = self.cordoned()
-        if (node_id in nodes) == cordoned:
-            return False
-        nodes.symmetric_difference_update({node_id})
-        atomic_write(self.path, json.dumps(sorted(nodes)))
-        return True
+        """Cordon or uncordon; True when that changed anything. One writer at a time."""
+        with exclusive(self.path.with_name(CORDONS_FILE + ".lock")):
+            nodes = self.cordoned()
+            if (node_id in nodes) == cordoned:
+                return False
+            nodes.symmetric_difference_update({node_id})
+            atomic_write(self.path, json.dumps(sorted(nodes)))
+            return True
