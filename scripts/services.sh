@@ -6,6 +6,8 @@
 #                                 sshd on loopback for ssh:// engines, virtlogd + libvirtd
 #                                 (qemu:///system), moto's AWS server
 #   scripts/services.sh up-ssh    only the sshd for ssh:// engines (see its section), beside the rest
+#   scripts/services.sh up-swarm  only the 3-node Docker Swarm (see its section), beside the rest;
+#                                 down-swarm stops it (up and down include it)
 #   scripts/services.sh down      stop what `up` started (nothing else)
 #   scripts/services.sh status    what runs, and who started it
 #   scripts/services.sh env       print the environment file tests load
@@ -148,7 +150,7 @@ hand_over_services() {
     rm -f "$STATE_DIR/users/$OWNER"
     local heir name
     heir=$(another_live_user) || return 0
-    for name in dockerd libvirtd virtlogd moto sshd; do
+    for name in dockerd libvirtd virtlogd moto sshd swarm-n1 swarm-n2 swarm-n3; do
         if [[ -f $PIDS_DIR/$name.owner && $(<"$PIDS_DIR/$name.owner") == "$OWNER" ]]; then
             printf '%s
 ' "$heir" >"$PIDS_DIR/$name.owner"
@@ -669,6 +671,200 @@ cmd_up_ssh() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Docker Swarm: a manager and two workers, each dockerd in its own network namespace (and UTS
+# namespace, for its hostname) on a bridge inside a hub namespace; this machine reaches them
+# through a veth at $SWARM_NET.1. Nodes are labelled zone=b/a/a. A bridge in the root namespace
+# would drop node-to-node traffic (FORWARD policy DROP with bridge-nf-call-iptables), so it stays
+# in the hub. Containers of node N sit below the cgroup rtm-swarm-nN, found there at teardown.
+
+SWARM_NODES=3
+SWARM_ZONES=(b a a)
+SWARM_NET=10.231.0
+SWARM_POOL=10.232.0.0/16
+SWARM_HUB=rtmswhub
+SWARM_ROOT_LINK=rtmswroot
+SWARM_DIR=$STATE_DIR/swarm
+# Sockets and exec-roots: a unix socket path has at most 107 bytes (containerd's is exec-root + 38).
+SWARM_RUN_DIR=$SWARM_DIR
+if ((${#SWARM_RUN_DIR} > 50)); then
+    SWARM_RUN_DIR=/run/rtm-swarm-$(printf '%s' "$STATE_DIR" | cksum | cut -d' ' -f1)
+fi
+
+swarm_ns() { printf 'rtmsw%s' "$1"; }
+swarm_hostname() { printf 'rtm-sw%s' "$1"; }
+swarm_sock() { printf '%s/n%s/docker.sock' "$SWARM_RUN_DIR" "$1"; }
+swarm_cli() { "$DOCKER_CLI" -H "unix://$(swarm_sock "$1")" "${@:2}"; }
+swarm_node_answers() { swarm_cli "$1" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+# Ready when the manager sees every node Ready.
+swarm_answers() {
+    local ready
+    ready=$(swarm_cli 1 node ls --format '{{.Status}}' 2>/dev/null | grep -c '^Ready$') || return 1
+    ((ready == SWARM_NODES))
+}
+
+swarm_network() {
+    ip netns add "$SWARM_HUB"
+    ip -n "$SWARM_HUB" link set lo up
+    ip -n "$SWARM_HUB" link add rtmswbr type bridge
+    ip -n "$SWARM_HUB" link set rtmswbr up
+    ip link add "$SWARM_ROOT_LINK" type veth peer name root-p netns "$SWARM_HUB"
+    ip -n "$SWARM_HUB" link set root-p master rtmswbr up
+    ip addr add "$SWARM_NET.1/24" dev "$SWARM_ROOT_LINK"
+    ip link set "$SWARM_ROOT_LINK" up
+    local i ns
+    for i in $(seq 1 "$SWARM_NODES"); do
+        ns=$(swarm_ns "$i")
+        ip netns add "$ns"
+        ip -n "$ns" link set lo up
+        ip -n "$ns" link add eth0 type veth peer name "n$i-p" netns "$SWARM_HUB"
+        ip -n "$SWARM_HUB" link set "n$i-p" master rtmswbr up
+        ip -n "$ns" addr add "$SWARM_NET.1$i/24" dev eth0
+        ip -n "$ns" link set eth0 up
+    done
+}
+
+# dockerd N inside its namespaces. `ip netns exec` mounts a fresh /sys without the cgroup v1
+# hierarchies: they are mounted again inside. Each engine has its own key file (so its own node
+# id) and hostname.
+swarm_start_engine() {
+    local i=$1 dir=$SWARM_DIR/n$1 run=$SWARM_RUN_DIR/n$1 pid
+    mkdir -p "$dir" "$run"
+    printf '{"deprecated-key-path": "%s/key.json"}\n' "$dir" >"$dir/daemon.json"
+    pid=$(spawn "$dir/dockerd.log" ip netns exec "$(swarm_ns "$i")" unshare --uts sh -c "hostname $(swarm_hostname "$i")
+        mount -t tmpfs -o mode=755 cgroup_root /sys/fs/cgroup
+        for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
+            mkdir -p /sys/fs/cgroup/\$c; mount -t cgroup -o \$c cgroup /sys/fs/cgroup/\$c; done
+        mkdir -p /sys/fs/cgroup/systemd; mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
+        exec /usr/sbin/dockerd --host unix://$run/docker.sock --data-root $dir/data --exec-root $run/exec \
+            --pidfile $dir/dockerd.pid --config-file $dir/daemon.json --cgroup-parent /rtm-swarm-n$i --shutdown-timeout 2")
+    record_started "swarm-n$i" "$pid"
+}
+
+swarm_form() {
+    local i token
+    swarm_cli 1 swarm init --advertise-addr "$SWARM_NET.11" --listen-addr "$SWARM_NET.11:2377" \
+        --default-addr-pool "$SWARM_POOL" >/dev/null
+    swarm_cli 1 swarm update --dispatcher-heartbeat 1s >/dev/null  # a lost node is Down after ~3 s
+    token=$(swarm_cli 1 swarm join-token -q worker)
+    for i in $(seq 2 "$SWARM_NODES"); do
+        swarm_cli "$i" swarm join --advertise-addr "$SWARM_NET.1$i" --listen-addr "$SWARM_NET.1$i:2377" \
+            --token "$token" "$SWARM_NET.11:2377" >/dev/null
+    done
+    local deadline=$((SECONDS + 60))
+    until swarm_answers; do
+        ((SECONDS < deadline)) || die "swarm: not every node Ready within 60 s: $(swarm_cli 1 node ls 2>&1 | tr '\n' ' ')"
+        sleep 0.2
+    done
+    for i in $(seq 1 "$SWARM_NODES"); do
+        swarm_cli 1 node update --label-add "zone=${SWARM_ZONES[i - 1]}" "$(swarm_hostname "$i")" >/dev/null
+    done
+}
+
+start_swarm() {
+    if swarm_answers; then
+        log "swarm: reusing the $SWARM_NODES-node swarm (manager unix://$(swarm_sock 1))"
+        return
+    fi
+    [[ ! -e /run/netns/$SWARM_HUB ]] || stop_swarm_parts  # half of an earlier one
+    docker_answers || die "swarm: the test image comes from the engine on $DOCKER_HOST_URL: run '$0 up'"
+    local started=$SECONDS i pid
+    mkdir -p "$SWARM_DIR"
+    docker_cli save -o "$SWARM_DIR/image.tar" "$TEST_IMAGE"
+    swarm_network
+    for i in $(seq 1 "$SWARM_NODES"); do swarm_start_engine "$i"; done
+    for i in $(seq 1 "$SWARM_NODES"); do
+        pid=$(<"$PIDS_DIR/swarm-n$i.pid")
+        wait_for_daemon "$pid" "$SWARM_DIR/n$i/dockerd.log" swarm_node_answers "$i"
+        swarm_cli "$i" load -q -i "$SWARM_DIR/image.tar" >/dev/null
+    done
+    rm -f "$SWARM_DIR/image.tar"
+    swarm_form
+    log "swarm: $SWARM_NODES nodes (zones ${SWARM_ZONES[*]}) Ready in $((SECONDS - started)) s; manager unix://$(swarm_sock 1)"
+}
+
+stop_swarm() {
+    [[ -e /run/netns/$SWARM_HUB || -f $PIDS_DIR/swarm-n1.pid ]] || return 0
+    owned_by_caller swarm-n1 || { log "swarm: left running (started by another owner)"; return 0; }
+    log "swarm: stopping $SWARM_NODES engines"
+    stop_swarm_parts
+}
+
+# Every engine, then whatever is left in the nodes' namespaces and cgroups, then the namespaces,
+# links, cgroups and mounts.
+stop_swarm_parts() {
+    local i pid ns procs
+    # Containers first (BusyBox as PID 1 ignores SIGTERM, and an engine waits for them).
+    for pid in $(cat /sys/fs/cgroup/pids/rtm-swarm-n*/*/cgroup.procs 2>/dev/null); do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    for i in $(seq 1 "$SWARM_NODES"); do
+        pid=$(cat "$SWARM_DIR/n$i/dockerd.pid" 2>/dev/null || true)
+        [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null || true
+    done
+    for i in $(seq 1 "$SWARM_NODES"); do
+        pid=$(cat "$SWARM_DIR/n$i/dockerd.pid" 2>/dev/null || true)
+        [[ -n $pid ]] && stop_pid "$pid" 5
+        for pid in $(ip netns pids "$(swarm_ns "$i")" 2>/dev/null); do
+            kill -KILL "$pid" 2>/dev/null || true
+        done
+        rm -f "$PIDS_DIR/swarm-n$i.pid" "$PIDS_DIR/swarm-n$i.owner"
+    done
+    for i in $(seq 1 "$SWARM_NODES"); do
+        ns=$(swarm_ns "$i")
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do stop_pid "$pid" 2; done
+        ip netns del "$ns" 2>/dev/null || true
+        for procs in /sys/fs/cgroup/*/rtm-swarm-n"$i"; do
+            [[ -d $procs ]] || continue
+            find "$procs" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        done
+    done
+    ip link del "$SWARM_ROOT_LINK" 2>/dev/null || true
+    ip netns del "$SWARM_HUB" 2>/dev/null || true
+    unmount_below "$SWARM_DIR"
+    [[ $SWARM_RUN_DIR == "$SWARM_DIR" ]] || { unmount_below "$SWARM_RUN_DIR"; rm -rf --one-file-system "$SWARM_RUN_DIR"; }
+    rm -rf --one-file-system "$SWARM_DIR"
+}
+
+swarm_env() {
+    [[ -e /run/netns/$SWARM_HUB ]] || return 0
+    local i workers=()
+    for i in $(seq 2 "$SWARM_NODES"); do workers+=("unix://$(swarm_sock "$i")"); done
+    cat <<EOF
+export RTM_TEST_SWARM_MANAGER=unix://$(swarm_sock 1)
+export RTM_TEST_SWARM_WORKERS=$(IFS=,; printf '%s' "${workers[*]}")
+export RTM_TEST_SWARM_HOSTNAMES=$(for i in $(seq 1 "$SWARM_NODES"); do printf '%s,' "$(swarm_hostname "$i")"; done | sed 's/,$//')
+export RTM_TEST_SWARM_ZONES=$(IFS=,; printf '%s' "${SWARM_ZONES[*]}")
+export RTM_TEST_SWARM_ADDRESSES=$(for i in $(seq 1 "$SWARM_NODES"); do printf '%s,' "$SWARM_NET.1$i"; done | sed 's/,$//')
+export RTM_TEST_SWARM_HUB=$SWARM_HUB
+EOF
+}
+
+swarm_status() {
+    if swarm_answers; then
+        echo "swarm     $SWARM_NODES nodes Ready, manager unix://$(swarm_sock 1)"
+    else
+        echo "swarm     DOWN"
+        return 1
+    fi
+}
+
+# `up-swarm` / `down-swarm`: the swarm alone, beside services already up (the environment file
+# is rewritten).
+cmd_up_swarm() {
+    [[ $(id -u) == 0 ]] || die "starting the swarm needs root"
+    take_lock
+    start_swarm
+    write_env
+}
+
+cmd_down_swarm() {
+    take_lock
+    stop_swarm
+    write_env
+}
+
+# ---------------------------------------------------------------------------------------------
 
 write_env() {
     cat >"$ENV_FILE.tmp" <<EOF
@@ -681,6 +877,7 @@ export AWS_DEFAULT_REGION=us-east-1
 export RTM_TEST_IMAGE=$TEST_IMAGE
 EOF
     ssh_env >>"$ENV_FILE.tmp"
+    swarm_env >>"$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
 
@@ -696,6 +893,7 @@ cmd_up() {
     start_sshd
     start_libvirt
     start_moto
+    start_swarm
     write_env
     log "up in $((SECONDS - started)) s; environment: $ENV_FILE"
 }
@@ -705,6 +903,7 @@ cmd_down() {
     hand_over_services
     stop_moto
     stop_sshd
+    stop_swarm
     stop_docker
     stop_libvirt
     [[ -n $OWNER ]] || restore_kvm
@@ -726,6 +925,7 @@ cmd_status() {
     if virtlogd_answers; then echo "virtlogd  answers on $VIRTLOGD_SOCK"; else echo "virtlogd  DOWN"; rc=1; fi
     if [[ -x $VENV/bin/python ]] && moto_answers; then echo "moto      answers on $(moto_url)"; else echo "moto      DOWN"; rc=1; fi
     if ssh_answers; then echo "sshd      answers on 127.0.0.1:$SSH_PORT (ssh://$SSH_ALIAS)"; else echo "sshd      DOWN"; rc=1; fi
+    swarm_status || rc=1
     return $rc
 }
 
@@ -738,8 +938,10 @@ case ${1:-} in
     install) install_packages ;;
     up) cmd_up ;;
     up-ssh) cmd_up_ssh ;;
+    up-swarm) cmd_up_swarm ;;
+    down-swarm) cmd_down_swarm ;;
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
-    *) echo "usage: $0 install|up|up-ssh|down|status|env" >&2; exit 2 ;;
+    *) echo "usage: $0 install|up|up-ssh|up-swarm|down-swarm|down|status|env" >&2; exit 2 ;;
 esac
