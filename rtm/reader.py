@@ -66,11 +66,6 @@ def read_bounded(path: Path | str, limit: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
-def read_text(path: Path | str, limit: int = MAX_FILE_BYTES) -> str:
-    """read_bounded, decoded as UTF-8 (UnicodeDecodeError when it is not)."""
-    return read_bounded(path, limit).decode("utf-8")
-
-
 @dataclass(frozen=True)
 class YamlProblem:
     """Why a text is not the YAML it should be; line and column count from 1 (None: unknown)."""
