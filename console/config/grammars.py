@@ -172,14 +172,20 @@ def _check_netloc(url: str, host_at: int) -> None:
         raise InvalidValue("the port is not a number in 1-65535", offset=url.rfind(":") + 1)
 
 
-_LIBVIRT_URI = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://")
+def _matching(pattern: str, what: str, hint: str) -> Callable[[str], str]:
+    """A check that a text matches `pattern`: the text, else `'TEXT' is not WHAT` with the hint."""
+    compiled = re.compile(pattern)
+
+    def check(text: str) -> str:
+        if not compiled.match(text):
+            raise InvalidValue(f"{text!r} is not {what}", hint)
+        return text
+
+    return check
 
 
-def parse_libvirt_uri(text: str) -> str:
-    """A libvirt connection URI: `DRIVER[+TRANSPORT]://[USER@][HOST]/PATH`."""
-    if not _LIBVIRT_URI.match(text):
-        raise InvalidValue(f"{text!r} is not a libvirt URI", "e.g. qemu:///system or qemu+ssh://HOST/system")
-    return text
+# DRIVER[+TRANSPORT]://[USER@][HOST]/PATH
+parse_libvirt_uri = _matching(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://", "a libvirt URI", "e.g. qemu:///system or qemu+ssh://HOST/system")
 
 
 def endpoint_name(address: str) -> str:
@@ -278,23 +284,15 @@ def http_url(node: Node, ctx: ParseContext) -> str:
     return text
 
 
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_ROLE_ARN = _matching(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", "an IAM role ARN",
+                      "e.g. arn:aws:iam::123456789012:role/lambda-exec")
 
 
 def role_arn(node: Node, ctx: ParseContext) -> str:
-    text = text_value(node, "an IAM role ARN")
-    if not _ROLE_ARN.match(text):
-        raise InvalidValue(f"{text!r} is not an IAM role ARN", "e.g. arn:aws:iam::123456789012:role/lambda-exec")
-    return text
+    return _ROLE_ARN(text_value(node, "an IAM role ARN"))
 
 
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
-
-
-def aws_region(text: str) -> str:
-    if not _REGION.match(text):
-        raise InvalidValue(f"{text!r} is not an AWS region", "regions look like us-east-1 or eu-west-3")
-    return text
+aws_region = _matching(r"^[a-z]{2}(-[a-z]+)+-\d+$", "an AWS region", "regions look like us-east-1 or eu-west-3")
 
 
 def aws_profile(text: str) -> str:
