@@ -129,3 +129,11 @@ async def test_kiosk_cycles_through_the_panes_but_not_under_a_dialog(tmp_path: P
         await pilot.press("question_mark")
         await pilot.pause(2.5)
         assert app.active_pane == "vms"  # the help stays over the pane it was opened on
+
+
+async def test_the_kiosk_cycle_shows_the_alerts_pane_after_the_events(tmp_path: Path) -> None:
+    app = recorded_app(tmp_path, mode="kiosk", cycle_interval=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6")
+        assert await wait_for(pilot, lambda: app.active_pane == "alerts", timeout=5)
+        assert await wait_for(pilot, lambda: app.pane("alerts").table.rows_shown)  # the recording's two backends down
