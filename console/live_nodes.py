@@ -60,16 +60,19 @@ def machine_nodes(host_nodes: Iterable[SchedNode], runtime_nodes: Iterable[Sched
     return merged
 
 
-def live_nodes(backends: Sequence[Any], cordoned: Callable[[str], bool] = lambda _node: False) -> list[SchedNode]:
-    """Poll this machine once and ask every runtime backend that answers for its machine."""
-    hosts: list[SchedNode] = []
-    runtimes: list[SchedNode] = []
+def runtime_nodes(backends: Iterable[Any]) -> list[SchedNode]:
+    """Each runtime backend that answers (a Docker engine, a libvirt host) as a node."""
+    nodes = []
     for backend in backends:
-        if backend.kind == "nodes":
-            hosts.extend(sched_node_from_info(info) for info in backend.poll().items)
-        elif isinstance(backend, RuntimeNode):
+        if isinstance(backend, RuntimeNode):
             try:
-                runtimes.append(backend.sched_node())
+                nodes.append(backend.sched_node())
             except BackendUnavailable:
                 continue  # a runtime that does not answer takes no placement
-    return machine_nodes(hosts, runtimes, cordoned)
+    return nodes
+
+
+def live_nodes(backends: Sequence[Any], cordoned: Callable[[str], bool] = lambda _node: False) -> list[SchedNode]:
+    """Poll this machine once and ask every runtime backend that answers for its machine."""
+    hosts = [sched_node_from_info(info) for backend in backends if backend.kind == "nodes" for info in backend.poll().items]
+    return machine_nodes(hosts, runtime_nodes(backends), cordoned)

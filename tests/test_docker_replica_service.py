@@ -193,3 +193,32 @@ def test_history_updates_from_many_writers_lose_no_entry(tmp_path) -> None:
     for writer in writers:
         writer.join()
     assert sorted(e.time for e in load_history(path).events) == [float(i) for i in range(16)]
+
+
+def test_a_failover_replacement_refuses_a_cordoned_machine_and_uses_it_once_uncordoned(
+        setup, data, cordons, machine, workload, docker_client, test_image, test_labels) -> None:
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from console.supervisor.failover import ReplicaTrack, WorkloadSupervisor
+
+    document = workload_document(workload, test_image, test_labels, replicas=2)
+    apply(setup, document)
+    engines = [Engine(b.engine, backend=b) for b in setup.backends]
+    events = EventLog.in_data_dir(data)
+    with ThreadPoolExecutor(1) as pool:
+        supervisor = WorkloadSupervisor(workload_from_document(document), lambda: engines, ActionGate("agent", data / "audit.jsonl"),
+                                        events, None, pool)
+
+        def give_up(index: int) -> None:  # what the loop does once a replica's restart budget is used up
+            replica = next(r for r in engines[0].replicas(workload) if r.index == index)
+            supervisor._replace(replica.key, ReplicaTrack(replica, supervisor._new_probes(replica), supervisor._new_detector()), time.time())
+
+        cordons.set(machine, True)
+        give_up(1)
+        assert [e.kind for e in events.read()] == ["replace_failed"] and UNSCHEDULABLE in events.read()[0].message
+        assert names(docker_client, workload) == [f"{workload}-0"]
+        cordons.set(machine, False)
+        give_up(0)
+    assert [e.kind for e in events.read()] == ["replace_failed", "replace"]
+    assert len(names(docker_client, workload)) == 1 and names(docker_client, workload) != [f"{workload}-0"]

@@ -45,3 +45,19 @@ def test_live_nodes_merge_the_docker_engine_and_libvirt_host_into_this_machine(d
         libvirt.close()
     assert [n.id for n in nodes] == [socket.gethostname()] == [docker_client.info()["Name"]]
     assert nodes[0].runtimes == {"docker", "libvirt"} and nodes[0].cordoned
+
+
+@pytest.mark.docker
+def test_the_placement_preview_sees_the_engine_in_its_machine_and_its_cordon(docker_client) -> None:
+    from console.tui.planning import nodes_from_live
+    from rtm.scheduling import Requirements, schedule
+
+    host = HostBackend()
+    docker = DockerBackend(os.environ["DOCKER_HOST"], cordoned=lambda machine: machine == socket.gethostname())
+    try:
+        (node,) = nodes_from_live(list(host.poll().items), [host, docker])
+    finally:
+        docker.close()
+    assert node.id == socket.gethostname() and "docker" in node.runtimes and node.cordoned
+    result = schedule([node], Requirements(100, 1 << 20, runtime="docker"), 1, "round_robin")
+    assert result.placements[0].reason == "0/1 nodes are available: 1 node(s) were unschedulable."

@@ -336,7 +336,7 @@ class RtmConsole(GatedActions, Navigation, App[int]):
 
     def action_placement(self) -> None:
         nodes = [n for n in self.live_records("nodes") if isinstance(n, NodeInfo)]
-        self.push_screen(PlacementScreen(self.spec_catalog(), nodes))
+        self.push_screen(PlacementScreen(self.spec_catalog(), nodes, tuple(self.services.backends.values())))
 
     def action_scaling(self) -> None:
         containers = [c for c in self.live_records("containers") if isinstance(c, ContainerInfo)]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends.records import ContainerInfo, NodeInfo
-from console.live_nodes import sched_node_from_info
+from console.live_nodes import machine_nodes, runtime_nodes, sched_node_from_info
 from rtm.autoscaling import ReplicaUsage, workload_utilization
 from rtm.autoscaling.from_spec import resource_amounts, settings_of_horizontal, settings_of_vertical
 from rtm.scheduling.from_spec import nodes_from_inventory, requirements  # noqa: F401 - used by the screens
@@ -79,9 +79,11 @@ def algorithms_for(document: Document) -> tuple[str, ...]:
     return preferred + tuple(a for a in ALGORITHMS if a not in preferred)
 
 
-def nodes_from_live(nodes: Sequence[NodeInfo]) -> list[SchedNode]:
-    """Live machines: all their CPUs, the memory available now, the runtimes they carry."""
-    return [sched_node_from_info(node) for node in nodes]
+def nodes_from_live(nodes: Sequence[NodeInfo], backends: Sequence[object] = ()) -> list[SchedNode]:
+    """Live machines, as apply and `schedule` see them: this machine (all its CPUs, the memory
+    available now) with every runtime backend (Docker engine, libvirt host) merged into the
+    machine that carries it (console/live_nodes.py)."""
+    return machine_nodes([sched_node_from_info(node) for node in nodes], runtime_nodes(backends))
 
 
 def client_keys(replicas: int) -> list[str]:

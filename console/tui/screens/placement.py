@@ -8,6 +8,7 @@ as bars, and the kube-scheduler style message for replicas that fit nowhere. Not
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -75,10 +76,12 @@ class PlacementScreen(Screen[None]):
     DEFAULT_CSS = CSS.format(name="PlacementScreen")
     BINDINGS = [Binding("escape", "close", "Back"), Binding("f5", "preview", "Preview")]
 
-    def __init__(self, catalog: SpecCatalog, live_nodes: list[NodeInfo]) -> None:
+    def __init__(self, catalog: SpecCatalog, live_nodes: list[NodeInfo], runtimes: Sequence[object] = ()) -> None:
+        """`runtimes`: the runtime backends (Docker engines, libvirt hosts), merged into their machines."""
         super().__init__()
         self.catalog = catalog
         self.live_nodes = live_nodes
+        self.runtimes = tuple(runtimes)
         self.result: ScheduleResult | None = None
 
     @property
@@ -147,7 +150,7 @@ class PlacementScreen(Screen[None]):
         algorithm = str(self.query_one("#algorithm", Select).value)
         source = self.query_one("#nodes", Select).value
         if source == LIVE:
-            nodes = nodes_from_live(self.live_nodes)
+            nodes = nodes_from_live(self.live_nodes, self.runtimes)
         else:
             nodes = nodes_from_inventory(self.catalog.inventories[int(source)].document.nodes or ())  # type: ignore[arg-type]
         document = self.catalog.workloads[int(workload)].document  # type: ignore[arg-type]
