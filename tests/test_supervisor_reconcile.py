@@ -34,3 +34,38 @@ def test_a_removed_replica_of_a_workload_without_policies_comes_back(tmp_path, r
         setup.close()
         remove_workload([engine], name)
         engine.close()
+
+
+def test_a_pass_over_workloads_at_their_count_costs_one_listing_per_engine(tmp_path, run_id, test_image, test_labels, docker_client) -> None:
+    from backends.docker.desired import DesiredStore
+    from console.eventlog import EventLog
+    from console.gate import ActionGate
+    from console.supervisor.reconcile import Reconciler
+
+    names = [f"{run_id}-quiet{i}" for i in range(3)]
+    setup = make_docker_handlers([os.environ["DOCKER_HOST"]], stop_timeout=1, data_dir=tmp_path)
+    engine = Engine(setup.backends[0].engine, backend=setup.backends[0])
+    try:
+        for name in names:
+            document = workload_document(name, test_image, test_labels, replicas=1)
+            setup.handler.apply(document, SAMPLES, setup.handler.plan(document, SAMPLES), lambda _line: None)
+        calls: list[str] = []
+        client = setup.backends[0].client
+        real_call = client.call
+
+        class Recording:  # the engine's API, noting each request made through it
+            def __init__(self, api) -> None:
+                self.api = api
+
+            def __getattr__(self, request: str):
+                calls.append(request)
+                return getattr(self.api, request)
+
+        client.call = lambda fn, *a, **k: real_call(lambda api: fn(Recording(api)), *a, **k)
+        loop = Reconciler(DesiredStore(tmp_path), lambda: [engine], ActionGate("agent", tmp_path / "audit.jsonl"), EventLog.in_data_dir(tmp_path))
+        loop.tick()
+        assert calls == ["containers"]  # one listing for three workloads, no inspection, nothing changed
+    finally:
+        for name in names:
+            remove_workload([engine], name)
+        setup.close()
