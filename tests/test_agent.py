@@ -78,7 +78,7 @@ def test_agent_serves_its_state_refuses_a_second_agent_and_stops_cleanly(tmp_pat
     try:
         state = wait_for(lambda: (s := _state(port)) and s["workloads"] and s["workloads"][0]["replicas"] and s, what="the agent's state")
         assert state["workloads"][0]["workload"] == agent_workload
-        assert set(state["loops"]) == {"rtm-failover", "rtm-engines", "rtm-autoscaler", "rtm-specs"}
+        assert set(state["loops"]) == {"rtm-failover", "rtm-engines", "rtm-autoscaler", "rtm-reconcile", "rtm-specs"}
         assert state["agent"]["pid"] == agent.pid
         wait_for(lambda: any(e["kind"] == "probe_passed" for e in _state(port)["events"]), what="a probe event in the state")
         holder = lock_holder(agent_lock_path(tmp_path / "data"))
@@ -183,3 +183,44 @@ def test_agent_serves_the_firing_alerts_and_writes_their_events(tmp_path):
         agent.send_signal(signal.SIGTERM)
         agent.communicate(timeout=30)
     assert agent.returncode == 0
+
+
+def test_the_agent_brings_back_a_replica_removed_by_hand_and_leaves_a_cordoned_machine_alone(
+        tmp_path, docker_client, test_image, test_labels, run_id):
+    """An applied workload without any policy (the specs folder empty): the agent keeps its count."""
+    name = f"{run_id}-kept"
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "web.yaml"
+    spec.write_text(f"""name: {name}
+replicas: 2
+ContainerRuntime:
+  base_image: "{test_image}"
+  labels: {labels_yaml(test_labels)}
+  command: ["sleep", "3600"]
+""")
+    cli = lambda *args: subprocess.run([sys.executable, "-m", "console.cli", *args], env=_env(tmp_path), cwd=REPO,  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    applied = cli("apply", str(spec), "--yes")
+    assert applied.returncode == 0, applied.stderr
+    port = _free_port()
+    agent = _start_agent(tmp_path, port)
+    machine = docker_client.info()["Name"]
+    try:
+        wait_for(lambda: _state(port), what="the agent's state")
+        docker_client.containers.get(f"{name}-1").remove(force=True)
+        wait_for(lambda: any(e["kind"] == "reconcile_create" for e in _state(port)["events"]), timeout=90, what="the replica to come back")
+        assert sorted(c.name for c in docker_client.containers.list(filters={"label": f"rtm.workload={name}"})) == [f"{name}-0", f"{name}-1"]
+
+        assert cli("cordon", f"node/{machine}").returncode == 0
+        docker_client.containers.get(f"{name}-0").remove(force=True)
+        failed = wait_for(lambda: [e for e in _state(port)["events"] if e["kind"] == "reconcile_failed"], timeout=90, what="a refused placement")
+        assert "0/1 nodes are available: 1 node(s) were unschedulable." in failed[0]["message"]
+        assert [c.name for c in docker_client.containers.list(filters={"label": f"rtm.workload={name}"})] == [f"{name}-1"]
+        assert cli("uncordon", f"node/{machine}").returncode == 0
+        wait_for(lambda: len(docker_client.containers.list(filters={"label": f"rtm.workload={name}"})) == 2, timeout=90,
+                 what="the replica placed once the machine is uncordoned")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.communicate(timeout=30)
+        for container in docker_client.containers.list(all=True, filters={"label": f"rtm.workload={name}"}):
+            container.remove(force=True)

@@ -45,6 +45,7 @@ class Reconciler:
         self.passes = 0
         self.last_problems: tuple[str, ...] = ()
         self.waiting_for: dict[str, str] = {}  # engines that did not answer in the last pass
+        self._failures: dict[str, str] = {}  # workload -> the last failure, said once until it changes
 
     def tick(self) -> None:
         """One pass over every desired-state record."""
@@ -103,6 +104,12 @@ class Reconciler:
             self._event("reconcile_failed", f"{len(current)} replicas for {record.replicas} desired; not removed: {result.message}", record)
 
     def _event(self, kind: str, message: str, record: DesiredWorkload, **details: Any) -> None:
+        if kind == "reconcile_failed":
+            if self._failures.get(record.workload) == message:
+                return  # the same refusal again (a cordon, a full engine): tried every pass, said once
+            self._failures[record.workload] = message
+        else:
+            self._failures.pop(record.workload, None)
         self.events.record(kind, message, workload=record.workload, target=f"workload/{record.workload}", details=details)
         log.info("%s workload/%s: %s", kind, record.workload, message)
 
