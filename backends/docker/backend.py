@@ -56,7 +56,8 @@ class DockerBackend:
     streams the rest; "cgroup" or "stream" forces one source. warmup: the pause between the two
     readings a new container needs for its CPU %. stream_warmup: how long the first poll waits
     for the first frames of stats streams. unfocused_every: with a focus set (`focus()`), the
-    containers outside it are read on every n-th poll only."""
+    containers outside it are read on every n-th poll only. cordoned(node id): whether the
+    machine carrying this engine (the node, named by `docker info`) takes no new replicas."""
 
     kind: BackendKind = "containers"
 
