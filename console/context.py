@@ -124,7 +124,8 @@ def _docker(ctx: AppContext) -> Any:
     if not endpoints:
         return None
     module = _optional_module("backends.docker", "docker", endpoints[0].host, "pip install docker")
-    return module.make_docker_backends(endpoints, read_only=ctx.read_only, cordoned=_cordon_store(ctx), data_dir=ctx.config.data_dir)
+    return module.make_docker_backends(endpoints, read_only=ctx.read_only, cordoned=_cordon_store(ctx), data_dir=ctx.config.data_dir,
+                                       strict=ctx.strict)
 
 
 def _libvirt(ctx: AppContext) -> Any:

@@ -16,6 +16,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,35 @@ def remove_leftover_test_containers() -> Iterator[None]:
                     pass  # already gone
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def swarm(run_id: str) -> Iterator[dict[str, Any]]:
+    """The test setup's 3-node Docker Swarm (scripts/services.sh up-swarm): its manager and
+    worker endpoints, node hostnames and zones, and a docker.APIClient on the manager. Services
+    named after this session's run id are removed afterwards, every node made active again and
+    the rtm.affinity.* labels removed."""
+    import docker
+
+    manager = os.environ.get("RTM_TEST_SWARM_MANAGER")
+    if not manager:
+        require_service("Docker Swarm", "RTM_TEST_SWARM_MANAGER is not set: run scripts/services.sh up-swarm")
+    api = docker.APIClient(base_url=manager, timeout=60)
+    try:
+        nodes = api.nodes()
+    except docker.errors.DockerException as error:
+        require_service("Docker Swarm", f"the manager {manager} does not answer: {error}")
+    yield {
+        "manager": manager, "workers": os.environ["RTM_TEST_SWARM_WORKERS"].split(","), "api": api,
+        "hostnames": os.environ["RTM_TEST_SWARM_HOSTNAMES"].split(","), "zones": os.environ["RTM_TEST_SWARM_ZONES"].split(","),
+        "hub": os.environ.get("RTM_TEST_SWARM_HUB", ""), "node_count": len(nodes),
+    }  # fmt: skip
+    for service in api.services():
+        if service["Spec"]["Name"].startswith(run_id):
+            api.remove_service(service["ID"])
+    for node in api.nodes():
+        spec = dict(node["Spec"])
+        labels = {k: v for k, v in (spec.get("Labels") or {}).items() if not k.startswith("rtm.affinity.")}
+        if spec.get("Availability") != "active" or labels != (spec.get("Labels") or {}):
+            api.update_node(node["ID"], node["Version"]["Index"], {**spec, "Availability": "active", "Labels": labels})
+    api.close()

@@ -462,6 +462,11 @@ def kiosk_uncordon(cli: Cli, tmp_path: Path) -> tuple[Run, bool]:
     return run, not CordonStore(cli.data_dir).is_cordoned(socket.gethostname())
 
 
+def kiosk_drain(cli: Cli, tmp_path: Path) -> tuple[Run, bool]:
+    run = cli("--kiosk", "drain", "node/rtm-sw2", "--yes")
+    return run, False  # refused before any engine is asked: nothing could change
+
+
 def kiosk_invoke(cli: Cli, tmp_path: Path) -> tuple[Run, bool]:
     run = cli("--kiosk", "invoke", "function/hello", "--payload", "{}")
     return run, False  # refused before any backend is looked up: nothing could change
@@ -473,6 +478,7 @@ KIOSK_CALLS: dict[str, Callable[[Cli, Path], tuple[Run, bool]]] = {
     "resource.delete": kiosk_delete,
     "node.cordon": kiosk_cordon,
     "node.uncordon": kiosk_uncordon,
+    "node.drain": kiosk_drain,
     "function.invoke": kiosk_invoke,
 }
 

@@ -15,6 +15,7 @@ Modules, one job each:
 - diff.py     what differs between a live container and a request (for plans)
 - handler.py  ContainerHandler: render / plan / apply / delete / list / describe
 - container_actions.py  ContainerActions: start, stop, restart, remove, exec, update limits, logs, scale
+- swarm/      Docker Swarm: clusters among the engines, nodes, workloads as services (docs/swarm.md)
 
 `make_docker_handlers(endpoints)` builds all of it for the configured engines;
 `make_docker_backends(endpoints)` returns it in the console's (backends, handlers) shape. Importing this
@@ -73,17 +74,22 @@ def make_docker_handlers(
     stop_timeout: float = 10.0,
     cordoned: Callable[[str], bool] = lambda _node: False,
     data_dir: Path | None = None,
+    publish_mode: str = "ingress",
+    strict: bool = False,
 ) -> DockerSetup:
     """One DockerBackend per endpoint (an EngineEndpoint, an address such as
     "unix:///var/run/docker.sock", or the console's configured endpoint with name/host/tls),
     and the handler and actions over them. `cordoned(node id)` says whether a machine takes new
-    replicas; `data_dir` keeps the desired state of applied workloads (none when None)."""
+    replicas; `data_dir` keeps the desired state of applied workloads (none when None);
+    `publish_mode` (ingress or host) publishes the ports of Swarm services; `strict` refuses a
+    Swarm service that cannot carry every setting of its spec (docs/swarm.md)."""
     backends = tuple(DockerBackend(EngineEndpoint.of(e), read_only=read_only, stats=stats, cordoned=cordoned) for e in endpoints)
     names = [b.name for b in backends]
     if len(set(names)) != len(names):
         raise ValueError(f"two Docker endpoints share a name: {', '.join(sorted(n for n in names if names.count(n) > 1))}")
     desired = DesiredStore(data_dir) if data_dir is not None else None
-    handler = ContainerHandler(backends, placement=placement, stop_timeout=stop_timeout, desired=desired)
+    handler = ContainerHandler(backends, placement=placement, stop_timeout=stop_timeout, desired=desired,
+                               publish_mode=publish_mode, strict=strict)
     return DockerSetup(backends, handler, handler.actions)
 
 

@@ -45,6 +45,7 @@ from backends.docker.mapping import (
 from backends.docker.desired import DesiredStore
 from backends.docker.nodes import machine_of
 from backends.docker.replica_service import ReplicaService
+from backends.docker.swarm.target import SwarmTarget
 from backends.docker.replicas import (
     Placement,
     Replica,
@@ -102,8 +103,9 @@ class ContainerHandler:
     runtime_kind = "ContainerRuntime"
 
     def __init__(self, backends: Sequence[DockerBackend], *, placement: Placement = default_placement, stop_timeout: float = 10.0,
-                 desired: DesiredStore | None = None) -> None:
+                 desired: DesiredStore | None = None, publish_mode: str = "ingress", strict: bool = False) -> None:
         self.backends = list(backends)
+        self.swarm = SwarmTarget(self.backends, publish_mode=publish_mode, strict=strict)  # workloads that go to a cluster
         self.placement = placement
         self.stop_timeout = stop_timeout
         self.desired = desired
@@ -125,6 +127,9 @@ class ContainerHandler:
         return dataclasses.replace(request, replicas=self.desired.count_for(request.workload, request.replicas)), request.replicas
 
     def plan(self, document: Document, base_dir: Path) -> list[Change]:
+        services = self.swarm.services_for(document)
+        if services is not None:
+            return self.swarm.plan(services, document, base_dir)
         request, spec_replicas = self._request(document, base_dir)
         self._check_runtime_somewhere(document, base_dir)
         self._check_engine_size(document)
@@ -221,6 +226,9 @@ class ContainerHandler:
     # .. apply
 
     def apply(self, document: Document, base_dir: Path, changes: list[Change], progress: Progress) -> list[str]:
+        services = self.swarm.services_for(document)
+        if services is not None:
+            return self.swarm.apply(services, document, base_dir, changes, progress)
         request, spec_replicas = self._request(document, base_dir)
         requirements, algorithm = requirements_of(document)
         with self.replicas.holding(request.workload):
@@ -302,7 +310,10 @@ class ContainerHandler:
 
     def delete(self, name: str, *, with_disk: bool = False) -> list[str]:
         """All replicas of workload `name` (and its desired state, so nothing brings them back),
-        or the one container `name` (or id)."""
+        or the one container `name` (or id); a workload that is a Swarm service: that service only."""
+        services = self.swarm.holding(name)
+        if services is not None:
+            return services.delete(name)
         replicas = find_replicas(self.backends, name)
         lines = []
         if self.desired is not None and self.desired.remove(name):
@@ -329,6 +340,10 @@ class ContainerHandler:
                 self.unreachable.append(error)
         if self.unreachable and len(self.unreachable) == len(self.backends):
             raise self.unreachable[0]
+        try:  # Swarm tasks on nodes whose engine is not configured (docs/swarm.md)
+            records.extend(self.swarm.task_records({r.id for r in records}))
+        except (BackendUnavailable, DockerRequestError) as error:
+            log.warning("listing Swarm tasks: %s", error)
         return records
 
     def describe(self, name: str) -> dict[str, Any]:

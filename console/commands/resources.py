@@ -1,4 +1,4 @@
-"""`apply`, `delete`, `get`, `describe`, `logs`, `events`, `config`, `cordon`, `uncordon`.
+"""`apply`, `delete`, `get`, `describe`, `logs`, `events`, `config`, `cordon`, `uncordon`, `drain`.
 
 Every document is validated before any backend is contacted. Every change goes through the
 action gate; this module only decides what to ask the runtime handlers for and prints results.
@@ -18,6 +18,7 @@ from backends.handlers import Change, RuntimeHandler
 from backends.records import to_jsonable
 from console.commands.instants import epoch_instants
 from console.commands.spec_commands import load_all, print_findings
+from console.commands.swarm_nodes import cluster_of_node, run_drain, set_swarm_availability, swarm_nodes, swarm_summary
 from console.commands.workloads import describe_workload, replicas_by_workload, workload_kinds, workload_rows
 from console.config import ConfigError, config_as_json, flags_from_args, load_config, render_config, sandboxed
 from console.context import AppContext, open_context
@@ -78,9 +79,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     config = add("config", "print the effective configuration and where each value came from", "  rtm-console config\n  rtm-console config --json", run_config)
     config.add_argument("--json", action="store_true")
 
-    for name, verb in (("cordon", "stop placing new replicas on a node"), ("uncordon", "let a node take new replicas again")):
+    for name, verb in (("cordon", "stop placing new replicas on a node"), ("uncordon", "let a node take new replicas again"),
+                       ("drain", "move a Swarm node's tasks to other nodes and place nothing new there (asks first)")):
         parser = add(name, verb, f"  rtm-console {name} node/$(hostname)", run_cordon)
         parser.add_argument("target", metavar="[node/]NAME")
+        if name == "drain":
+            parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -350,17 +354,21 @@ def run_get(args: argparse.Namespace) -> int:
     ctx = _context(args)
     if ctx is None:
         return 2
+    swarm, clusters = [], ""
     try:
         rows = _get_rows(ctx, args.what)
         silent = _unreachable(ctx, args.what)
+        if args.what == "nodes":  # Swarm nodes after this machine (docs/swarm.md)
+            swarm = swarm_nodes(ctx)
+            clusters = swarm_summary(ctx, swarm)
     except (LookupError, BackendUnavailable) as exc:
         return _fail(str(exc))
     finally:
         ctx.close()
     if args.json:
-        print(json.dumps(epoch_instants(to_jsonable(rows)), indent=2))
+        print(json.dumps(epoch_instants(to_jsonable([*rows, *swarm])), indent=2))
     else:
-        print(_format_records(args.what, rows))
+        print(_format_records(args.what, rows) + (f"\n\n{clusters}" if clusters else ""))
     for problem in silent:  # the others answered: the list is printed, and who is missing from it
         print(f"rtm-console: left out: {problem}", file=sys.stderr)
     return 0
@@ -550,6 +558,11 @@ def run_cordon(args: argparse.Namespace) -> int:
     ctx = _context(args)
     if ctx is None:
         return 2
+    if args.command == "drain" or (cluster := cluster_of_node(ctx, name)) is not None:  # a Swarm node
+        try:
+            return run_drain(args, ctx, name) if args.command == "drain" else set_swarm_availability(ctx, cluster, args.command, name)
+        finally:
+            ctx.close()
     cordon = args.command == "cordon"
     store = CordonStore(ctx.config.data_dir)
     if cordon:

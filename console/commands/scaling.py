@@ -167,6 +167,12 @@ def run_live_scale(args: argparse.Namespace) -> int:
         print(f"rtm-console scale: the configuration has errors:\n{exc}", file=sys.stderr)
         return 2
     try:
+        if args.replicas is not None:  # a Swarm service: its own replica count (console/commands/swarm_scale.py)
+            from console.commands.swarm_scale import scale_service
+
+            status = scale_service(ctx, args.workload, args.replicas, args.json)
+            if status is not None:
+                return status
         report = live_scale(ctx, args.workload, apply=args.apply, vertical=args.vertical, replicas=args.replicas,
                             now=parse_now(args.now), state_file=args.state)
     except LiveScaleError as exc:

@@ -1,0 +1,9 @@
+"""Docker Swarm: a configured engine that is a Swarm manager is a cluster (docs/swarm.md).
+
+Modules, one job each:
+- cluster.py  which engines are managers and workers (docker info), the swarm's nodes, availability
+- spec.py     PURE: a ContainerRuntime workload -> a ServiceSpec, with warnings for what it cannot carry
+- services.py one service per workload: plan with a field diff, create/update, scale with the
+              version index (tasks kept), delete, tasks
+- target.py   whether a workload goes to a cluster, and the container handler's calls for it
+"""

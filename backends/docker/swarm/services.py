@@ -1,0 +1,198 @@
+"""Workloads as Swarm services: plan, create or update, scale, delete, tasks.
+
+One service per workload, named after it and labelled `rtm.workload=<name>`. An update posts the
+stored spec back with its version index (never docker-py's Service.scale(), which posts defaults
+back and replaces every task): a changed replica count alone keeps the running tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backends.docker.errors import DockerRequestError
+from backends.docker.swarm.cluster import SwarmCluster
+from backends.docker.swarm.spec import (
+    AFFINITY_LABEL_PREFIX,
+    LABEL_SPEC_HASH,
+    LABEL_SPEC_REPLICAS,
+    LABEL_WORKLOAD,
+    ServicePlan,
+    affinity_label,
+    service_spec,
+)
+from backends.handlers import Change
+
+Progress = Callable[[str], None]
+COMPARED_FIELDS = (
+    ("image", ("TaskTemplate", "ContainerSpec", "Image")),
+    ("command", ("TaskTemplate", "ContainerSpec", "Command")),
+    ("args", ("TaskTemplate", "ContainerSpec", "Args")),
+    ("env", ("TaskTemplate", "ContainerSpec", "Env")),
+    ("user", ("TaskTemplate", "ContainerSpec", "User")),
+    ("healthcheck", ("TaskTemplate", "ContainerSpec", "Healthcheck")),
+    ("limits", ("TaskTemplate", "Resources", "Limits")),
+    ("reservations", ("TaskTemplate", "Resources", "Reservations")),
+    ("restart_policy", ("TaskTemplate", "RestartPolicy")),
+    ("constraints", ("TaskTemplate", "Placement", "Constraints")),
+    ("ports", ("EndpointSpec", "Ports")),
+    ("replicas", ("Mode", "Replicated", "Replicas")),
+)
+
+
+def _at(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        data = (data or {}).get(key)
+    return data
+
+
+def field_diff(live: dict[str, Any], wanted: dict[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
+    """The fields a plan shows, live -> spec; labels and the hash left out."""
+    return tuple((name, _at(live, path), _at(wanted, path)) for name, path in COMPARED_FIELDS
+                 if (_at(live, path) or None) != (_at(wanted, path) or None))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a service as the Containers pane shows it."""
+
+    id: str
+    service: str
+    slot: int
+    node: str  # the node's hostname
+    desired_state: str
+    state: str
+    message: str
+    error: str
+    container_id: str
+    created_at: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}.{self.slot}"
+
+
+class SwarmServices:
+    """The services of one cluster."""
+
+    def __init__(self, cluster: SwarmCluster, *, publish_mode: str = "ingress") -> None:
+        self.cluster = cluster
+        self.publish_mode = publish_mode
+
+    # .. reading
+
+    def find(self, workload: str) -> dict[str, Any] | None:
+        found = self.cluster.call(lambda api: api.services(filters={"label": f"{LABEL_WORKLOAD}={workload}"}))
+        return next((s for s in found if s["Spec"].get("Name") == workload), found[0] if found else None)
+
+    def workloads(self) -> list[str]:
+        return sorted(s["Spec"]["Labels"][LABEL_WORKLOAD] for s in self.cluster.call(lambda api: api.services(filters={"label": LABEL_WORKLOAD})))
+
+    def tasks(self, workload: str | None = None) -> list[Task]:
+        """Tasks of the workload's service (of every rtm-console service when None), newest first per slot."""
+        services = [s for s in self.cluster.call(lambda api: api.services(filters={"label": LABEL_WORKLOAD}))
+                    if workload is None or s["Spec"]["Name"] == workload]
+        hostnames = {n["ID"]: (n.get("Description") or {}).get("Hostname", "") for n in self.cluster.call(lambda api: api.nodes())}
+        tasks = []
+        for service in services:
+            for raw in self.cluster.call(lambda api, sid=service["ID"]: api.tasks(filters={"service": sid})):
+                status = raw.get("Status") or {}
+                tasks.append(Task(
+                    id=raw["ID"], service=service["Spec"]["Name"], slot=int(raw.get("Slot") or 0),
+                    node=hostnames.get(raw.get("NodeID", ""), raw.get("NodeID", "")), desired_state=str(raw.get("DesiredState", "")),
+                    state=str(status.get("State", "")), message=str(status.get("Message", "")), error=str(status.get("Err", "")),
+                    container_id=str((status.get("ContainerStatus") or {}).get("ContainerID", "")), created_at=str(raw.get("CreatedAt", "")),
+                ))  # fmt: skip
+        return sorted(tasks, key=lambda t: (t.service, t.slot, t.created_at), reverse=False)
+
+    # .. plan and apply
+
+    def plan(self, document: Any, base_dir: Path) -> tuple[ServicePlan, list[Change]]:
+        """The service the document becomes and the one change to it. A re-apply whose
+        `replicas:` is unchanged keeps the count scale or the autoscaler set (the service's
+        spec is the desired count)."""
+        wanted = service_spec(document, base_dir, publish_mode=self.publish_mode)
+        live = self.find(wanted.workload)
+        if live is not None and _at(live["Spec"], ("Labels", LABEL_SPEC_REPLICAS)) == str(wanted.replicas):
+            kept = int(_at(live["Spec"], ("Mode", "Replicated", "Replicas")) or 0)
+            wanted = service_spec(document, base_dir, publish_mode=self.publish_mode, replicas=kept)
+        resource = f"service/{wanted.workload}"
+        target = f"the Swarm cluster of {self.cluster.name}"
+        notes = [*wanted.warnings, *(f"affinity {e}: kept by the node label {wanted.affinity_label}=yes" for e in wanted.expressions)]
+        if live is None:
+            return wanted, [Change("create", resource, note="; ".join([f"on {target}", *notes]))]
+        if live["Spec"].get("Labels", {}).get(LABEL_SPEC_HASH) == wanted.spec_hash and _at(live["Spec"], ("Mode", "Replicated", "Replicas")) == wanted.replicas:
+            return wanted, [Change("unchanged", resource, note="; ".join([f"on {target}", *notes]))]
+        diff = field_diff(live["Spec"], wanted.spec)
+        only_count = all(name == "replicas" for name, _old, _new in diff)
+        note = "replica count only: running tasks are kept" if only_count and diff else "a rolling update: Swarm replaces the tasks one at a time"
+        return wanted, [Change("update", resource, diff, note="; ".join([f"on {target}", note, *notes]))]
+
+    def apply(self, plan: ServicePlan, progress: Progress = lambda _line: None) -> list[str]:
+        """Creates or updates the service (no call when it is unchanged)."""
+        self.sync_affinity(plan)
+        live = self.find(plan.workload)
+        if live is None:
+            created = self.cluster.call(lambda api: api._result(api._post_json(api._url("/services/create"), data=plan.spec), True))
+            progress(f"created service/{plan.workload} ({created.get('ID', '')[:12]}) with {plan.replicas} replicas")
+            return [f"created service/{plan.workload} on {self.cluster.name} with {plan.replicas} replicas"]
+        if live["Spec"].get("Labels", {}).get(LABEL_SPEC_HASH) == plan.spec_hash:
+            if _at(live["Spec"], ("Mode", "Replicated", "Replicas")) == plan.replicas:
+                return []
+            before, after = self.scale(plan.workload, plan.replicas)  # the stored spec: tasks kept
+            return [f"scaled service/{plan.workload} on {self.cluster.name} from {before} to {after} replicas"]
+        self._update(live, plan.spec)
+        return [f"updated service/{plan.workload} on {self.cluster.name}"]
+
+    def _update(self, live: dict[str, Any], spec: dict[str, Any]) -> None:
+        version = live["Version"]["Index"]
+        self.cluster.call(lambda api: api._result(api._post_json(
+            api._url("/services/{0}/update", live["ID"]), data=spec, params={"version": version}), True))
+
+    def sync_affinity(self, plan: ServicePlan) -> list[str]:
+        """Sets the workload's node label on the nodes whose live labels satisfy every expression
+        Swarm cannot say, and removes it elsewhere; the nodes now labelled."""
+        label = plan.affinity_label
+        chosen = []
+        for node in self.cluster.call(lambda api: api.nodes()):
+            labels = dict((node.get("Spec") or {}).get("Labels") or {})
+            hostname = (node.get("Description") or {}).get("Hostname", "")
+            fits = bool(plan.expressions) and all(e.matches({**labels, "hostname": hostname}) for e in plan.expressions)
+            if fits:
+                chosen.append(hostname)
+            if fits != (label in labels):
+                self.cluster.set_node_label(node["ID"], label, "yes" if fits else None)
+        return chosen
+
+    # .. scale and delete
+
+    def scale(self, workload: str, replicas: int) -> tuple[int, int]:
+        """Sets the replica count on the stored spec with its version index: running tasks kept.
+        (previous, new)."""
+        if replicas < 0:
+            raise DockerRequestError(f"replicas cannot be negative ({replicas})")
+        live = self.find(workload)
+        if live is None:
+            raise DockerRequestError(f"no service of workload {workload} on {self.cluster.name}")
+        spec = live["Spec"]
+        before = int(_at(spec, ("Mode", "Replicated", "Replicas")) or 0)
+        if before != replicas:
+            self._update(live, {**spec, "Mode": {"Replicated": {"Replicas": replicas}}})
+        return before, replicas
+
+    def delete(self, workload: str) -> list[str]:
+        """The workload's service (and only it), and its node label."""
+        live = self.find(workload)
+        if live is None:
+            return []
+        self.cluster.call(lambda api: api.remove_service(live["ID"]))
+        label = affinity_label(workload)
+        for node in self.cluster.call(lambda api: api.nodes()):
+            if label in ((node.get("Spec") or {}).get("Labels") or {}):
+                self.cluster.set_node_label(node["ID"], label, None)
+        return [f"deleted service/{workload} on {self.cluster.name}"]
+
+
+__all__ = ["AFFINITY_LABEL_PREFIX", "SwarmServices", "Task", "field_diff"]

@@ -1,0 +1,125 @@
+"""Where a container workload goes when clusters are configured, and the handler's calls for a
+workload that goes to a cluster.
+
+A workload goes to the (first) cluster when one is configured, unless its ContainerRuntime
+labels say `rtm.target: standalone`. A workload with loose replicas on the cluster's engines is
+adopted: the plan deletes them once the service exists (the apply asks first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from backends.base import BackendUnavailable
+from backends.docker.errors import DockerRequestError
+from backends.docker.replicas import find_replicas, remove_quietly
+from backends.docker.swarm.cluster import SwarmCluster, find_clusters, worker_refusal
+from backends.docker.swarm.services import SwarmServices
+from backends.docker.swarm.spec import LABEL_WORKLOAD, ServicePlan
+from backends.handlers import ApplyError, Change
+from backends.records import ContainerInfo
+
+TARGET_LABEL = "rtm.target"
+
+
+class SwarmTarget:
+    """The clusters among a handler's engines, found on first use."""
+
+    def __init__(self, backends: Sequence[Any], *, publish_mode: str = "ingress", strict: bool = False) -> None:
+        self.backends = list(backends)
+        self.publish_mode = publish_mode
+        self.strict = strict
+        self._clusters: list[SwarmCluster] | None = None
+        self.roles: dict[str, Any] = {}
+
+    def clusters(self, refresh: bool = False) -> list[SwarmCluster]:
+        if self._clusters is None or refresh:
+            self._clusters, self.roles = find_clusters(self.backends)
+        return self._clusters
+
+    def services(self) -> list[SwarmServices]:
+        return [SwarmServices(c, publish_mode=self.publish_mode) for c in self.clusters()]
+
+    def services_for(self, document: Any) -> SwarmServices | None:
+        """The cluster's services when the workload goes to a cluster, else None."""
+        spec = document.get("ContainerRuntime")
+        if spec is None or spec.labels.get(TARGET_LABEL) == "standalone":
+            return None
+        found = self.services()
+        if found:
+            return found[0]
+        worker = next(((name, role) for name, role in self.roles.items() if role.role == "worker"), None)
+        if worker is not None:  # only workers of a swarm: no cluster change, and no loose containers on them
+            raise worker_refusal(worker[1], worker[0])
+        return None
+
+    def holding(self, workload: str) -> SwarmServices | None:
+        """The cluster that runs the workload's service, if any."""
+        return next((s for s in self.services() if s.find(workload) is not None), None)
+
+    # .. the handler's calls
+
+    def plan(self, services: SwarmServices, document: Any, base_dir: Path) -> list[Change]:
+        wanted, changes = services.plan(document, base_dir)
+        if self.strict and wanted.warnings:
+            raise DockerRequestError(f"--strict: the Swarm service cannot carry: {'; '.join(wanted.warnings)}",
+                                     "change the spec, or apply without --strict to run without these settings")
+        for replica in self._loose(services, wanted.workload):
+            changes.append(Change("delete", replica.resource, note=f"a loose replica on {replica.engine}: replaced by service/{wanted.workload} (adopted)"))
+        return changes
+
+    def apply(self, services: SwarmServices, document: Any, base_dir: Path, changes: list[Change],
+              progress: Callable[[str], None]) -> list[str]:
+        done: list[str] = []
+        step = "plan the service"
+        try:
+            wanted: ServicePlan = services.plan(document, base_dir)[0]
+            step = f"create or update service/{wanted.workload}"
+            done += services.apply(wanted, progress)
+            adopted = {c.resource for c in changes if c.action == "delete"}
+            for replica in self._loose(services, wanted.workload):
+                if replica.resource in adopted:
+                    step = f"delete {replica.resource}"
+                    remove_quietly(replica.backend, replica.id)
+                    done.append(f"deleted {replica.resource} on {replica.engine} (adopted by service/{wanted.workload})")
+        except (DockerRequestError, BackendUnavailable) as error:
+            hint = getattr(error, "hint", "") or (error.availability.hint if isinstance(error, BackendUnavailable) else "")
+            raise ApplyError(done, step, str(getattr(error, "message", error)), hint) from None
+        return done
+
+    def task_records(self, listed: set[str]) -> list[ContainerInfo]:
+        """The current tasks of every cluster's services whose container no configured engine
+        listed (`listed`: container ids already shown with their statistics)."""
+        records = []
+        for services in self.services():
+            nodes = {n.hostname: n.address for n in services.cluster.nodes()}
+            images = {s["Spec"]["Name"]: s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+                      for s in services.cluster.call(lambda api: api.services(filters={"label": LABEL_WORKLOAD}))}
+            for task in services.tasks():
+                if task.desired_state in ("running", "ready", "accepted") and task.container_id not in listed:
+                    records.append(task_record(task, services.cluster.name, images.get(task.service, ""), nodes.get(task.node, "")))
+        return records
+
+    def _loose(self, services: SwarmServices, workload: str) -> list[Any]:
+        engines = [services.cluster.manager, *services.cluster.workers]
+        return find_replicas(engines, workload)
+
+
+def task_record(task: Any, cluster: str, image: str, address: str) -> ContainerInfo:
+    """A Swarm task as a row of the Containers pane and `get containers`: its node, service,
+    desired and current state; no statistics (those come from the node's own engine, when it
+    is configured)."""
+    labels = {
+        LABEL_WORKLOAD: task.service, "rtm.swarm.service": task.service, "rtm.swarm.node": task.node,
+        "rtm.swarm.task": task.id, "rtm.swarm.desired_state": task.desired_state, "rtm.swarm.state": task.state,
+        "rtm.swarm.message": task.error or task.message,
+        "rtm.swarm.stats": f"add the engine of node {task.node} ({address}) as a Docker endpoint for its stats, exec and shell",
+    }  # fmt: skip
+    return ContainerInfo(
+        id=task.container_id or task.id, name=task.name, workload=task.service, replica=task.slot, engine=f"{cluster}/{task.node}",
+        state=task.state, health=None, image=image, ports=(), started_at=None, cpu_ratio=None, cpu_seconds_total=0.0,
+        memory_working_set_bytes=0, memory_limit_bytes=None, restarts=0, net_rx_bytes=0, net_tx_bytes=0, net_rx_packets=0,
+        net_tx_packets=0, block_read_bytes=0, block_write_bytes=0, labels=labels,
+    )  # fmt: skip

@@ -1,0 +1,232 @@
+"""Docker Swarm through `rtm-console` on the test setup's real 3-node swarm (zones b/a/a): the
+nodes, cordon/uncordon/drain, workloads as services (apply, update, unchanged, delete), scale
+keeping tasks, every affinity operator, --strict, and a worker refusing cluster changes."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from supervisor_support import wait_for
+from test_cli_resources import rtm_console
+
+pytestmark = pytest.mark.docker
+MI = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def env(swarm: dict[str, Any], tmp_path_factory) -> dict[str, str]:
+    """The CLI's environment: the manager as the one Docker endpoint, a fresh data folder."""
+    root = tmp_path_factory.mktemp("cli-swarm")
+    env = {**os.environ, "DOCKER_HOST": swarm["manager"], "RTM_DATA_DIR": str(root / "data"), "XDG_CONFIG_HOME": str(root / "xdg")}
+    env.pop("RTM_CONFIG", None)
+    return env
+
+
+def ok(run: Any) -> Any:
+    assert run.returncode == 0, f"{' '.join(run.args[3:])} exited {run.returncode}:\n{run.stderr}{run.stdout}"
+    return run
+
+
+def spec_file(tmp_path: Path, name: str, *, replicas: int = 3, limits_cpu: str = "250m", policy: str = "", security: str = "") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"""name: {name}
+replicas: {replicas}
+ContainerRuntime:
+  base_image: "{os.environ.get('RTM_TEST_IMAGE', 'rtm-busybox:1.0')}"
+  command: ["sleep", "600"]
+  security: {{user: "1000:1000"{security}}}
+  resources:
+    limits: {{cpu: "{limits_cpu}", memory: "32Mi"}}
+    requests: {{cpu: "100m", memory: "16Mi"}}
+{policy}FailoverStrategy:
+  recovery: {{auto_restart: true, max_restart_attempts: 3, restart_delay: 1s}}
+""")
+    return path
+
+
+def affinity(*expressions: str) -> str:
+    return "SchedulingPolicy:\n  constraints:\n" + "".join(
+        f'    - {{type: "node_affinity", {e}}}\n' for e in expressions)
+
+
+def service(api: Any, name: str) -> dict[str, Any] | None:
+    return next((s for s in api.services() if s["Spec"]["Name"] == name), None)
+
+
+def running_tasks(swarm: dict[str, Any], name: str) -> dict[str, str]:
+    """task id -> node hostname of the service's running tasks."""
+    api = swarm["api"]
+    hostnames = {n["ID"]: n["Description"]["Hostname"] for n in api.nodes()}
+    return {t["ID"]: hostnames[t["NodeID"]] for t in api.tasks(filters={"service": name, "desired-state": "running"})
+            if t["Status"]["State"] == "running"}
+
+
+@pytest.fixture()
+def applied(env: dict[str, str], swarm: dict[str, Any], run_id: str, tmp_path: Path) -> Iterator[Callable[..., tuple[str, Path]]]:
+    """apply(suffix, **spec options) -> (workload name, spec file): applied with --yes; deleted after."""
+    names: list[str] = []
+
+    def apply(suffix: str, **options: Any) -> tuple[str, Path]:
+        name = f"{run_id}-{suffix}"
+        path = spec_file(tmp_path, name, **options)
+        ok(rtm_console(env, "apply", "--yes", str(path)))
+        names.append(name)
+        return name, path
+
+    yield apply
+    for name in names:
+        found = service(swarm["api"], name)
+        if found is not None:
+            swarm["api"].remove_service(found["ID"])
+
+
+# --- nodes -----------------------------------------------------------------------------------
+
+
+def test_get_nodes_json_lists_the_swarm_nodes_by_hostname_with_role_availability_and_labels(env, swarm) -> None:
+    nodes = json.loads(ok(rtm_console(env, "get", "nodes", "--json")).stdout)
+    by_id = {n["id"]: n for n in nodes if "role" in n}
+    assert sorted(by_id) == sorted(swarm["hostnames"])
+    manager, *workers = swarm["hostnames"]
+    assert by_id[manager]["role"] == "manager" and by_id[manager]["leader"] is True
+    assert all(by_id[w]["role"] == "worker" for w in workers)
+    assert [by_id[h]["labels"]["zone"] for h in swarm["hostnames"]] == swarm["zones"]
+    for node in by_id.values():
+        assert node["availability"] == "active" and node["state"] == "ready"
+        assert node["engine_version"].startswith("20.10") and node["cpu_count"] > 0 and node["memory_bytes"] > 0
+
+
+def test_get_nodes_says_which_engines_are_clusters(env, swarm) -> None:
+    text = ok(rtm_console(env, "--docker-host", swarm["manager"], "--docker-host", swarm["workers"][0], "get", "nodes")).stdout
+    assert "Swarm manager (a cluster)" in text and "Swarm worker" in text
+    assert all(hostname in text for hostname in swarm["hostnames"])
+
+
+def test_cordon_pauses_a_swarm_node_and_uncordon_activates_it_audited(env, swarm) -> None:
+    node = swarm["hostnames"][2]
+    assert "cordoned (Swarm availability pause)" in ok(rtm_console(env, "cordon", f"node/{node}")).stdout
+    availability = {n["Description"]["Hostname"]: n["Spec"]["Availability"] for n in swarm["api"].nodes()}
+    assert availability[node] == "pause"
+    ok(rtm_console(env, "uncordon", node))
+    assert {n["Description"]["Hostname"]: n["Spec"]["Availability"] for n in swarm["api"].nodes()}[node] == "active"
+    audit = [json.loads(line) for line in (Path(env["RTM_DATA_DIR"]) / "audit.jsonl").read_text().splitlines()]
+    assert [(r["action"], r["target"]) for r in audit if r["target"] == f"node/{node}"][-2:] == [
+        ("node.cordon", f"node/{node}"), ("node.uncordon", f"node/{node}")]
+
+
+def test_drain_asks_first_and_moves_the_tasks_away(env, swarm, applied) -> None:
+    name, _path = applied("drain", replicas=2)
+    wait_for(lambda: len(running_tasks(swarm, name)) == 2, what="two running tasks")
+    node = next(iter(running_tasks(swarm, name).values()))
+    refused = rtm_console(env, "drain", node)  # no terminal and no --yes
+    assert refused.returncode == 1 and "pass --yes" in refused.stderr
+    ok(rtm_console(env, "drain", node, "--yes"))
+    wait_for(lambda: len(running_tasks(swarm, name)) == 2 and node not in running_tasks(swarm, name).values(),
+             what=f"the tasks moved off {node}")
+    ok(rtm_console(env, "uncordon", node))
+
+
+def test_drain_of_a_node_that_is_not_in_a_swarm_is_refused_clearly(env, swarm) -> None:
+    run = rtm_console(env, "drain", "no-such-node", "--yes")
+    assert run.returncode == 1
+    assert "node no-such-node is not in a swarm" in run.stderr and swarm["hostnames"][0] in run.stderr
+
+
+# --- workloads as services -------------------------------------------------------------------
+
+
+def test_apply_creates_one_service_with_resources_restart_policy_and_tasks_in_zone_a(env, swarm, applied) -> None:
+    name, _path = applied("zone", policy=affinity('key: "zone", operator: "In", values: ["a"]'))
+    found = service(swarm["api"], name)
+    task = found["Spec"]["TaskTemplate"]
+    assert task["Resources"] == {"Limits": {"NanoCPUs": 250_000_000, "MemoryBytes": 32 * MI},
+                                 "Reservations": {"NanoCPUs": 100_000_000, "MemoryBytes": 16 * MI}}
+    assert task["RestartPolicy"] == {"Condition": "any", "Delay": 1_000_000_000, "MaxAttempts": 3}
+    assert found["Spec"]["Labels"]["rtm.workload"] == name
+    tasks = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 3 and t, what="three running tasks")
+    zone_a = {h for h, z in zip(swarm["hostnames"], swarm["zones"]) if z == "a"}
+    assert set(tasks.values()) <= zone_a
+    listed = json.loads(ok(rtm_console(env, "get", "containers", "--json")).stdout)
+    rows = [c for c in listed if c["workload"] == name]
+    assert len(rows) == 3 and {c["labels"]["rtm.swarm.node"] for c in rows} <= zone_a
+    assert {c["labels"]["rtm.swarm.desired_state"] for c in rows} == {"running"}
+
+
+def test_dry_run_names_the_cluster_and_an_unchanged_spec_makes_no_call(env, swarm, applied) -> None:
+    name, path = applied("same", replicas=1)
+    version = service(swarm["api"], name)["Version"]["Index"]
+    plan = ok(rtm_console(env, "apply", "--dry-run", str(path))).stdout
+    assert f"unchanged service/{name}" in plan and "on the Swarm cluster of docker@" in plan
+    ok(rtm_console(env, "apply", "--yes", str(path)))
+    assert service(swarm["api"], name)["Version"]["Index"] == version  # no update was posted
+
+
+def test_a_changed_spec_is_one_rolling_update_with_the_field_diff(env, swarm, applied, tmp_path) -> None:
+    name, _path = applied("update", replicas=1)
+    version = service(swarm["api"], name)["Version"]["Index"]
+    changed = spec_file(tmp_path, name, replicas=1, limits_cpu="300m")
+    plan = ok(rtm_console(env, "apply", "--dry-run", str(changed))).stdout
+    assert f"update    service/{name}" in plan and "rolling update" in plan and "300000000" in plan
+    ok(rtm_console(env, "apply", "--yes", str(changed)))
+    updated = service(swarm["api"], name)
+    assert updated["Spec"]["TaskTemplate"]["Resources"]["Limits"]["NanoCPUs"] == 300_000_000
+    assert updated["Version"]["Index"] > version
+
+
+def test_strict_refuses_settings_a_service_cannot_carry(env, swarm, run_id, tmp_path) -> None:
+    path = spec_file(tmp_path, f"{run_id}-strict")  # no_new_privileges: true, the default
+    plan = ok(rtm_console(env, "apply", "--dry-run", str(path))).stdout
+    assert "security.no_new_privileges: a Swarm service on Engine API 1.41 cannot carry it" in plan
+    run = rtm_console(env, "apply", "--strict", "--yes", str(path))
+    assert run.returncode == 1 and "--strict" in run.stderr
+    assert service(swarm["api"], f"{run_id}-strict") is None
+
+
+def test_scale_keeps_the_running_tasks_and_a_reapply_keeps_the_scaled_count(env, swarm, applied) -> None:
+    name, path = applied("scale", replicas=2)
+    before = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 2 and t, what="two running tasks")
+    out = ok(rtm_console(env, "scale", "--workload", name, "--replicas", "4")).stdout
+    assert "2 -> 4 replicas" in out
+    after = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 4 and t, what="four running tasks")
+    assert set(before) <= set(after)  # the two first tasks still run
+    assert f"unchanged service/{name}" in ok(rtm_console(env, "apply", "--dry-run", str(path))).stdout
+
+
+def test_delete_removes_the_service_and_only_it(env, swarm, applied) -> None:
+    name, path = applied("delete", replicas=1)
+    other, _ = applied("kept", replicas=1)
+    out = ok(rtm_console(env, "delete", str(path), "--yes")).stdout
+    assert f"deleted service/{name}" in out
+    assert service(swarm["api"], name) is None and service(swarm["api"], other) is not None
+
+
+@pytest.mark.parametrize(("suffix", "expression", "zones"), [
+    ("in2", 'key: "zone", operator: "In", values: ["a", "b"]', {"a", "b"}),
+    ("notin", 'key: "zone", operator: "NotIn", values: ["a"]', {"b"}),
+    ("exists", 'key: "zone", operator: "Exists"', {"a", "b"}),
+    ("nozone", 'key: "zone", operator: "DoesNotExist"', set()),
+    ("gt", 'key: "slots", operator: "Gt", values: ["1"]', None),
+    ("lt", 'key: "slots", operator: "Lt", values: ["2"]', None),
+])
+def test_every_affinity_operator_holds_on_the_swarm(env, swarm, applied, suffix, expression, zones) -> None:
+    api = swarm["api"]
+    slots = dict(zip(swarm["hostnames"], ("1", "2", "3")))
+    for node in api.nodes():  # a numeric label for Gt / Lt: rtm-sw1=1, rtm-sw2=2, rtm-sw3=3
+        spec = node["Spec"]
+        api.update_node(node["ID"], node["Version"]["Index"], {**spec, "Labels": {**spec.get("Labels", {}), "slots": slots[node["Description"]["Hostname"]]}})
+    name, _path = applied(suffix, replicas=2, policy=affinity(expression))
+    if zones is not None:
+        allowed = {h for h, z in zip(swarm["hostnames"], swarm["zones"]) if z in zones}
+    else:
+        allowed = {h for h, s in slots.items() if (int(s) > 1 if suffix == "gt" else int(s) < 2)}
+    if not allowed:  # no node fits: the tasks stay pending with Swarm's reason
+        wait_for(lambda: any("no suitable node" in t["Status"].get("Err", "") for t in api.tasks(filters={"service": name})),
+                 what="a task pending for no suitable node")
+        return
+    tasks = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 2 and t, what="two running tasks")
+    assert set(tasks.values()) <= allowed
