@@ -5,7 +5,6 @@ tasks, seen in the console."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -13,18 +12,10 @@ from typing import Any
 import pytest
 from supervisor_support import wait_for
 from test_cli_resources import rtm_console
-from test_swarm_cli import affinity, ok, running_tasks, service, spec_file
+from test_swarm_cli import affinity, env, ok, running_tasks, service, spec_file  # noqa: F401  (env: the CLI's fixture)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 MI = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def env(swarm: dict[str, Any], tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("swarm-e2e")
-    env = {**os.environ, "DOCKER_HOST": swarm["manager"], "RTM_DATA_DIR": str(root / "data"), "XDG_CONFIG_HOME": str(root / "xdg")}
-    env.pop("RTM_CONFIG", None)
-    return env
 
 
 def test_done_when_apply_nodes_cordon_scale_and_delete(env, swarm, run_id, tmp_path) -> None:
