@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection
 from backends.base import Availability, BackendKind, BackendUnavailable
 from backends.docker.client import EngineClient, EngineEndpoint, EngineInfo
 from backends.docker.stats import ContainerStats, StatsCollector, StatsMode
+from backends.docker.swarm.observer import SwarmObserver
 from backends.docker.watch import ContainerState, EngineWatch
 from backends.records import ContainerInfo, KindSnapshot
 from rtm.scheduling import SchedNode
@@ -93,6 +94,7 @@ class DockerBackend:
         # state and statistics did not change keeps the very same record (cheaper to build
         # and, for the console, to compare).
         self._records: dict[str, tuple[ContainerState, ContainerStats | None, ContainerInfo]] = {}
+        self.swarm = SwarmObserver(self)  # the cluster, when this engine is a Swarm manager (for the exporter)
 
     def focus(self, container_ids: Collection[str] | None) -> None:
         """The containers someone is looking at (the console's rows in sight): their cgroup
@@ -139,6 +141,7 @@ class DockerBackend:
                 last = (state, stats, container_info(state, stats, self.name))
             records[container_id] = last
         self._records = records
+        self.swarm.observe()
         return tuple(record for _state, _stats, record in records.values())
 
     def _ping(self) -> None:

@@ -32,6 +32,7 @@ from prometheus_client.core import (
 from backends.base import Availability
 from backends.records import ContainerInfo, FilesystemInfo, FunctionInfo, NodeInfo, VmInfo
 from console.exporter.event_counts import EventCounter
+from console.exporter.swarm_series import swarm_families
 from console.poller import BackendState, PollState
 from rtm import __version__
 
@@ -439,6 +440,7 @@ class RtmCollector:
             *vm_families(r for r in records if isinstance(r, VmInfo)),
             *function_families(r for r in records if isinstance(r, FunctionInfo)),
             *backend_families(state, self.unavailable, self.clock()),
+            *swarm_families(b.name for b in state.backends.values() if b.kind == "containers" and _is_up(b)),
         ]
         if self.events is not None:
             families += control_families(self.events)
