@@ -314,6 +314,10 @@ class ContainerHandler:
         services = self.swarm.holding(name)
         if services is not None:
             return services.delete(name)
+        with self.replicas.holding(name):  # reconciliation never re-creates what is being deleted
+            return self._delete_replicas(name, with_disk)
+
+    def _delete_replicas(self, name: str, with_disk: bool) -> list[str]:
         replicas = find_replicas(self.backends, name)
         lines = []
         if self.desired is not None and self.desired.remove(name):
