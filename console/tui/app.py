@@ -122,6 +122,8 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         self.pane("nodes").focus_table()  # type: ignore[attr-defined]
         if self.options.kiosk and self.options.cycle_interval > 0:
             self.set_interval(self.options.cycle_interval, self._cycle_pane)
+        if self.services.after_first_paint is not None:
+            self.call_after_refresh(self.services.after_first_paint)
         if self.options.freeze_startup_objects:
             self.call_after_refresh(self._freeze_startup_objects)  # after the first paint
 
@@ -171,7 +173,9 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         if self.state is not None and state.version < self.state.version:
             return
         self.state = state
-        self.alert_subjects = frozenset(alert.key for alert in self.alerts.current())
+        firing = self.alerts.current()
+        self.alert_subjects = frozenset(alert.key for alert in firing)
+        self.panes["specs"].mark_alerted(frozenset(a.source.rsplit(":", 1)[0] for a in firing if a.workload))
         self.header.show(self._header())
         if self.paused:
             return
@@ -239,6 +243,12 @@ class RtmConsole(GatedActions, Navigation, App[int]):
             " │ ".join(self.services.header_notes),
             self.alerts.counts(),
         )
+
+    def backends_changed(self) -> None:
+        """Backends were added or the header notes changed (the start-up adds them after the
+        first paint): poll them at their pane's cadence and show them."""
+        self._retune_intervals(self.active_pane)
+        self.header.show(self._header())
 
     def _retune_intervals(self, active: str) -> None:
         """Backends of the pane in sight (and the host, for the sparklines) poll at the refresh

@@ -21,3 +21,11 @@ async def test_a_long_spec_file_name_is_shortened_with_an_ellipsis(tmp_path: Pat
     assert "…" in long_line and "payments-service.yaml" not in long_line
     following = lines[lines.index(long_line) + 1]
     assert "short.yaml" in following  # the name did not wrap onto the next line
+
+
+async def test_the_spec_file_of_a_workload_with_a_firing_alert_says_alert(tmp_path: Path) -> None:
+    app = recorded_app(tmp_path, specs_dir=Path("tests/tui/fixtures/alert-specs"))
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("5")
+        await pilot.pause(0.5)
+        assert "ALERT web-hot.yaml" in screen_text(app)  # web's recorded replicas are above its CPU target

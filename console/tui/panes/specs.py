@@ -95,6 +95,7 @@ class SpecsPane(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.files: list[SpecFile] = []
+        self.alerted_files: frozenset[str] = frozenset()  # spec files of workloads with a firing alert
         self.path: Path | None = None  # where the buffer is saved
         self.saved_text = ""
         self.findings: tuple[Finding, ...] = ()
@@ -154,12 +155,28 @@ class SpecsPane(Vertical):
         own = [(index, spec) for index, spec in enumerate(self.files) if not spec.sample]
         samples = [(index, spec) for index, spec in enumerate(self.files) if spec.sample]
         files.add_option(Option(Text("specs folder", style="bold"), disabled=True))
-        files.add_options([Option(spec.label, id=str(index)) for index, spec in own])
+        files.add_options([Option(self._label(spec), id=str(index)) for index, spec in own])
         if not own:
             files.add_option(Option(Text("(empty: Ctrl+N starts a spec)", style="italic"), disabled=True))
         if samples:
             files.add_option(Option(Text("samples (saved as copies)", style="bold"), disabled=True))
             files.add_options([Option(spec.label, id=str(index)) for index, spec in samples])
+
+    def _label(self, spec: SpecFile) -> str:
+        return f"ALERT {spec.label}" if str(spec.path) in self.alerted_files else spec.label
+
+    def mark_alerted(self, paths: frozenset[str]) -> None:
+        """Spec files defining a workload with a firing alert say so first on their line (read
+        before a long name's ellipsis)."""
+        if paths == self.alerted_files:
+            return
+        self.alerted_files = paths
+        if not self.query("#spec-files"):
+            return
+        files = self.query_one("#spec-files", OptionList)
+        for index, spec in enumerate(self.files):
+            if not spec.sample:
+                files.replace_option_prompt(str(index), self._label(spec))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
