@@ -125,7 +125,8 @@ def _docker(ctx: AppContext) -> Any:
         return None
     module = _optional_module("backends.docker", "docker", endpoints[0].host, "pip install docker")
     return module.make_docker_backends(endpoints, read_only=ctx.read_only, cordoned=_cordon_store(ctx), data_dir=ctx.config.data_dir,
-                                       strict=ctx.strict)
+                                       strict=ctx.strict, publish_mode=ctx.config.docker.publish_mode,
+                                       target=ctx.config.docker.target)
 
 
 def _libvirt(ctx: AppContext) -> Any:

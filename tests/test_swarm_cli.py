@@ -32,7 +32,8 @@ def ok(run: Any) -> Any:
     return run
 
 
-def spec_file(tmp_path: Path, name: str, *, replicas: int = 3, limits_cpu: str = "250m", policy: str = "", security: str = "") -> Path:
+def spec_file(tmp_path: Path, name: str, *, replicas: int = 3, limits_cpu: str = "250m", policy: str = "", security: str = "",
+              container: str = "") -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(f"""name: {name}
 replicas: {replicas}
@@ -43,7 +44,7 @@ ContainerRuntime:
   resources:
     limits: {{cpu: "{limits_cpu}", memory: "32Mi"}}
     requests: {{cpu: "100m", memory: "16Mi"}}
-{policy}FailoverStrategy:
+{container}{policy}FailoverStrategy:
   recovery: {{auto_restart: true, max_restart_attempts: 3, restart_delay: 1s}}
 """)
     return path
@@ -192,6 +193,8 @@ def test_scale_keeps_the_running_tasks_and_a_reapply_keeps_the_scaled_count(env,
     before = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 2 and t, what="two running tasks")
     out = ok(rtm_console(env, "scale", "--workload", name, "--replicas", "4")).stdout
     assert "2 -> 4 replicas" in out
+    events = [json.loads(line) for line in (Path(env["RTM_DATA_DIR"]) / "events.jsonl").read_text().splitlines()]
+    assert any(e["kind"] == "scale" and e["workload"] == name and "2 -> 4" in e["message"] for e in events)
     after = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 4 and t, what="four running tasks")
     assert set(before) <= set(after)  # the two first tasks still run
     assert f"unchanged service/{name}" in ok(rtm_console(env, "apply", "--dry-run", str(path))).stdout
@@ -230,3 +233,59 @@ def test_every_affinity_operator_holds_on_the_swarm(env, swarm, applied, suffix,
         return
     tasks = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 2 and t, what="two running tasks")
     assert set(tasks.values()) <= allowed
+
+
+# --- target, ports, adoption, workers --------------------------------------------------------
+
+
+def test_docker_target_standalone_and_the_workloads_label_choose_where_it_goes(env, swarm, run_id, tmp_path) -> None:
+    name = f"{run_id}-target"
+    standalone = {**env, "RTM_DOCKER_TARGET": "standalone"}
+    plan = ok(rtm_console(standalone, "apply", "--dry-run", str(spec_file(tmp_path, name, replicas=1)))).stdout
+    assert f"create    container/{name}-0" in plan and "service/" not in plan
+    labelled = spec_file(tmp_path, name, replicas=1, container='  labels: {rtm.target: "cluster"}\n')
+    assert f"create    service/{name}" in ok(rtm_console(standalone, "apply", "--dry-run", str(labelled))).stdout
+    labelled = spec_file(tmp_path, name, replicas=1, container='  labels: {rtm.target: "standalone"}\n')
+    assert f"create    container/{name}-0" in ok(rtm_console(env, "apply", "--dry-run", str(labelled))).stdout
+
+
+def test_publish_mode_host_publishes_ports_on_the_tasks_node(env, swarm, applied) -> None:
+    env = {**env, "RTM_DOCKER_PUBLISH_MODE": "host"}
+    name, path = applied("ports", replicas=1, container='  ports: ["18080:8080"]\n')
+    assert service(swarm["api"], name)["Spec"]["EndpointSpec"]["Ports"][0]["PublishMode"] == "ingress"  # the default
+    ok(rtm_console(env, "apply", "--yes", str(path)))
+    ports = service(swarm["api"], name)["Spec"]["EndpointSpec"]["Ports"]
+    assert ports == [{"Protocol": "tcp", "TargetPort": 8080, "PublishedPort": 18080, "PublishMode": "host"}]
+
+
+def test_loose_replicas_on_the_clusters_engines_are_adopted_after_asking(env, swarm, run_id, tmp_path, test_labels) -> None:
+    import docker
+
+    name = f"{run_id}-adopt"
+    manager = docker.DockerClient(base_url=swarm["manager"])
+    loose = manager.containers.run(os.environ.get("RTM_TEST_IMAGE", "rtm-busybox:1.0"), ["sleep", "600"], name=f"{name}-0", detach=True,
+                                   labels={**test_labels, "rtm.workload": name, "rtm.replica": "0"})
+    try:
+        path = spec_file(tmp_path, name, replicas=1)
+        plan = ok(rtm_console(env, "apply", "--dry-run", str(path))).stdout
+        assert f"delete    container/{name}-0" in plan and f"replaced by service/{name} (adopted)" in plan
+        refused = rtm_console(env, "apply", str(path))  # no terminal, no --yes: a delete is not done unasked
+        assert refused.returncode == 1 and service(swarm["api"], name) is None
+        out = ok(rtm_console(env, "apply", "--yes", str(path))).stdout
+        assert f"adopted by service/{name}" in out
+        assert service(swarm["api"], name) is not None
+        assert not manager.containers.list(all=True, filters={"name": f"^{name}-0$"})
+    finally:
+        manager.containers.list(all=True, filters={"name": f"^{name}-0$"}) and loose.remove(force=True)
+        found = service(swarm["api"], name)
+        if found is not None:
+            swarm["api"].remove_service(found["ID"])
+        manager.close()
+
+
+def test_a_worker_alone_refuses_cluster_changes_naming_its_manager(env, swarm, run_id, tmp_path) -> None:
+    worker_env = {**env, "DOCKER_HOST": swarm["workers"][0]}
+    run = rtm_console(worker_env, "apply", "--yes", str(spec_file(tmp_path, f"{run_id}-worker", replicas=1)))
+    assert run.returncode == 1
+    assert "is a Swarm worker: cluster changes go through a manager (at 10.231.0.11:2377)" in run.stderr
+    assert f"{run_id}-worker" not in ok(rtm_console(worker_env, "get", "containers")).stdout

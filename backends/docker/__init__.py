@@ -76,20 +76,22 @@ def make_docker_handlers(
     data_dir: Path | None = None,
     publish_mode: str = "ingress",
     strict: bool = False,
+    target: str = "cluster",
 ) -> DockerSetup:
     """One DockerBackend per endpoint (an EngineEndpoint, an address such as
     "unix:///var/run/docker.sock", or the console's configured endpoint with name/host/tls),
     and the handler and actions over them. `cordoned(node id)` says whether a machine takes new
     replicas; `data_dir` keeps the desired state of applied workloads (none when None);
     `publish_mode` (ingress or host) publishes the ports of Swarm services; `strict` refuses a
-    Swarm service that cannot carry every setting of its spec (docs/swarm.md)."""
+    Swarm service that cannot carry every setting of its spec; `target` (cluster or standalone)
+    says where container workloads go when a Swarm manager is configured (docs/swarm.md)."""
     backends = tuple(DockerBackend(EngineEndpoint.of(e), read_only=read_only, stats=stats, cordoned=cordoned) for e in endpoints)
     names = [b.name for b in backends]
     if len(set(names)) != len(names):
         raise ValueError(f"two Docker endpoints share a name: {', '.join(sorted(n for n in names if names.count(n) > 1))}")
     desired = DesiredStore(data_dir) if data_dir is not None else None
     handler = ContainerHandler(backends, placement=placement, stop_timeout=stop_timeout, desired=desired,
-                               publish_mode=publish_mode, strict=strict)
+                               publish_mode=publish_mode, strict=strict, target=target)
     return DockerSetup(backends, handler, handler.actions)
 
 

@@ -103,9 +103,10 @@ class ContainerHandler:
     runtime_kind = "ContainerRuntime"
 
     def __init__(self, backends: Sequence[DockerBackend], *, placement: Placement = default_placement, stop_timeout: float = 10.0,
-                 desired: DesiredStore | None = None, publish_mode: str = "ingress", strict: bool = False) -> None:
+                 desired: DesiredStore | None = None, publish_mode: str = "ingress", strict: bool = False,
+                 target: str = "cluster") -> None:
         self.backends = list(backends)
-        self.swarm = SwarmTarget(self.backends, publish_mode=publish_mode, strict=strict)  # workloads that go to a cluster
+        self.swarm = SwarmTarget(self.backends, publish_mode=publish_mode, strict=strict, target=target)  # workloads that go to a cluster
         self.placement = placement
         self.stop_timeout = stop_timeout
         self.desired = desired

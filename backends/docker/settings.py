@@ -31,6 +31,12 @@ class DockerEndpoint:
     tls: TlsSettings | None = None
 
 
+PUBLISH_MODES = ("ingress", "host")  # how a Swarm service publishes its ports (docs/swarm.md)
+CONTAINER_TARGETS = ("cluster", "standalone")  # where a container workload goes when a Swarm manager is configured
+
+
 @dataclass(frozen=True)
 class DockerSettings:
     endpoints: tuple[DockerEndpoint, ...]
+    publish_mode: str = "ingress"
+    target: str = "cluster"

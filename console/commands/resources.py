@@ -79,12 +79,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     config = add("config", "print the effective configuration and where each value came from", "  rtm-console config\n  rtm-console config --json", run_config)
     config.add_argument("--json", action="store_true")
 
-    for name, verb in (("cordon", "stop placing new replicas on a node"), ("uncordon", "let a node take new replicas again"),
-                       ("drain", "move a Swarm node's tasks to other nodes and place nothing new there (asks first)")):
+    for name, verb in (("cordon", "stop placing new replicas on a node"), ("uncordon", "let a node take new replicas again")):
         parser = add(name, verb, f"  rtm-console {name} node/$(hostname)", run_cordon)
         parser.add_argument("target", metavar="[node/]NAME")
-        if name == "drain":
-            parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    drain_help = "move a Swarm node's tasks to other nodes and place nothing new there (asks first)"
+    drain = subparsers.add_parser("drain", help=drain_help, description=drain_help, epilog="The node is a Swarm node named by its "
+                                  "hostname, as `get nodes` lists it, e.g. drain node/worker-2 --yes (docs/swarm.md).")
+    drain.set_defaults(handler=run_cordon)
+    drain.add_argument("target", metavar="[node/]NAME")
+    drain.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
 # ----------------------------------------------------------------------------------------------

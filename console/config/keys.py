@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from backends.docker.settings import CONTAINER_TARGETS, PUBLISH_MODES
 from console.config.endpoints import docker_endpoints, libvirt_uris
 from console.config.environment import default_docker, default_libvirt, default_regions, xdg_config_home
 from console.config.grammars import (
@@ -63,6 +64,10 @@ KEYS: tuple[Key, ...] = (
         "--data-dir", "Folder for the audit and event logs, history, function store and lock."),
     Key("docker.endpoints", docker_endpoints, default_docker, "--docker-host",
         "Docker engines: a list of {name, host, tls}."),
+    Key("docker.publish_mode", choice(PUBLISH_MODES), _fixed("ingress"), None,
+        "How Swarm services publish ports: ingress (the routing mesh, needs IPVS) or host."),
+    Key("docker.target", choice(CONTAINER_TARGETS), _fixed("cluster"), None,
+        "Where container workloads go when a Swarm manager is configured: cluster or standalone."),
     Key("libvirt.uris", libvirt_uris, default_libvirt, "--libvirt-uri",
         "libvirt hosts: a list of {name, uri}."),
     Key("libvirt.shutdown_timeout", duration(0), _fixed(60.0), None,

@@ -1,8 +1,9 @@
 """Where a container workload goes when clusters are configured, and the handler's calls for a
 workload that goes to a cluster.
 
-A workload goes to the (first) cluster when one is configured, unless its ContainerRuntime
-labels say `rtm.target: standalone`. A workload with loose replicas on the cluster's engines is
+A workload goes to the (first) cluster when one is configured, unless the configuration says
+`docker.target: standalone`; its ContainerRuntime label `rtm.target` (cluster or standalone)
+decides for it. A workload with loose replicas on the cluster's engines is
 adopted: the plan deletes them once the service exists (the apply asks first).
 """
 
@@ -27,8 +28,9 @@ TARGET_LABEL = "rtm.target"
 class SwarmTarget:
     """The clusters among a handler's engines, found on first use."""
 
-    def __init__(self, backends: Sequence[Any], *, publish_mode: str = "ingress", strict: bool = False) -> None:
+    def __init__(self, backends: Sequence[Any], *, publish_mode: str = "ingress", strict: bool = False, target: str = "cluster") -> None:
         self.backends = list(backends)
+        self.target = target
         self.publish_mode = publish_mode
         self.strict = strict
         self._clusters: list[SwarmCluster] | None = None
@@ -45,7 +47,7 @@ class SwarmTarget:
     def services_for(self, document: Any) -> SwarmServices | None:
         """The cluster's services when the workload goes to a cluster, else None."""
         spec = document.get("ContainerRuntime")
-        if spec is None or spec.labels.get(TARGET_LABEL) == "standalone":
+        if spec is None or spec.labels.get(TARGET_LABEL, self.target) == "standalone":
             return None
         found = self.services()
         if found:
