@@ -289,3 +289,42 @@ def test_a_worker_alone_refuses_cluster_changes_naming_its_manager(env, swarm, r
     assert run.returncode == 1
     assert "is a Swarm worker: cluster changes go through a manager (at 10.231.0.11:2377)" in run.stderr
     assert f"{run_id}-worker" not in ok(rtm_console(worker_env, "get", "containers")).stdout
+
+
+def test_a_failed_task_shows_swarms_error_text(env, swarm, run_id, tmp_path) -> None:
+    name = f"{run_id}-fails"
+    path = tmp_path / "fails.yaml"
+    path.write_text(f"""name: {name}
+replicas: 1
+ContainerRuntime:
+  base_image: "{os.environ.get('RTM_TEST_IMAGE', 'rtm-busybox:1.0')}"
+  command: ["sh", "-c", "exit 3"]
+  security: {{user: "1000:1000"}}
+FailoverStrategy:
+  recovery: {{auto_restart: false}}
+""")
+    try:
+        ok(rtm_console(env, "apply", "--yes", str(path)))
+
+        def failed_row() -> dict[str, Any] | None:
+            rows = [c for c in json.loads(ok(rtm_console(env, "get", "containers", "--json")).stdout) if c["workload"] == name]
+            return rows[0] if len(rows) == 1 and rows[0]["state"] == "failed" else None
+
+        row = wait_for(failed_row, what="the task failed")
+        assert row["labels"]["rtm.swarm.message"] == "task: non-zero exit (3)"
+        assert row["labels"]["rtm.swarm.desired_state"] == "shutdown"
+    finally:
+        ok(rtm_console(env, "delete", f"workload/{name}", "--yes"))
+
+
+def test_the_affinity_node_label_follows_the_live_labels_and_goes_with_delete(env, swarm, run_id, tmp_path) -> None:
+    name = f"{run_id}-label"
+    label = f"rtm.affinity.{name}"
+    path = spec_file(tmp_path, name, replicas=1, policy=affinity('key: "zone", operator: "In", values: ["a", "b"]'))
+    plan = ok(rtm_console(env, "apply", "--dry-run", str(path))).stdout
+    assert f"affinity zone In [a, b]: kept by the node label {label}=yes" in plan
+    ok(rtm_console(env, "apply", "--yes", str(path)))
+    labelled = {n["Description"]["Hostname"] for n in swarm["api"].nodes() if n["Spec"].get("Labels", {}).get(label) == "yes"}
+    assert labelled == set(swarm["hostnames"])  # zones b, a, a: all three
+    ok(rtm_console(env, "delete", f"workload/{name}", "--yes"))
+    assert not any(label in n["Spec"].get("Labels", {}) for n in swarm["api"].nodes())

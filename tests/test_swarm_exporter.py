@@ -55,3 +55,28 @@ def test_service_replicas_node_availability_and_replacements_are_exported(swarm,
         api.remove_service(created["ID"])
         node = next(n for n in api.nodes() if n["Description"]["Hostname"] == paused)
         api.update_node(node["ID"], node["Version"]["Index"], {**node["Spec"], "Availability": "active"})
+
+
+def test_a_manager_costs_three_calls_per_poll_and_a_standalone_engine_one_info_every_30(swarm, run_id, test_image) -> None:
+    import os
+
+    from backends.docker.swarm.observer import ROLE_CHECK_EVERY, SwarmObserver
+
+    api = swarm["api"]
+    manager = DockerBackend(swarm["manager"], read_only=True)
+    standalone = DockerBackend(os.environ["DOCKER_HOST"], read_only=True)
+    created = api.create_service({"ContainerSpec": {"Image": test_image, "Command": ["sleep", "600"]}}, name=f"{run_id}-cost",
+                                 labels={"rtm.workload": f"{run_id}-cost"}, mode={"Replicated": {"Replicas": 0}})
+    try:
+        on_manager, on_standalone = SwarmObserver(manager), SwarmObserver(standalone)
+        on_manager.observe()  # docker info first
+        first = on_manager.calls
+        on_manager.observe()
+        assert on_manager.calls - first == 3  # services, tasks, nodes
+        for _ in range(ROLE_CHECK_EVERY):
+            assert on_standalone.observe() is None
+        assert on_standalone.calls == 1
+    finally:
+        api.remove_service(created["ID"])
+        manager.close()
+        standalone.close()

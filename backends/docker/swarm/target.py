@@ -99,14 +99,25 @@ class SwarmTarget:
             nodes = {n.hostname: n.address for n in services.cluster.nodes()}
             images = {s["Spec"]["Name"]: s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
                       for s in services.cluster.call(lambda api: api.services(filters={"label": LABEL_WORKLOAD}))}
-            for task in services.tasks():
-                if task.desired_state in ("running", "ready", "accepted") and task.container_id not in listed:
+            for task in current_tasks(services.tasks()):
+                if task.container_id not in listed or not task.container_id:
                     records.append(task_record(task, services.cluster.name, images.get(task.service, ""), nodes.get(task.node, "")))
         return records
 
     def _loose(self, services: SwarmServices, workload: str) -> list[Any]:
         engines = [services.cluster.manager, *services.cluster.workers]
         return find_replicas(engines, workload)
+
+
+def current_tasks(tasks: Sequence[Any]) -> list[Any]:
+    """One task per slot: the one Swarm wants running, else the newest (a failed task with its
+    error, when the restart policy started no other)."""
+    by_slot: dict[tuple[str, int], Any] = {}
+    for task in sorted(tasks, key=lambda t: t.created_at):
+        kept = by_slot.get((task.service, task.slot))
+        if kept is None or task.desired_state in ("running", "ready", "accepted") or kept.desired_state not in ("running", "ready", "accepted"):
+            by_slot[(task.service, task.slot)] = task
+    return list(by_slot.values())
 
 
 def task_record(task: Any, cluster: str, image: str, address: str) -> ContainerInfo:
