@@ -328,3 +328,21 @@ def test_the_affinity_node_label_follows_the_live_labels_and_goes_with_delete(en
     assert labelled == set(swarm["hostnames"])  # zones b, a, a: all three
     ok(rtm_console(env, "delete", f"workload/{name}", "--yes"))
     assert not any(label in n["Spec"].get("Labels", {}) for n in swarm["api"].nodes())
+
+
+def test_logs_of_a_workload_that_is_a_service_come_from_the_service(env, swarm, run_id, tmp_path) -> None:
+    name = f"{run_id}-logs"
+    path = tmp_path / "logs.yaml"
+    path.write_text(f"""name: {name}
+replicas: 2
+ContainerRuntime:
+  base_image: "{os.environ.get('RTM_TEST_IMAGE', 'rtm-busybox:1.0')}"
+  command: ["sh", "-c", "echo hello from $(hostname); exec sleep 600"]
+  security: {{user: "1000:1000"}}
+""")
+    try:
+        ok(rtm_console(env, "apply", "--yes", str(path)))
+        wait_for(lambda: len([line for line in ok(rtm_console(env, "logs", f"container/{name}")).stdout.splitlines()
+                              if "hello from" in line]) == 2, what="both tasks' first line, read from the service")
+    finally:
+        ok(rtm_console(env, "delete", f"workload/{name}", "--yes"))

@@ -401,6 +401,9 @@ class ContainerHandler:
     # .. logs (the core's `logs` command)
 
     def logs(self, name: str, *, tail: int | None = 100, follow: bool = False) -> Iterator[str]:
+        services = self.swarm.holding(name)  # a workload that is a Swarm service: the service's logs
+        if services is not None:
+            return services.logs(name, tail=tail, follow=follow)
         return self.actions.logs(name, tail=tail, follow=follow)
 
 

@@ -7,7 +7,7 @@ back and replaces every task): a changed replica count alone keeps the running t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,7 +166,19 @@ class SwarmServices:
                 self.cluster.set_node_label(node["ID"], label, "yes" if fits else None)
         return chosen
 
-    # .. scale and delete
+    # .. logs, scale and delete
+
+    def logs(self, workload: str, *, tail: int | None = 100, follow: bool = False) -> Iterator[str]:
+        """The service's logs (every task's, as `docker service logs` prints them)."""
+        from backends.docker.container_actions import _lines
+
+        live = self.find(workload)
+        if live is None:
+            raise DockerRequestError(f"no service of workload {workload} on {self.cluster.name}")
+        chunks = self.cluster.call(lambda api: api.service_logs(live["ID"], stdout=True, stderr=True, follow=follow,
+                                                                tail="all" if tail is None else tail, is_tty=False))
+        return _lines(chunks, self.cluster.manager)
+
 
     def scale(self, workload: str, replicas: int) -> tuple[int, int]:
         """Sets the replica count on the stored spec with its version index: running tasks kept.
