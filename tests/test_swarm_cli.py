@@ -50,6 +50,19 @@ ContainerRuntime:
     return path
 
 
+def shell_spec(tmp_path: Path, name: str, script: str, *, replicas: int, extra: str = "") -> Path:
+    """A workload whose tasks run `sh -c SCRIPT`, without limits."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"""name: {name}
+replicas: {replicas}
+ContainerRuntime:
+  base_image: "{os.environ.get('RTM_TEST_IMAGE', 'rtm-busybox:1.0')}"
+  command: ["sh", "-c", "{script}"]
+  security: {{user: "1000:1000"}}
+{extra}""")
+    return path
+
+
 def affinity(*expressions: str) -> str:
     return "SchedulingPolicy:\n  constraints:\n" + "".join(
         f'    - {{type: "node_affinity", {e}}}\n' for e in expressions)
@@ -293,16 +306,7 @@ def test_a_worker_alone_refuses_cluster_changes_naming_its_manager(env, swarm, r
 
 def test_a_failed_task_shows_swarms_error_text(env, swarm, run_id, tmp_path) -> None:
     name = f"{run_id}-fails"
-    path = tmp_path / "fails.yaml"
-    path.write_text(f"""name: {name}
-replicas: 1
-ContainerRuntime:
-  base_image: "{os.environ.get('RTM_TEST_IMAGE', 'rtm-busybox:1.0')}"
-  command: ["sh", "-c", "exit 3"]
-  security: {{user: "1000:1000"}}
-FailoverStrategy:
-  recovery: {{auto_restart: false}}
-""")
+    path = shell_spec(tmp_path, name, "exit 3", replicas=1, extra="FailoverStrategy:\n  recovery: {auto_restart: false}\n")
     try:
         ok(rtm_console(env, "apply", "--yes", str(path)))
 
@@ -332,14 +336,7 @@ def test_the_affinity_node_label_follows_the_live_labels_and_goes_with_delete(en
 
 def test_logs_of_a_workload_that_is_a_service_come_from_the_service(env, swarm, run_id, tmp_path) -> None:
     name = f"{run_id}-logs"
-    path = tmp_path / "logs.yaml"
-    path.write_text(f"""name: {name}
-replicas: 2
-ContainerRuntime:
-  base_image: "{os.environ.get('RTM_TEST_IMAGE', 'rtm-busybox:1.0')}"
-  command: ["sh", "-c", "echo hello from $(hostname); exec sleep 600"]
-  security: {{user: "1000:1000"}}
-""")
+    path = shell_spec(tmp_path, name, "echo hello from $(hostname); exec sleep 600", replicas=2)
     try:
         ok(rtm_console(env, "apply", "--yes", str(path)))
         wait_for(lambda: len([line for line in ok(rtm_console(env, "logs", f"container/{name}")).stdout.splitlines()
