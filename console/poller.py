@@ -113,7 +113,7 @@ class Poller:
             raise ValueError(f"backend names must be unique; repeated: {', '.join(duplicates)}")
         self.clock = clock
         self.poll_timeout = poll_timeout
-        interval = max(MIN_INTERVAL, interval)
+        interval = self._interval = max(MIN_INTERVAL, interval)
         # One lock for the scheduling state, and a condition per waiter on it, so that an
         # event wakes only the thread it concerns: every wake-up of an idle thread costs CPU,
         # and the console's idle budget is small.
@@ -140,15 +140,31 @@ class Poller:
             if self._started:
                 raise RuntimeError("the poller was already started (it cannot be restarted)")
             self._started = True
-            for name, worker in self._workers.items():
-                worker.thread = threading.Thread(
-                    target=self._run, args=(worker,), name=f"rtm-poller:{name}", daemon=True
-                )
-                worker.thread.start()
+            for worker in self._workers.values():
+                self._start_worker(worker)
             self._watchdog = threading.Thread(
                 target=self._watch, name="rtm-poller-watchdog", daemon=True
             )
             self._watchdog.start()
+
+    def add(self, backends: Sequence[Backend]) -> None:
+        """Poll more backends from now on, at the poller's interval; each is published as
+        pending at once (the console adds all but the host's right after its first paint)."""
+        with self._lock:
+            names = [backend.name for backend in backends]
+            repeated = sorted({name for name in names if name in self._workers or names.count(name) > 1})
+            if repeated:
+                raise ValueError(f"backend names must be unique; repeated: {', '.join(repeated)}")
+            if self._stopping:
+                return
+            added = [_Worker(backend, self._interval, threading.Condition(self._lock)) for backend in backends]
+            self._workers.update((worker.backend.name, worker) for worker in added)
+        for worker in added:
+            self._update_state(worker.backend.name, lambda _absent, b=worker.backend: _pending_state(b, self._interval))
+        with self._lock:
+            if self._started and not self._stopping:
+                for worker in added:
+                    self._start_worker(worker)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop every worker; return True if all ended within `timeout` seconds.
@@ -175,6 +191,13 @@ class Poller:
                 timeout,
             )
         return not stuck
+
+    def _start_worker(self, worker: _Worker) -> None:
+        if worker.thread is not None:  # started by start() while add() published it
+            return
+        name = worker.backend.name
+        worker.thread = threading.Thread(target=self._run, args=(worker,), name=f"rtm-poller:{name}", daemon=True)
+        worker.thread.start()
 
     def refresh_now(self, backend_name: str | None = None) -> None:
         """Poll now (or right after the poll in progress), instead of waiting for the cadence."""
@@ -341,8 +364,8 @@ class Poller:
         with self._state_lock:
             current = self._state
             backends = dict(current.backends)
-            changed = change(backends[name])
-            if changed is backends[name]:
+            changed = change(backends.get(name))  # type: ignore[arg-type]  (None: a backend being added)
+            if changed is backends.get(name):
                 return
             backends[name] = changed
             published = PollState(FrozenDict(backends), current.version + 1)

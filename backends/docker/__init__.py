@@ -19,7 +19,9 @@ Modules, one job each:
 
 `make_docker_handlers(endpoints)` builds all of it for the configured engines;
 `make_docker_backends(endpoints)` returns it in the console's (backends, handlers) shape. Importing this
-package does not import docker-py; the first call that contacts an engine does.
+package does not import docker-py (the first call that contacts an engine does), nor its own
+modules: they are imported on first use, so the configuration reads DockerEndpoint (settings.py)
+without loading the backend.
 """
 
 from __future__ import annotations
@@ -27,19 +29,28 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from backends.docker.container_actions import ContainerActions, ExecResult
-from backends.docker.backend import DockerBackend
-from backends.docker.client import EngineEndpoint, TlsFiles
-from backends.docker.desired import DesiredStore
-from backends.docker.handler import ContainerHandler
-from backends.docker.mapping import render
-from backends.docker.nodes import engine_nodes
-from backends.docker.replica_service import ReplicaService
-from backends.docker.replicas import Placement, default_placement
-from backends.docker.stats import StatsMode
-from rtm.scheduling import SchedNode
+from backends.lazy import on_first_use
+
+if TYPE_CHECKING:
+    from backends.docker.backend import DockerBackend
+    from backends.docker.client import EngineEndpoint, TlsFiles
+    from backends.docker.container_actions import ContainerActions, ExecResult
+    from backends.docker.desired import DesiredStore
+    from backends.docker.handler import ContainerHandler
+    from backends.docker.replica_service import ReplicaService
+    from backends.docker.replicas import Placement, default_placement
+    from backends.docker.stats import StatsMode
+    from rtm.scheduling import SchedNode
+
+_ON_FIRST_USE = {
+    "ContainerActions": "container_actions", "ContainerHandler": "handler", "DesiredStore": "desired",
+    "DockerBackend": "backend", "EngineEndpoint": "client", "ExecResult": "container_actions",
+    "Placement": "replicas", "ReplicaService": "replica_service", "TlsFiles": "client",
+    "default_placement": "replicas",
+}
+__getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,8 @@ class DockerSetup:
 
     def nodes(self) -> list[SchedNode]:
         """Each engine that answers, as a scheduler node (runtime "docker")."""
+        from backends.docker.nodes import engine_nodes
+
         return engine_nodes(self.backends)
 
     @property
@@ -69,7 +82,7 @@ def make_docker_handlers(
     endpoints: Iterable[Any],
     *,
     read_only: bool = False,
-    placement: Placement = default_placement,
+    placement: Placement | None = None,
     stats: StatsMode = "auto",
     stop_timeout: float = 10.0,
     cordoned: Callable[[str], bool] = lambda _node: False,
@@ -84,13 +97,20 @@ def make_docker_handlers(
     replicas; `data_dir` keeps the desired state of applied workloads (none when None);
     `publish_mode` (ingress or host) publishes the ports of Swarm services; `strict` refuses a
     Swarm service that cannot carry every setting of its spec; `target` (cluster or standalone)
-    says where container workloads go when a Swarm manager is configured (docs/swarm.md)."""
+    says where container workloads go when a Swarm manager is configured (docs/swarm.md);
+    `placement` defaults to replicas.default_placement."""
+    from backends.docker.backend import DockerBackend
+    from backends.docker.client import EngineEndpoint
+    from backends.docker.desired import DesiredStore
+    from backends.docker.handler import ContainerHandler
+    from backends.docker.replicas import default_placement
+
     backends = tuple(DockerBackend(EngineEndpoint.of(e), read_only=read_only, stats=stats, cordoned=cordoned) for e in endpoints)
     names = [b.name for b in backends]
     if len(set(names)) != len(names):
         raise ValueError(f"two Docker endpoints share a name: {', '.join(sorted(n for n in names if names.count(n) > 1))}")
     desired = DesiredStore(data_dir) if data_dir is not None else None
-    handler = ContainerHandler(backends, placement=placement, stop_timeout=stop_timeout, desired=desired,
+    handler = ContainerHandler(backends, placement=placement or default_placement, stop_timeout=stop_timeout, desired=desired,
                                publish_mode=publish_mode, strict=strict, target=target)
     return DockerSetup(backends, handler, handler.actions)
 
@@ -105,6 +125,8 @@ def make_docker_backends(endpoints: Iterable[Any], read_only: bool = False, **op
 
 def render_container_runtime(document: Any, _spec: Any, base_dir: Any) -> Any:
     """The renderer for console/render.py RENDERERS["ContainerRuntime"] (pure)."""
+    from backends.docker.mapping import render
+
     return render(document, base_dir)
 
 

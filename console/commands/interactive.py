@@ -1,10 +1,13 @@
 """`rtm-console` with no command: the interactive console (or, with --kiosk, the read-only one).
 
 Builds everything from the shared start-up (console/context.py): configuration, data folder,
-debug log, action gate and backends; starts the poller; in an interactive console also the
-control loops and the local functions runtime when no agent runs them (never in kiosk mode),
-and the exporter with --metrics-listen; runs the textual app; stops all of it on the way out.
-Only this function and console/tui import textual.
+debug log, action gate and backends. Paint first, connect after: the first frame needs only
+the host backend, so the poller starts with it alone and the app opens; right after the first
+paint a thread of its own builds the other backends (the Docker, libvirt and AWS clients and
+their modules) and adds them to the poller, then starts the exporter with --metrics-listen and,
+in an interactive console, the control loops and the local functions runtime when no agent runs
+them (never in kiosk mode); the header says `starting` for each until it is up. Everything
+stops on the way out. Only this function and console/tui import textual.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +29,7 @@ from console.poller import Poller
 
 POLLER_STOP_TIMEOUT = 3.0
 RUNTIME_STOP_TIMEOUT = 5.0
+STARTING = "starting"
 
 log = logging.getLogger("console.interactive")
 
@@ -53,12 +58,24 @@ def _become_kiosk(ctx: AppContext) -> None:
 
 @dataclass
 class Background:
-    """What runs beside the screen, and how to stop it."""
+    """What runs beside the screen, its header notes, and how to stop it. Once stopping, no
+    part starts any more (a part being started finishes first, then is stopped)."""
 
-    notes: list[str] = field(default_factory=list)  # for the header
+    parts: dict[str, str] = field(default_factory=dict)  # part -> its header note, in start order
     stops: list[Callable[[], None]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: bool = False
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(note for note in self.parts.values() if note)
+
+    def note(self, part: str, text: str) -> None:
+        self.parts[part] = text
 
     def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
         for stop in reversed(self.stops):
             try:
                 stop()
@@ -66,22 +83,28 @@ class Background:
                 log.exception("stopping a background service failed")
 
 
-def _run(ctx: AppContext, args: argparse.Namespace) -> int:
+def build_console(ctx: AppContext, args: argparse.Namespace) -> tuple[Any, Poller, Background]:
+    """The app over a poller of the host backend alone, and what starts after its first paint."""
+    from backends.host import HostBackend
     from console.cordons import CordonStore
     from console.exporter.firing import AlertWatch
     from console.tui.app import RtmConsole
     from console.tui.services import ConsoleOptions, ConsoleServices
 
     config = ctx.config
-    backends, handlers, unavailable = _backends(ctx)
-    poller = Poller(backends, interval=config.refresh_interval)
     kiosk = ctx.mode == "kiosk"
+    cordons = CordonStore(config.data_dir)
+    host = HostBackend(cordoned=cordons.is_cordoned)
+    poller = Poller([host], interval=config.refresh_interval)
     background = Background()
-    exporting = _start_exporter(ctx, poller, background)
-    loops_here = False
+    exporting = config.exporter.console_listen is not None
+    if exporting:
+        background.note("metrics", f"metrics: {STARTING}")
+    background.note("backends", f"backends: {STARTING}")
     if not kiosk:
-        loops_here = _start_loops(ctx, backends, background)
-        _host_functions(ctx, handlers, background)
+        background.note("loops", f"control loops: {STARTING}")
+        if config.functions.target == "local":
+            background.note("functions", f"functions: {STARTING}")
     options = ConsoleOptions(
         mode="kiosk" if kiosk else "interactive",
         kiosk_lock=kiosk and bool(getattr(args, "kiosk_lock", False) or config.kiosk.lock),
@@ -102,18 +125,25 @@ def _run(ctx: AppContext, args: argparse.Namespace) -> int:
         specs_dir=config.specs_dir,
         data_dir=config.data_dir,
         events=ctx.events,
-        handlers=handlers,
-        unavailable=unavailable,
-        cordons=CordonStore(config.data_dir),
+        cordons=cordons,
         debug_log=ctx.debug_log,
         samples_dir=_samples_dir(),
-        backends={backend.name: backend for backend in backends},
-        header_notes=tuple(background.notes),
+        backends={host.name: host},
+        handlers={},
+        header_notes=background.notes,
         poll_clock=poller.clock,
-        # Alerts are shown by every console; only the process running the loops writes their events.
-        alerts=AlertWatch(config.specs_dir, config.data_dir, ctx.events, write_events=loops_here),
+        # Alerts are shown by every console; only the process running the loops writes their
+        # events (write_events is turned on once the loops run here).
+        alerts=AlertWatch(config.specs_dir, config.data_dir, ctx.events, write_events=False),
     )
     app = RtmConsole(services, options)
+    startup = _AfterFirstPaint(ctx, app, poller, host, background)
+    services.after_first_paint = startup.begin
+    return app, poller, background
+
+
+def _run(ctx: AppContext, args: argparse.Namespace) -> int:
+    app, poller, background = build_console(ctx, args)
     poller.start()
     try:
         app.run()
@@ -121,6 +151,84 @@ def _run(ctx: AppContext, args: argparse.Namespace) -> int:
         background.stop()
         poller.stop(timeout=POLLER_STOP_TIMEOUT)
     return app.return_code or 0
+
+
+class _AfterFirstPaint:
+    """Starts, in a thread of its own, what the first screen does not need: the other backends,
+    the exporter, the control loops and the local functions runtime, one part after another,
+    each shown in the header when it is up. If the app has gone meanwhile, nothing more starts."""
+
+    def __init__(self, ctx: AppContext, app: Any, poller: Poller, host: Any, background: Background) -> None:
+        self.ctx, self.app, self.poller, self.host, self.background = ctx, app, poller, host, background
+        self.thread: threading.Thread | None = None
+        self.built: list[Any] = []  # every backend built, the unused host's twin included
+
+    def begin(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._start_all, name="rtm-console-startup", daemon=True)
+            self.thread.start()
+
+    def _start_all(self) -> None:
+        try:
+            self._start_parts()
+        except Exception:  # never silent: a thread's exception would not reach the screen
+            log.exception("the console's start-up after the first paint failed")
+
+    def _start_parts(self) -> None:
+        parts = (("backends", "backends", self._backends), ("metrics", "metrics", self._exporter),
+                 ("loops", "control loops", self._loops), ("functions", "functions", self._functions))
+        for name, label, start in parts:
+            with self.background.lock:  # Background.stop() waits for a part being started
+                if self.background.stopping:
+                    return
+                try:
+                    start()
+                except Exception as exc:  # the console goes on with what started; why is logged
+                    cause = log_exception(exc, f"starting the console's {label}")
+                    self.background.note(name, f"{label} not started: {cause}")
+            if not self._show():
+                return
+
+    def _show(self) -> bool:
+        """New notes and backends to the screen, on the app's event loop; False once it is gone."""
+        services = self.app.services
+
+        def show() -> None:
+            services.header_notes = self.background.notes
+            self.app.backends_changed()
+
+        try:
+            self.app.call_from_thread(show)
+        except RuntimeError:  # the app is not running (any more)
+            return False
+        return True
+
+    def _backends(self) -> None:
+        backends, handlers, unavailable = _backends(self.ctx)
+        self.built = backends
+        others = [backend for backend in backends if backend.kind != "nodes"]
+        built_host = next((backend for backend in backends if backend.kind == "nodes"), None)
+        if built_host is not None:
+            self.host.runtimes = built_host.runtimes  # which runtimes this machine carries
+        services = self.app.services
+        # New mappings, swapped whole: the event loop may be reading the old ones.
+        services.handlers = {**services.handlers, **handlers}
+        services.backends = {**services.backends, **{backend.name: backend for backend in others}}
+        services.unavailable = unavailable
+        self.poller.add(others)
+        self.background.note("backends", "")
+
+    def _exporter(self) -> None:
+        if self.ctx.config.exporter.console_listen is not None:
+            _start_exporter(self.ctx, self.poller, self.background)
+
+    def _loops(self) -> None:
+        if self.ctx.mode != "kiosk" and _start_loops(self.ctx, self.built, self.background):
+            self.app.alerts.write_events = self.ctx.events is not None
+
+    def _functions(self) -> None:
+        if self.ctx.mode != "kiosk":
+            _host_functions(self.ctx, self.app.services.handlers, self.background)
 
 
 def _backends(ctx: AppContext) -> tuple[list[Any], dict[str, Any], tuple[Availability, ...]]:
@@ -156,16 +264,16 @@ def _start_exporter(ctx: AppContext, poller: Poller, background: Background) -> 
     try:
         from console.exporter import start_exporter
     except ImportError:
-        background.notes.append(f"metrics not served on {listen}: the exporter is not installed")
+        background.note("metrics", f"metrics not served on {listen}: the exporter is not installed")
         return False
     try:
         background.stops.append(start_exporter(poller, listen, ctx))
     except Exception as exc:  # address in use, bad web config, a spec it refuses: the console
         # still opens (its editor may be how the operator fixes the spec), and says why.
         log.warning("exporter not started on %s: %s", listen, exc)
-        background.notes.append(f"metrics NOT served on {listen}: {one_line(str(exc), 160)}")
+        background.note("metrics", f"metrics NOT served on {listen}: {one_line(str(exc), 160)}")
         return False
-    background.notes.append(f"metrics on {listen}")
+    background.note("metrics", f"metrics on {listen}")
     return True
 
 
@@ -175,20 +283,21 @@ def _start_loops(ctx: AppContext, backends: list[Any], background: Background) -
     try:
         from console.supervisor.embedded import EmbeddedLoops
     except ImportError:
+        background.note("loops", "")
         return False
     loops = EmbeddedLoops(ctx)
     engines = {b.engine.name: b for b in backends if getattr(b, "kind", "") == "containers" and hasattr(b, "engine")}
     try:
         started = loops.start(engines)
     except Exception as exc:  # the console still works without its loops
-        background.notes.append(f"control loops not started: {log_exception(exc, 'starting the control loops')}")
+        background.note("loops", f"control loops not started: {log_exception(exc, 'starting the control loops')}")
         return False
     if started:
         background.stops.append(loops.stop)
-        background.notes.append("control loops: here")
+        background.note("loops", "control loops: here")
     else:
         holder = loops.holder() or {}
-        background.notes.append(f"control loops: {holder.get('role', 'agent')} pid {holder.get('pid', '?')}")
+        background.note("loops", f"control loops: {holder.get('role', 'agent')} pid {holder.get('pid', '?')}")
     return bool(started)
 
 
@@ -200,12 +309,13 @@ def _host_functions(ctx: AppContext, handlers: dict[str, Any], background: Backg
     try:
         from backends.localfn import make_local_runtime
     except ImportError:
+        background.note("functions", "")
         return
     runtime = make_local_runtime(ctx.config, role="console")
     try:
         runtime.start()
     except Exception as exc:  # hosted by the agent, or the gateway's address is taken
-        background.notes.append(f"functions: {one_line(str(exc), 120)}")
+        background.note("functions", f"functions: {one_line(str(exc), 120)}")
         return
     handler = handlers.get("function")
     if handler is not None and hasattr(handler, "attach_runtime"):
@@ -217,4 +327,4 @@ def _host_functions(ctx: AppContext, handlers: dict[str, Any], background: Backg
         runtime.stop(timeout=RUNTIME_STOP_TIMEOUT)
 
     background.stops.append(stop)
-    background.notes.append(f"functions served at {runtime.url}")
+    background.note("functions", f"functions served at {runtime.url}")

@@ -83,6 +83,9 @@ class ConsoleServices:
 
     alerts: Any = None  # console.exporter.firing.AlertWatch; the app makes a display-only one without
     header_notes: tuple[str, ...] = ()  # what runs beside the screen (loops, runtime, exporter)
+    # Called once on the event loop after the first paint: run_console starts what the first
+    # screen does not need (backends but the host's, the loops, the functions runtime) there.
+    after_first_paint: Callable[[], None] | None = None
 
     def handler(self, resource: str) -> RuntimeHandler | None:
         return self.handlers.get(resource)
