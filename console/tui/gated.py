@@ -190,6 +190,8 @@ class GatedActions:
         """`e` on a container: `docker exec -it` with the configured shell, the console suspended."""
         from console.tui.sessions import docker_exec_argv
 
+        if not self._is_running_now("containers", row):
+            return
         backend = self.services.backends.get(row.backend)
         argv, problem = docker_exec_argv(backend, row.key.rsplit("/", 1)[-1], self.options.shell)
         params = {"backend": row.backend, "shell": " ".join(self.options.shell),
@@ -203,9 +205,21 @@ class GatedActions:
 
         backend = self.services.backends.get(row.backend)
         argv, problem = virsh_console_argv(backend, row.name)
+        if argv is not None and not self._is_running_now("vms", row):
+            return  # (a guest without a serial device is told so first, whatever its state)
         self.attach_session(CONSOLE_ACTION, f"vm/{row.name}", {"backend": row.backend}, argv, problem,
                             f"serial console of vm/{row.name} on {row.backend}: Ctrl+] detaches and returns to rtm-console",
                             escape=b"\x1d")
+
+    def _is_running_now(self, kind: str, row: Row) -> bool:
+        """A session needs a running container or VM: say so instead of handing over the terminal."""
+        record = self._find_record(kind, row)  # type: ignore[attr-defined]
+        state = getattr(record, "state", None)
+        if state != "running":
+            what = "container" if kind == "containers" else "vm"
+            self.notify(f"{what}/{row.name} is {state or 'no longer reported'}: start it first (s).",  # type: ignore[attr-defined]
+                        severity="warning")
+        return state == "running"
 
     def attach_session(self, action: str, target: str, params: dict[str, Any], argv: list[str] | None,
                        problem: str, banner: str, escape: bytes | None = None) -> None:

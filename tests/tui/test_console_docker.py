@@ -261,3 +261,16 @@ async def test_the_engine_reads_the_statistics_of_the_rows_in_sight(live_console
         assert await wait_for(pilot, focus_matches_view)
         await pilot.press("1")
         assert await wait_for(pilot, lambda: engine._focus is None)
+
+
+async def test_a_shell_in_a_stopped_container_is_not_opened_and_says_why(live_console, container) -> None:
+    container.stop(timeout=1)
+    console = _docker_console(live_console)
+    app = console.app
+    async with app.run_test(size=SIZE) as pilot:
+        await _select(pilot, app, container.name)
+        assert await wait_for(pilot, lambda: _row(app, container.name).cells[1] == "exited", timeout=30)
+        await pilot.press("e")
+        expected = f"container/{container.name} is exited: start it first (s)."
+        assert await wait_for(pilot, lambda: expected in [note.message for note in app._notifications])
+    assert console.audit() == []  # nothing was attempted

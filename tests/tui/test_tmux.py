@@ -103,6 +103,9 @@ def select_row(terminal: Terminal, pane_key: str, alias: str, name: str) -> None
     terminal.keys(":")
     terminal.wait_for("pane or resource name")
     terminal.keys(f"{alias} {name}", "Enter")
+    deadline = time.monotonic() + 20
+    while "pane or resource name" in terminal.screen() and time.monotonic() < deadline:
+        time.sleep(0.1)  # keys sent before the prompt has closed would go to the prompt
 
 
 @pytest.fixture
