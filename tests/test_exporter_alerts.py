@@ -167,3 +167,28 @@ def test_replicas_missing_compares_against_the_desired_count_scale_and_the_autos
     assert (missing.threshold.alert, missing.value, missing.message) == ("RtmWorkloadReplicasMissing", 2, "web: 2 of 3 replicas running")
     watch.update(state)
     assert [f.alert for f in watch.current()] == ["RtmWorkloadReplicasMissing"]
+
+
+def test_the_watch_reads_the_specs_only_when_they_change_and_evaluates_once_per_poll(tmp_path):
+    import os
+    import shutil
+
+    from console.exporter.firing import SPEC_CHECK_SECONDS, AlertWatch
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    shutil.copy(SAMPLES / "workload-web.yaml", specs / "web.yaml")
+    now = [NOW]
+    watch = AlertWatch(specs, tmp_path, clock=lambda: now[0])
+    busy = [container("web-0", cpu_ratio=0.09), container("web-1", cpu_ratio=0.08)]
+    for version in range(1, 6):
+        now[0] += SPEC_CHECK_SECONDS
+        watch.update(PollState(_state(busy).backends, version))
+        watch.update(PollState(_state(busy).backends, version))  # the same state again: nothing to do
+    assert (watch.evaluations, watch.spec_loads) == (5, 1)
+    assert [a.alert for a in watch.current()] == ["RtmWorkloadCpuAboveTarget"]
+    (specs / "web.yaml").write_text((specs / "web.yaml").read_text().replace("target_cpu_utilization: 70", "target_cpu_utilization: 95"))
+    os.utime(specs / "web.yaml", ns=(1, 1))  # a different modification time, whatever the clock's resolution
+    now[0] += SPEC_CHECK_SECONDS
+    watch.update(PollState(_state(busy).backends, 6))
+    assert watch.spec_loads == 2 and watch.current() == ()  # 85 % is under the new 95 % target

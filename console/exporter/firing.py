@@ -89,6 +89,7 @@ class AlertWatch:
         self._firing: tuple[FiringAlert, ...] = ()
         self._version = -1
         self.evaluations = 0  # for tests and benchmarks: how often the arithmetic ran
+        self.spec_loads = 0  # ... and how often the specs were read
 
     # ------------------------------------------------------------------ per poll
 
@@ -176,6 +177,7 @@ class AlertWatch:
         stamps = tuple((path, _stamp(path)) for path in files)
         if stamps != self._fingerprint:
             self._fingerprint = stamps
+            self.spec_loads += 1
             documents: list[Document] = []
             for path in files:
                 try:
