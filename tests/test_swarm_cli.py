@@ -33,12 +33,12 @@ def ok(run: Any) -> Any:
 
 
 def spec_file(tmp_path: Path, name: str, *, replicas: int = 3, limits_cpu: str = "250m", policy: str = "", security: str = "",
-              container: str = "") -> Path:
+              container: str = "", image: str = "") -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(f"""name: {name}
 replicas: {replicas}
 ContainerRuntime:
-  base_image: "{os.environ.get('RTM_TEST_IMAGE', 'rtm-busybox:1.0')}"
+  base_image: "{image or os.environ.get('RTM_TEST_IMAGE', 'rtm-busybox:1.0')}"
   command: ["sleep", "600"]
   security: {{user: "1000:1000"{security}}}
   resources:
@@ -343,3 +343,14 @@ def test_logs_of_a_workload_that_is_a_service_come_from_the_service(env, swarm, 
                               if "hello from" in line]) == 2, what="both tasks' first line, read from the service")
     finally:
         ok(rtm_console(env, "delete", f"workload/{name}", "--yes"))
+
+
+def test_the_plan_checks_the_image_on_the_nodes_allowed_to_run_the_tasks(env, swarm, run_id, tmp_path) -> None:
+    zone_a = ", ".join(sorted(h for h, z in zip(swarm["hostnames"], swarm["zones"]) if z == "a"))
+    every = [arg for engine in [swarm["manager"], *swarm["workers"]] for arg in ("--docker-host", engine)]
+    policy = affinity('key: "zone", operator: "In", values: ["a"]')
+    path = spec_file(tmp_path, f"{run_id}-image", replicas=1, policy=policy)
+    assert f"image {os.environ.get('RTM_TEST_IMAGE', 'rtm-busybox:1.0')} on {zone_a})" in ok(rtm_console(env, *every, "apply", "--dry-run", str(path))).stdout
+    assert f"not checked on {zone_a} (no endpoint configured for them)" in ok(rtm_console(env, "apply", "--dry-run", str(path))).stdout
+    missing = spec_file(tmp_path, f"{run_id}-image", replicas=1, policy=policy, image="rtm-busybox:not-there")
+    assert f"missing on {zone_a}: the tasks there will pull it" in ok(rtm_console(env, *every, "apply", "--dry-run", str(missing))).stdout

@@ -9,6 +9,7 @@ adopted: the plan deletes them once the service exists (the apply asks first).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,39 @@ class SwarmTarget:
         if self.strict and wanted.warnings:
             raise DockerRequestError(f"--strict: the Swarm service cannot carry: {'; '.join(wanted.warnings)}",
                                      "change the spec, or apply without --strict to run without these settings")
+        image_note = self.image_note(services, wanted)
+        if image_note:
+            changes[0] = dataclasses.replace(changes[0], note=f"{changes[0].note}; {image_note}")
         for replica in self._loose(services, wanted.workload):
             changes.append(Change("delete", replica.resource, note=f"a loose replica on {replica.engine}: replaced by service/{wanted.workload} (adopted)"))
         return changes
+
+    def image_note(self, services: SwarmServices, wanted: ServicePlan) -> str:
+        """Whether every node allowed to run the tasks has the image: checked through the
+        configured engines of those nodes; the others' tasks pull it when it is missing."""
+        image = wanted.spec["TaskTemplate"]["ContainerSpec"]["Image"]
+        engines = {self.roles[b.name].node_id: b for b in [services.cluster.manager, *services.cluster.workers] if b.name in self.roles}
+        present, missing, unchecked = [], [], []
+        for node in sorted(services.cluster.call(lambda api: api.nodes()), key=lambda n: (n.get("Description") or {}).get("Hostname", "")):
+            hostname = (node.get("Description") or {}).get("Hostname", "")
+            labels = {**((node.get("Spec") or {}).get("Labels") or {})}
+            if not allowed(wanted, hostname, labels):
+                continue
+            backend = engines.get(node["ID"])
+            if backend is None:
+                unchecked.append(hostname)
+                continue
+            try:
+                backend.client.call(lambda api: api.inspect_image(image))
+                present.append(hostname)
+            except DockerRequestError:
+                missing.append(hostname)
+        parts = [f"image {image} on {', '.join(present)}" if present else ""]
+        if missing:
+            parts.append(f"missing on {', '.join(missing)}: the tasks there will pull it")
+        if unchecked:
+            parts.append(f"not checked on {', '.join(unchecked)} (no endpoint configured for them): their tasks pull it if it is missing")
+        return "; ".join(p for p in parts if p)
 
     def apply(self, services: SwarmServices, document: Any, base_dir: Path, changes: list[Change],
               progress: Callable[[str], None]) -> list[str]:
@@ -107,6 +138,22 @@ class SwarmTarget:
     def _loose(self, services: SwarmServices, workload: str) -> list[Any]:
         engines = [services.cluster.manager, *services.cluster.workers]
         return find_replicas(engines, workload)
+
+
+def allowed(wanted: ServicePlan, hostname: str, labels: dict[str, str]) -> bool:
+    """Whether the service's constraints (and the expressions kept by its node label) let a
+    node with these labels run its tasks."""
+    if not all(e.matches({**labels, "hostname": hostname}) for e in wanted.expressions):
+        return False
+    for constraint in wanted.spec["TaskTemplate"]["Placement"]["Constraints"]:
+        equal = "==" in constraint
+        field, value = constraint.split("==" if equal else "!=", 1)
+        if field.startswith("node.labels.rtm.affinity."):
+            continue  # the expressions above
+        actual = hostname if field == "node.hostname" else labels.get(field.removeprefix("node.labels."))
+        if (actual == value) != equal:
+            return False
+    return True
 
 
 def current_tasks(tasks: Sequence[Any]) -> list[Any]:
