@@ -312,7 +312,7 @@ def test_a_failed_task_shows_swarms_error_text(env, swarm, run_id, tmp_path) -> 
 
         def failed_row() -> dict[str, Any] | None:
             rows = [c for c in json.loads(ok(rtm_console(env, "get", "containers", "--json")).stdout) if c["workload"] == name]
-            return rows[0] if len(rows) == 1 and rows[0]["state"] == "failed" else None
+            return rows[0] if len(rows) == 1 and rows[0]["labels"].get("rtm.swarm.state") == "failed" else None
 
         row = wait_for(failed_row, what="the task failed")
         assert row["labels"]["rtm.swarm.message"] == "task: non-zero exit (3)"
@@ -354,3 +354,18 @@ def test_the_plan_checks_the_image_on_the_nodes_allowed_to_run_the_tasks(env, sw
     assert f"not checked on {zone_a} (no endpoint configured for them)" in ok(rtm_console(env, "apply", "--dry-run", str(path))).stdout
     missing = spec_file(tmp_path, f"{run_id}-image", replicas=1, policy=policy, image="rtm-busybox:not-there")
     assert f"missing on {zone_a}: the tasks there will pull it" in ok(rtm_console(env, *every, "apply", "--dry-run", str(missing))).stdout
+
+
+def test_tasks_on_configured_engines_keep_the_engines_rows_with_node_and_service(env, swarm, applied) -> None:
+    name, _path = applied("rows", replicas=3)
+    wait_for(lambda: len(running_tasks(swarm, name)) == 3, what="three running tasks")
+    every = [arg for engine in [swarm["manager"], *swarm["workers"]] for arg in ("--docker-host", engine)]
+
+    def rows() -> list[dict[str, Any]] | None:
+        found = [c for c in json.loads(ok(rtm_console(env, *every, "get", "containers", "--json")).stdout) if c["workload"] == name]
+        return found if len(found) == 3 and all(c["cpu_ratio"] is not None for c in found) else None
+
+    found = wait_for(rows, what="three rows with statistics")
+    assert all("/" not in c["engine"] and c["labels"]["rtm.swarm.stats"] == "from the engine of its node" for c in found)
+    assert sorted(c["name"] for c in found) == [f"{name}.{slot}" for slot in (1, 2, 3)]
+    assert {c["labels"]["rtm.swarm.node"] for c in found} <= set(swarm["hostnames"])

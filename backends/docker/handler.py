@@ -345,8 +345,8 @@ class ContainerHandler:
                 self.unreachable.append(error)
         if self.unreachable and len(self.unreachable) == len(self.backends):
             raise self.unreachable[0]
-        try:  # Swarm tasks on nodes whose engine is not configured (docs/swarm.md)
-            records.extend(self.swarm.task_records({r.id for r in records}))
+        try:  # Swarm tasks: node, service and states on their rows (docs/swarm.md)
+            records = self.swarm.with_tasks(records)
         except (BackendUnavailable, DockerRequestError) as error:
             log.warning("listing Swarm tasks: %s", error)
         return records

@@ -122,18 +122,31 @@ class SwarmTarget:
             raise ApplyError(done, step, str(getattr(error, "message", error)), hint) from None
         return done
 
-    def task_records(self, listed: set[str]) -> list[ContainerInfo]:
-        """The current tasks of every cluster's services whose container no configured engine
-        listed (`listed`: container ids already shown with their statistics)."""
-        records = []
+    def with_tasks(self, listed: list[ContainerInfo]) -> list[ContainerInfo]:
+        """The engines' container rows with each current task of every cluster's services: a
+        task whose container an engine listed gets its node, service and states on that row
+        (which keeps its statistics); the others are added as rows of their own."""
+        by_id = {record.id: index for index, record in enumerate(listed)}
+        records = list(listed)
+        for task, row in self._task_rows():
+            index = by_id.get(task.container_id) if task.container_id else None
+            if index is None:
+                records.append(row)
+            else:
+                engine_row = records[index]
+                records[index] = dataclasses.replace(engine_row, name=row.name, workload=row.workload, replica=row.replica,
+                                                     labels={**engine_row.labels, **row.labels, "rtm.swarm.stats": "from the engine of its node"})
+        return records
+
+    def _task_rows(self) -> list[tuple[Any, ContainerInfo]]:
+        rows = []
         for services in self.services():
             nodes = {n.hostname: n.address for n in services.cluster.nodes()}
             images = {s["Spec"]["Name"]: s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
                       for s in services.cluster.call(lambda api: api.services(filters={"label": LABEL_WORKLOAD}))}
             for task in current_tasks(services.tasks()):
-                if task.container_id not in listed or not task.container_id:
-                    records.append(task_record(task, services.cluster.name, images.get(task.service, ""), nodes.get(task.node, "")))
-        return records
+                rows.append((task, task_record(task, services.cluster.name, images.get(task.service, ""), nodes.get(task.node, ""))))
+        return rows
 
     def _loose(self, services: SwarmServices, workload: str) -> list[Any]:
         engines = [services.cluster.manager, *services.cluster.workers]
