@@ -161,3 +161,16 @@ def test_an_unknown_publish_mode_is_refused() -> None:
 
 def test_the_spec_hash_ignores_the_replica_count() -> None:
     assert service_spec(workload(), SAMPLES, replicas=5).spec_hash == service_spec(workload(), SAMPLES).spec_hash
+
+
+@pytest.mark.parametrize(("variable", "value"), [("RTM_DOCKER_PUBLISH_MODE", "vip"), ("RTM_DOCKER_TARGET", "swarm")])
+def test_a_bad_publish_mode_or_target_in_the_configuration_is_refused_with_the_choices(tmp_path: Path, variable: str, value: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, variable: value, "RTM_DATA_DIR": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    run = subprocess.run([sys.executable, "-m", "console.cli", "config"], env=env, capture_output=True, text=True, timeout=60,
+                         cwd=SAMPLES.parent)
+    assert run.returncode == 2
+    assert variable in run.stderr and value in run.stderr

@@ -47,6 +47,8 @@ def swarm_nodes(ctx: AppContext) -> list[Any]:
             nodes.extend(cluster.nodes())
         except BackendUnavailable as error:
             print(f"rtm-console: left out: {error.availability.describe()}", file=sys.stderr)
+        except ValueError as error:  # the engine refused (DockerRequestError), e.g. no longer a manager
+            print(f"rtm-console: left out: the swarm of {cluster.name}: {error}", file=sys.stderr)
     return nodes
 
 
@@ -64,8 +66,14 @@ def swarm_summary(ctx: AppContext, nodes: list[Any]) -> str:
 
 
 def cluster_of_node(ctx: AppContext, name: str) -> Any | None:
-    """The cluster that has a node with this hostname."""
-    return next((c for c in clusters(ctx) if c.node(name) is not None), None)
+    """The cluster that has a node with this hostname (one whose manager does not answer has none)."""
+    for cluster in clusters(ctx):
+        try:
+            if cluster.node(name) is not None:
+                return cluster
+        except (BackendUnavailable, ValueError):  # unreachable, or refused (DockerRequestError)
+            continue
+    return None
 
 
 def set_swarm_availability(ctx: AppContext, cluster: Any, command: str, name: str) -> int:
@@ -88,7 +96,7 @@ def run_drain(args: argparse.Namespace, ctx: AppContext, name: str) -> int:
         return set_swarm_availability(ctx, None, "drain", name)
     cluster = cluster_of_node(ctx, name)
     if cluster is None:
-        known = [n.id for c in clusters(ctx) for n in c.nodes()]
+        known = [n.id for n in swarm_nodes(ctx)]
         where = f"; the swarm nodes are: {', '.join(known)}" if known else "; no configured Docker engine is a Swarm manager"
         print(f"rtm-console: node {name} is not in a swarm: drain moves Swarm tasks{where} (hint: cordon {name} stops new placements)",
               file=sys.stderr)

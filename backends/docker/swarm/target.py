@@ -59,8 +59,15 @@ class SwarmTarget:
         return None
 
     def holding(self, workload: str) -> SwarmServices | None:
-        """The cluster that runs the workload's service, if any."""
-        return next((s for s in self.services() if s.find(workload) is not None), None)
+        """The cluster that runs the workload's service, if any (a manager that does not answer
+        now runs none: the standalone engines are still served)."""
+        for services in self.services():
+            try:
+                if services.find(workload) is not None:
+                    return services
+            except (BackendUnavailable, DockerRequestError):
+                continue
+        return None
 
     # .. the handler's calls
 
