@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 
 from backends.base import Availability, BackendKind, one_line
+from backends.machines import never_cordoned
 from backends.records import (
     CpuSeconds,
     DiskIO,
@@ -58,10 +59,6 @@ GUEST_MODES = frozenset({"guest", "guest_nice"})
 IDLE_MODES = frozenset({"idle", "iowait"})
 
 PROC_NET_SNMP = "/proc/net/snmp"
-
-
-def never_cordoned(node_id: str) -> bool:
-    return False
 
 
 class MountTimeout(Exception):

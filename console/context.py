@@ -141,7 +141,8 @@ def _libvirt(ctx: AppContext) -> Any:
         hint = "pip install 'rtm-console[libvirt]' (needs Debian's libvirt-dev and pkg-config to compile)"
         raise _NotInstalled(Availability("libvirt", uris[0], "not_installed", cause=str(exc), hint=hint)) from exc
     module = _optional_module("backends.libvirt", "libvirt", uris[0], "reinstall rtm-console")
-    options = {"read_only": ctx.read_only, "sandbox": ctx.sandbox, "shutdown_timeout": ctx.config.libvirt.shutdown_timeout}
+    options = {"read_only": ctx.read_only, "sandbox": ctx.sandbox, "shutdown_timeout": ctx.config.libvirt.shutdown_timeout,
+               "cordoned": _cordon_store(ctx)}
     backends = module.make_libvirt_backends(uris, **options)
     return backends, module.make_libvirt_handlers(uris, strict=ctx.strict, backends=backends, **options)
 

@@ -20,7 +20,7 @@ from backends.handlers import ApplyError, Change
 from backends.libvirt import LibvirtBackend, LibvirtVmHandler, make_libvirt_handlers, render_document
 from backends.libvirt.connection import hint_for, is_local_uri
 from backends.libvirt.domain_xml import DomainRequest, CpuChoice, domain_request, domain_xml, render_vm, volume_xml
-from backends.libvirt.errors import HostRequirementError, KvmRefused, VmNotFound, VmSpecError
+from backends.libvirt.errors import HostRequirementError, KvmRefused, VmError, VmNotFound, VmSpecError
 from backends.libvirt.host_checks import FirmwareFacts, HostFacts, Presence, TpmFacts, VolumeFacts, check_requirements
 from backends.libvirt.kvm import KvmStatus, choose_hypervisor, kvm_reason, named_cpu_models, trial_xml
 from backends.libvirt.live_xml import compare, parse_domain
@@ -612,3 +612,24 @@ def test_shutdown_works_on_a_driver_without_the_acpi_flag() -> None:
         assert backend.start("test")
     finally:
         backend.close()
+
+
+def test_a_cordoned_machine_takes_no_new_vm_among_several_hosts_nor_as_the_default_host(needs_libvirt_python: None, run_id: str) -> None:
+    import socket
+
+    cordons: set[str] = {socket.gethostname()}  # the machine the test driver reports
+    hosts = [LibvirtBackend("test:///default", name=name, sandbox=True, cordoned=cordons.__contains__) for name in ("a", "b")]
+    document = vm_doc(f"rtmtest-{run_id}-cordoned", network={"type": "bridge", "bridge": "virbr0"})
+    try:
+        for handler in (LibvirtVmHandler(hosts), LibvirtVmHandler(hosts, default_host="a")):
+            with pytest.raises(VmError) as refused:
+                handler.plan(document, Path("."))
+            count = len(handler.backends) if handler.default_host is None else 1
+            assert f"0/{count} nodes are available: {count} node(s) were unschedulable." in refused.value.message
+            assert "uncordon its machine" in refused.value.hint
+        cordons.clear()
+        (create,) = LibvirtVmHandler(hosts, default_host="b").plan(document, Path("."))
+        assert create.action == "create" and create.note.startswith("on libvirt@b ")
+    finally:
+        for host in hosts:
+            host.close()

@@ -1,9 +1,8 @@
 """Docker engines as scheduler nodes: the one place engine names and node ids are mapped.
 
-A node is a machine, identified by the hostname its runtimes report (`docker info`'s Name for
-an engine, the libvirt host's hostname, this machine's for the host backend); cordons are kept
-by that id. Replicas are placed per engine (two engines on one machine are two places for a
-container), so each engine is a `SchedNode` whose id is the engine's name, whose `hostname`
+A node is a machine, identified by the hostname its runtimes report (backends/machines.py:
+`docker info`'s Name for an engine); cordons are kept by that id. Replicas are placed per
+engine (two engines on one machine are two places for a container), so each engine is a `SchedNode` whose id is the engine's name, whose `hostname`
 label is its machine, and which is cordoned when its machine is.
 """
 
@@ -14,12 +13,13 @@ from collections.abc import Collection, Sequence
 from backends.base import BackendUnavailable
 from backends.docker.backend import DockerBackend
 from backends.docker.errors import DockerRequestError
+from backends.machines import machine_id
 from rtm.scheduling import SchedNode
 
 
 def machine_of(backend: DockerBackend) -> str:
     """The node id of the machine that carries the engine: the hostname the engine reports."""
-    return backend.info().name or backend.engine.name
+    return machine_id(backend.info().name, backend.engine.name)
 
 
 def requested_cpu_millis(cpu_shares: int) -> int:
@@ -36,7 +36,7 @@ def engine_node(backend: DockerBackend, workload: str | None = None) -> SchedNod
     BackendUnavailable when the engine does not answer."""
     info = backend.info()
     running = [state for state in backend.containers().values() if state.running]
-    machine = info.name or backend.engine.name
+    machine = machine_id(info.name, backend.engine.name)
     endpoint = backend.engine
     labels = {"zone": endpoint.zone, "hostname": machine, "engine": endpoint.name, **endpoint.labels}
     return SchedNode(

@@ -3,7 +3,8 @@
 `poll()` makes one getAllDomainStats call (see stats.py). The actions of actions.py are offered
 as methods, for the console and the agent to call through the action gate. `host_info()` and
 `sched_node()` describe the host as a node for the scheduler: its CPUs and memory from
-getInfo/getFreeMemory and the runtime "libvirt".
+getInfo/getFreeMemory and the runtime "libvirt", cordoned when its machine (the hostname
+libvirt reports, backends/machines.py) is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from backends.libvirt.connection import SANDBOX_URI, LibvirtConnection, libvirt_
 from backends.libvirt.domain_xml import CpuChoice
 from backends.libvirt.kvm import KvmStatus, kvm_capabilities, named_cpu_models, probe_kvm
 from backends.libvirt.stats import DomainSample, StatsTracker
+from backends.machines import Cordoned, machine_id, never_cordoned
 from backends.records import KindSnapshot, VmInfo, freeze
 from rtm.scheduling import SchedNode
 
@@ -47,19 +49,21 @@ def stats_flags() -> int:
 
 
 class LibvirtBackend:
-    """A libvirt host (one URI). Thread-safe: the poller and the actions share the connection."""
+    """A libvirt host (one URI). Thread-safe: the poller and the actions share the connection.
+    cordoned(node id): whether a machine takes new VMs (asked with the hostname libvirt reports)."""
 
     kind = "vms"
 
     def __init__(self, uri: str, *, name: str | None = None, read_only: bool = False, sandbox: bool = False,
                  shutdown_timeout: float = 60.0, zone: str = "local", labels: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] = time.monotonic, cordoned: Cordoned = never_cordoned,
                  kvm_probe: Callable[[Any, bool, bool, CpuChoice | None], KvmStatus] | None = None) -> None:
         self.uri = uri
         self.endpoint = uri
         self.name = f"libvirt@{name or uri}"
         self.zone = zone
         self.labels = dict(labels or {})
+        self.cordoned = cordoned
         self.connection = LibvirtConnection(uri, read_only=read_only, sandbox=sandbox,
                                             on_open=_seed_sandbox if sandbox else None)
         self.actions = VmActions(self.connection, self.name, shutdown_timeout=shutdown_timeout)
@@ -131,11 +135,14 @@ class LibvirtBackend:
     def sched_node(self) -> SchedNode:
         """This host for the scheduler. CPU is not reduced by running guests (vCPUs are host
         threads sharing the cores, libvirt reserves none); memory is what is free now; the
-        running domains count as its connections (for least_connections)."""
+        running domains count as its connections (for least_connections); cordoned when its
+        machine is."""
         info = self.host_info()
-        labels = {"hostname": info.hostname, "zone": self.zone, "libvirt.host": self.name, **self.labels}
+        machine = machine_id(info.hostname, self.name)
+        labels = {"hostname": machine, "zone": self.zone, "libvirt.host": self.name, **self.labels}
         return SchedNode(id=self.name, zone=self.zone, cpu_millis=info.cpu_count * 1000, memory_bytes=info.memory_bytes_free,
-                         labels=freeze(labels), connections=info.active_domains, runtimes=frozenset({"libvirt"}))
+                         labels=freeze(labels), connections=info.active_domains, runtimes=frozenset({"libvirt"}),
+                         cordoned=bool(self.cordoned(machine)))
 
     def kvm_status(self, *, smm: bool = False, cpu: CpuChoice | None = None) -> KvmStatus:
         """Whether kvm domains with `cpu` (None: no <cpu> element) and, with `smm`, System

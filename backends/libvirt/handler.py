@@ -8,7 +8,9 @@ its metadata, which is how `delete NAME` finds all of them.
 Placement: an existing VM stays where it is. A new one goes to the configured default host,
 else to the only reachable host, else to the host the scheduler picks (rtm.scheduling with the
 document's SchedulingPolicy if it has one, least_connections otherwise), each host being a
-node with its CPUs, its free memory and the runtime "libvirt".
+node with its CPUs, its free memory and the runtime "libvirt". A host on a cordoned machine
+takes no new VM, whichever way it was chosen (kube-scheduler's "node(s) were unschedulable");
+restarts and updates of existing VMs stay allowed.
 
 Every host requirement (pool, volume format, bridge or network, secure-boot firmware, swtpm,
 KVM for a strict apply) is checked before anything is created; a failure after that undoes
@@ -45,7 +47,7 @@ from backends.libvirt.live_xml import LIVE_FIELDS, DomainView, compare, parse_do
 from backends.records import VmInfo, to_jsonable
 from rtm.documents import Document
 from rtm.kinds.vm import KIB, VirtualMachineRuntime
-from rtm.scheduling import AffinityExpr, Requirements, schedule
+from rtm.scheduling import REASON_UNSCHEDULABLE, AffinityExpr, Requirements, schedule
 
 KIND = "VirtualMachineRuntime"
 DEFAULT_ALGORITHM = "least_connections"
@@ -499,22 +501,28 @@ class LibvirtVmHandler:
             lambda domain_name, owner: owner == workload and bool(pattern.fullmatch(domain_name)) and domain_name not in names)]
 
     def _place(self, document: Document, new: list[DesiredVm]) -> dict[str, LibvirtBackend]:
+        """A host per new VM. A host given (the default host, or the only one) is checked for
+        its machine's cordon alone; among several the scheduler also weighs capacity."""
         if not new:
             return {}
-        if self.default_host is not None:
-            backend = self.backend(self.default_host)
-            return {vm.name: backend for vm in new}
-        if len(self.backends) == 1:
-            return {vm.name: self.backends[0] for vm in new}
-        nodes = [backend.sched_node() for backend in self.backends]
-        by_id = {backend.name: backend for backend in self.backends}
         policy = document.get("SchedulingPolicy")
+        requirements = _requirements(new[0].spec, policy)
+        if self.default_host is not None or len(self.backends) == 1:
+            hosts = [self.backend(self.default_host)] if self.default_host is not None else self.backends
+            requirements = Requirements(0, 0, runtime="libvirt")
+        else:
+            hosts = self.backends
+        nodes = [backend.sched_node() for backend in hosts]
+        by_id = {backend.name: backend for backend in hosts}
         algorithm = policy.default_algorithm if policy is not None else DEFAULT_ALGORITHM
-        result = schedule(nodes, _requirements(new[0].spec, policy), len(new), algorithm, clients=[vm.name for vm in new])
+        result = schedule(nodes, requirements, len(new), algorithm, clients=[vm.name for vm in new])
         placed = {}
         for vm, placement in zip(new, result.placements):
             if placement.node is None:
-                raise VmError(f"{vm.resource} fits on no libvirt host: {placement.reason}", "free memory on a host or add a host")
+                reason = placement.reason or ""
+                hint = ("uncordon its machine (rtm-console uncordon node/NAME) or add a libvirt host"
+                        if REASON_UNSCHEDULABLE in reason else "free memory on a host or add a host")
+                raise VmError(f"{vm.resource} fits on no libvirt host: {reason}", hint)
             placed[vm.name] = by_id[placement.node]
         return placed
 
