@@ -169,7 +169,8 @@ def start_containers(count: int, run: str) -> tuple[Any, str, int]:
     image = os.environ.get("RTM_TEST_IMAGE", "rtm-busybox:1.0")
     for index in range(count):
         client.containers.run(image, ["sleep", "3600"], name=f"bench-console-{run}-{index}", detach=True,
-                              init=True, labels={BENCH_LABEL: run, "rtm.test": "1"})
+                              # rtm.test.pid: the test suite's clean-up leaves them while this process lives
+                              init=True, labels={BENCH_LABEL: run, "rtm.test": "1", "rtm.test.pid": str(os.getpid())})
     return client, host, len(client.containers.list())
 
 

@@ -49,6 +49,7 @@ GOAL_FIRST_CONTENT_RATIO = 1.0
 GOAL_RSS_RATIO = 1.25
 GOAL_IDLE_CPU_RATIO = 0.5
 SIZE = ("120", "40")
+WITHOUT_LIBVIRT = "rtm-console without libvirt"
 
 
 def glances_command(version: str) -> Path:
@@ -72,10 +73,13 @@ def tree_rss(process: psutil.Process) -> int:
 
 
 class Tool:
-    """One tool as launched in tmux: its command line and what its first live content looks like."""
+    """One tool as launched in tmux: its command line, what its first live content looks like,
+    and what its screen must show at the end of the idle window for the measure to count."""
 
-    def __init__(self, name: str, command: str, first_content: re.Pattern[str], after_start: str = "") -> None:
+    def __init__(self, name: str, command: str, first_content: re.Pattern[str], after_start: str = "",
+                 settled: re.Pattern[str] | None = None) -> None:
         self.name, self.command, self.first_content, self.after_start = name, command, first_content, after_start
+        self.settled = settled
 
     def measure(self, warmup: float, idle: float) -> dict[str, float]:
         session = f"rtm-sbs-{self.name}-{uuid.uuid4().hex[:6]}"
@@ -91,7 +95,11 @@ class Tool:
             before, began = cpu_seconds(process), time.monotonic()
             time.sleep(idle)
             cpu = (cpu_seconds(process) - before) / (time.monotonic() - began)
-            return {"first_content": first_content, "idle_cpu": cpu, "rss": tree_rss(process)}
+            rss = tree_rss(process)
+            screen = terminal.screen()
+            if self.settled is not None and not self.settled.search(screen):
+                raise RuntimeError(f"{self.name} did not have everything up at the end of the idle window:\n{screen}")
+            return {"first_content": first_content, "idle_cpu": cpu, "rss": rss, "rows": _container_rows(screen)}
         finally:
             subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
             time.sleep(1)  # the tool's exit is not part of the next tool's measure
@@ -104,16 +112,34 @@ class Tool:
         raise RuntimeError(f"{self.name}: no live content within {timeout:g} s:\n{terminal.screen()}")
 
 
-def tools(work: Path, glances: Path) -> list[Tool]:
+def _container_rows(screen: str) -> int:
+    return len(re.findall(r"bench-console-", screen))
+
+
+def tools(work: Path, glances: Path, without_libvirt: bool) -> list[Tool]:
     docker_host = os.environ.get("DOCKER_HOST", "")
-    # Only what a user's shell would give both tools: no variable of the test setup but the engine.
-    environment = f"cd {work} && exec env -i PATH={os.environ['PATH']} HOME={work} TERM=xterm-256color DOCKER_HOST={docker_host}"
+
+    def environment(home: Path) -> str:
+        # Only what a user's shell would give both tools: no variable of the test setup but the engine.
+        home.mkdir(parents=True, exist_ok=True)
+        return f"cd {home} && exec env -i PATH={os.environ['PATH']} HOME={home} TERM=xterm-256color DOCKER_HOST={docker_host}"
+
     console = ROOT / ".venv" / "bin" / "rtm-console"
-    return [
-        Tool("glances", f"{environment} {glances} -t 2 --disable-plugin sensors",
+    # The console's header once every part is up: Docker answering, loops and functions started.
+    console_up = re.compile(r"docker@\S+ up(?s:.*)control\s+loops:\s+here")
+    measured = [
+        Tool("glances", f"{environment(work / 'glances')} {glances} -t 2 --disable-plugin sensors",
              re.compile(r"CPU\s.*\d+(\.\d+)?%")),
-        Tool("rtm-console", f"{environment} {console}", re.compile(re.escape(socket.gethostname())), after_start="2"),
+        Tool("rtm-console", f"{environment(work / 'console')} {console}", re.compile(re.escape(socket.gethostname())),
+             after_start="2", settled=console_up),
     ]
+    if without_libvirt:  # the same console with no libvirt host configured (libvirt's libraries not loaded)
+        home = work / "console-without-libvirt"
+        (home / ".config" / "rtm-console").mkdir(parents=True, exist_ok=True)
+        (home / ".config" / "rtm-console" / "config.yaml").write_text("libvirt:\n  uris: []\n")
+        measured.append(Tool(WITHOUT_LIBVIRT, f"{environment(home)} {console}", re.compile(re.escape(socket.gethostname())),
+                             after_start="2", settled=console_up))
+    return measured
 
 
 def median(rounds: list[dict[str, float]], key: str) -> float:
@@ -127,6 +153,8 @@ def main() -> int:
     parser.add_argument("--warmup-seconds", type=float, default=15.0)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--glances-version", default=GLANCES_VERSION)
+    parser.add_argument("--also-without-libvirt", action="store_true",
+                        help="also measure the console with no libvirt host configured (reported, not judged)")
     args = parser.parse_args()
     if not os.environ.get("DOCKER_HOST"):
         print("DOCKER_HOST is not set: start the services (make services-up) and source .services/env")
@@ -138,24 +166,30 @@ def main() -> int:
     run = uuid.uuid4().hex[:8]
     client, host, on_engine = start_containers(args.containers, run)
     started = time.monotonic()
-    results: dict[str, list[dict[str, float]]] = {"glances": [], "rtm-console": []}
+    results: dict[str, list[dict[str, float]]] = {"glances": [], "rtm-console": [], WITHOUT_LIBVIRT: []}
     try:
         time.sleep(max(0.0, 65 - (time.monotonic() - started)))  # every container older than a minute
         with tempfile.TemporaryDirectory(prefix="rtm-sbs-") as folder:
             for round_index in range(args.rounds):
-                order = tools(Path(folder), glances)
+                order = tools(Path(folder) / f"round-{round_index + 1}", glances, args.also_without_libvirt)
                 if round_index % 2:
                     order.reverse()
                 for tool in order:
                     result = tool.measure(args.warmup_seconds, args.idle_seconds)
                     results[tool.name].append(result)
+                    rows = f", {result['rows']} container rows on screen" if tool.name != "glances" else ""
                     print(f"round {round_index + 1} {tool.name:12s} first content {result['first_content']:.2f} s, "
-                          f"idle CPU {result['idle_cpu'] * 100:.2f} %, RSS {result['rss'] / 2**20:.1f} MiB", flush=True)
+                          f"idle CPU {result['idle_cpu'] * 100:.2f} %, RSS {result['rss'] / 2**20:.1f} MiB{rows}", flush=True)
     finally:
         remove_containers(client, run)
 
     print(f"\n{on_engine} containers on {host}; tmux {SIZE[0]}x{SIZE[1]}; glances {args.glances_version}; "
           f"{args.rounds} rounds; idle over {args.idle_seconds:g} s after {args.warmup_seconds:g} s")
+    if results[WITHOUT_LIBVIRT]:
+        print(f"{WITHOUT_LIBVIRT} (not judged): first content {median(results[WITHOUT_LIBVIRT], 'first_content'):.2f} s, "
+              f"idle CPU {median(results[WITHOUT_LIBVIRT], 'idle_cpu') * 100:.2f} %, "
+              f"RSS {median(results[WITHOUT_LIBVIRT], 'rss') / 2**20:.1f} MiB "
+              f"(ratio {median(results[WITHOUT_LIBVIRT], 'rss') / median(results['glances'], 'rss'):.2f})")
     missed = []
     for key, label, goal, unit in (("first_content", "first content", GOAL_FIRST_CONTENT_RATIO, "s"),
                                    ("rss", "RSS of the process tree", GOAL_RSS_RATIO, "MiB"),
