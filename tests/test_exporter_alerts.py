@@ -192,3 +192,31 @@ def test_the_watch_reads_the_specs_only_when_they_change_and_evaluates_once_per_
     now[0] += SPEC_CHECK_SECONDS
     watch.update(PollState(_state(busy).backends, 6))
     assert watch.spec_loads == 2 and watch.current() == ()  # 85 % is under the new 95 % target
+
+
+def _replicas_missing_fires(tmp_path: Path, running: int, desired: int | None) -> bool:
+    """Whether Prometheus (promtool's rule evaluation) fires the generated RtmWorkloadReplicasMissing
+    rule of the sample web workload (spec: 2 replicas, for: 1m) with `running` replicas and an
+    exported desired count (None: the exporter exports none)."""
+    thresholds, _ = web_thresholds()
+    rule = [t for t in thresholds.values() if t.alert == "RtmWorkloadReplicasMissing"]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(alert_rules(rule)))
+    scrape = 'instance="exporter:9810", job="rtm"'
+    series = [{"series": f'rtm_workload_replicas{{workload="web", state="running", {scrape}}}', "values": f"{running}x10"}]
+    if desired is not None:
+        series.append({"series": f'rtm_workload_replicas_desired{{workload="web", {scrape}}}', "values": f"{desired}x10"})
+    probe = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "alert_rule_test": [{"eval_time": "5m", "alertname": "RtmWorkloadReplicasMissing", "exp_alerts": []}]}]}
+    (tmp_path / "probe.yml").write_text(yaml.safe_dump(probe))
+    result = promtool("test", "rules", "probe.yml", cwd=tmp_path)
+    output = result.stdout.decode() + result.stderr.decode()
+    assert result.returncode == 0 or "got:" in output, output  # expecting none: a failure lists what fired
+    return result.returncode != 0 and 'alertname="RtmWorkloadReplicasMissing"' in output
+
+
+def test_the_replicas_missing_rule_compares_with_the_exported_desired_count_else_the_spec(tmp_path):
+    assert _replicas_missing_fires(tmp_path, running=2, desired=3)  # scaled out to 3, two run
+    assert not _replicas_missing_fires(tmp_path, running=1, desired=1)  # the autoscaler went down to 1
+    assert not _replicas_missing_fires(tmp_path, running=2, desired=None)  # no desired series: the spec's 2
+    assert _replicas_missing_fires(tmp_path, running=1, desired=None)

@@ -89,6 +89,35 @@ def test_headless_exporter_serves_without_textual_and_stops_cleanly(isolated, st
     assert "textual imported: False" in out
 
 
+def test_the_desired_replicas_follow_the_data_folder_s_desired_state_at_every_scrape(isolated, tmp_path):
+    from backends.docker.desired import DesiredStore
+    from backends.docker.mapping import WorkloadRequest
+    from rtm.scheduling import Requirements
+
+    env, config = isolated
+    data = tmp_path / "data"
+    env = {**env, "RTM_DATA_DIR": str(data)}
+    desired = DesiredStore(data)
+    request = WorkloadRequest("web", 3, "hash", {"Image": "alpine", "Labels": {}, "HostConfig": {}}, ())
+    desired.record_apply(request, 2, Requirements(0, 0), "least_connections", 1_800_000_000.0, None)  # spec 2, scaled to 3
+    process = start(env, config, "--listen", "127.0.0.1:0", "--specs", str(SAMPLES))
+    try:
+        url = serving_url(process)
+
+        def desired_count() -> str:
+            body = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+            return re.search(r'^rtm_workload_replicas_desired\{workload="web"\} (\S+)$', body, re.M).group(1)  # type: ignore[union-attr]
+
+        assert desired_count() == "3.0"
+        desired.set_count("web", 1)  # the autoscaler went down to one
+        assert desired_count() == "1.0"
+        desired.remove("web")  # deleted: what the spec asks for
+        assert desired_count() == "2.0"
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
 def test_check_reports_a_bad_web_config_with_its_position(isolated, tmp_path):
     env, config = isolated
     web = tmp_path / "web.yml"

@@ -118,6 +118,11 @@ class DesiredStore:
                 records.append(record)
         return records, problems
 
+    def counts(self) -> dict[str, int]:
+        """The count to keep of every readable record (a damaged one is left out)."""
+        records, _problems = self.all()
+        return {record.workload: record.replicas for record in records}
+
     def count_for(self, workload: str, spec_replicas: int) -> int:
         """The count an apply of a spec saying `spec_replicas` should keep: the recorded count
         while the spec's `replicas:` is unchanged since the last apply, else the spec's."""

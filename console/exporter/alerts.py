@@ -209,10 +209,13 @@ def rule_for(threshold: Threshold) -> dict[str, Any]:
         expr = f"increase(rtm_control_events_total{{kind=\"give_up\", workload={w}}}[{_duration(t.seconds)}]) > 0"
         summary = f"{t.workload}: recovery gave up"
         description = f"A replica of {t.workload} used up its restart attempts; it stays down until someone acts."
-    else:  # replicas_missing
-        expr = f"rtm_workload_replicas{{workload={w}, state=\"running\"}} < {_limit(t.limit)}"
-        summary = f"{t.workload}: fewer than {_limit(t.limit)} replicas running"
-        description = f"{{{{ $value }}}} replicas of {t.workload} are running; the spec asks for {_limit(t.limit)}."
+    else:  # replicas_missing: against the exported desired count, the spec's while none is exported
+        desired = (f"max by (workload) (rtm_workload_replicas_desired{{workload={w}}}"
+                   f" or on(workload) label_replace(vector({_limit(t.limit)}), \"workload\", {w}, \"\", \"\"))")
+        expr = f"rtm_workload_replicas{{workload={w}, state=\"running\"}} < on(workload) group_left {desired}"
+        summary = f"{t.workload}: fewer replicas running than desired"
+        description = (f"{{{{ $value }}}} replicas of {t.workload} are running, fewer than its desired count "
+                       f"(rtm_workload_replicas_desired, which scale and the autoscaler change; the spec asks for {_limit(t.limit)}).")
     rule: dict[str, Any] = {"alert": t.alert, "expr": expr}
     if t.seconds and t.kind in ("backend_down", "cpu_utilization", "memory_utilization", "replicas_missing"):
         rule["for"] = _duration(t.seconds)

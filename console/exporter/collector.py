@@ -265,7 +265,7 @@ def workload_families(containers: Iterable[ContainerInfo], desired: Mapping[str,
         counts = by_state.get(workload, Counter())
         for state in (*CONTAINER_STATES, *sorted(set(counts) - set(CONTAINER_STATES))):
             replicas.add((workload, state), counts[state])
-    wanted = gauge("rtm_workload_replicas_desired", "Replicas the workload's spec asks for (replicas:, else the autoscaler's minimum).", "workload")
+    wanted = gauge("rtm_workload_replicas_desired", "Replicas to keep: the desired state's count of an applied workload (scale and the autoscaler change it), else what its spec asks for.", "workload")
     for workload, count in sorted(desired.items()):
         wanted.add((workload,), count)
     return [replicas.metric, wanted.metric]
@@ -407,8 +407,10 @@ class RtmCollector:
     `source` is the poller (anything with `latest()`); `host_selection` the "group.name"
     entries of a ResourceMetrics spec (None: every host metric); `events` counts the event
     log; `unavailable` lists backends that could not be built (exported as up 0);
-    `desired_replicas` maps workload names to what their specs ask for; `clock` is the
-    poller's clock, for data ages.
+    `desired_replicas` maps workload names to what their specs ask for; `desired_counts()`
+    gives the desired state's counts of applied workloads, read at every scrape (they change
+    with scale and the autoscaler) and taking precedence; `clock` is the poller's clock, for
+    data ages.
     """
 
     def __init__(
@@ -419,6 +421,7 @@ class RtmCollector:
         events: EventCounter | None = None,
         unavailable: Sequence[Availability] = (),
         desired_replicas: Mapping[str, int] | None = None,
+        desired_counts: Callable[[], Mapping[str, int]] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.source = source
@@ -426,6 +429,7 @@ class RtmCollector:
         self.events = events
         self.unavailable = tuple(unavailable)
         self.desired_replicas = dict(desired_replicas or {})
+        self.desired_counts = desired_counts or dict
         self.clock = clock or getattr(source, "clock", time.monotonic)
 
     def collect(self) -> list[Metric]:
@@ -436,7 +440,7 @@ class RtmCollector:
         families = [
             *host_families((r for r in records if isinstance(r, NodeInfo)), self.host_selection),
             *container_families(containers),
-            *workload_families(containers, self.desired_replicas),
+            *workload_families(containers, {**self.desired_replicas, **self.desired_counts()}),
             *vm_families(r for r in records if isinstance(r, VmInfo)),
             *function_families(r for r in records if isinstance(r, FunctionInfo)),
             *backend_families(state, self.unavailable, self.clock()),

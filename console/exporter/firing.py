@@ -103,17 +103,11 @@ class AlertWatch:
             now = self._clock()
             thresholds = self._current_thresholds(now)
             events = self._events(now) if any(t.kind in EVENT_KINDS for t in thresholds) else []
-            desired = self._desired_counts() if any(t.kind == "replicas_missing" for t in thresholds) else None
+            desired = self.desired.counts() if any(t.kind == "replicas_missing" for t in thresholds) else None
             breaches = breached(thresholds, state, events, now, desired) if thresholds else ()
             self.evaluations += 1
             self._firing = self._track(breaches, now)
             return self._firing
-
-    def _desired_counts(self) -> dict[str, int]:
-        """The desired replica count of each applied container workload (the data folder's
-        desired state, changed by scale and the autoscaler)."""
-        records, _problems = self.desired.all()
-        return {record.workload: record.replicas for record in records}
 
     def current(self) -> tuple[FiringAlert, ...]:
         """What fires now, silences applied as of now (a silence set since the last poll shows)."""

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from backends.base import Availability
+from backends.docker.desired import DesiredStore
 from console.config import ListenAddress, parse_listen_address
 from console.context import AppContext
 from console.eventlog import EventLog
@@ -83,8 +84,10 @@ def build_registry(
     specs: ExporterSpecs = ExporterSpecs(),
     events: EventLog | None = None,
     unavailable: Sequence[Availability] = (),
+    desired: DesiredStore | None = None,
 ) -> CollectorRegistry:
-    """A registry with the rtm collector and the process' own metrics (process_*)."""
+    """A registry with the rtm collector and the process' own metrics (process_*). `desired`:
+    the data folder's desired state, whose counts rtm_workload_replicas_desired reports."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
         RtmCollector(
@@ -93,6 +96,7 @@ def build_registry(
             events=EventCounter(events) if events is not None else None,
             unavailable=unavailable,
             desired_replicas=specs.desired_replicas,
+            desired_counts=desired.counts if desired is not None else None,
         )
     )
     ProcessCollector(registry=registry)
@@ -134,6 +138,7 @@ def serve_exporter(
     events: EventLog | None = None,
     unavailable: Sequence[Availability] = (),
     started: bool = True,
+    desired: DesiredStore | None = None,
 ) -> Exporter:
     """Bind `listen` and serve in a background thread.
 
@@ -142,7 +147,7 @@ def serve_exporter(
     bad web config or an address that cannot be bound.
     """
     web_config = read_web_config(web_config_path)
-    registry = build_registry(poller, specs, events, unavailable)
+    registry = build_registry(poller, specs, events, unavailable, desired)
     try:
         server = ExporterServer(
             registry,
@@ -185,4 +190,5 @@ def serve_from_context(ctx: AppContext, poller: Poller, listen: ListenAddress | 
         events=ctx.events,
         unavailable=ctx.unavailable,
         started=started,
+        desired=DesiredStore(config.data_dir),
     )
