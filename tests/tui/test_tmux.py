@@ -96,16 +96,20 @@ def audit_records(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def select_row(terminal: Terminal, pane_key: str, alias: str, name: str) -> None:
-    """Show a pane, wait for the row, and select it with the `:` prompt (`co NAME`)."""
+def select_row(terminal: Terminal, pane_key: str, alias: str, name: str, timeout: float = 40.0) -> None:
+    """Show a pane and select a row with the `:` prompt (`co NAME`), which scrolls to it: the
+    engine may hold more containers than the screen shows. Tried again until the row is known."""
     terminal.keys(pane_key)
-    terminal.wait_for(name)
-    terminal.keys(":")
-    terminal.wait_for("pane or resource name")
-    terminal.keys(f"{alias} {name}", "Enter")
-    deadline = time.monotonic() + 20
-    while "pane or resource name" in terminal.screen() and time.monotonic() < deadline:
-        time.sleep(0.1)  # keys sent before the prompt has closed would go to the prompt
+    deadline = time.monotonic() + timeout
+    while True:
+        terminal.keys(":")
+        terminal.wait_for("pane or resource name")
+        terminal.keys(f"{alias} {name}", "Enter")
+        while "pane or resource name" in terminal.screen() and time.monotonic() < deadline:
+            time.sleep(0.1)  # keys sent before the prompt has closed would go to the prompt
+        if name in terminal.screen() or time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
 
 
 @pytest.fixture
