@@ -1,6 +1,6 @@
 """One libvirt host as a backend of kind "vms": polled records, actions, and its node facts.
 
-`poll()` makes one getAllDomainStats call (see stats.py). The actions of actions.py are offered
+`poll()` makes one getAllDomainStats call (see stats.py). The actions of vm_actions.py are offered
 as methods, for the console and the agent to call through the action gate. `host_info()` and
 `sched_node()` describe the host as a node for the scheduler: its CPUs and memory from
 getInfo/getFreeMemory and the runtime "libvirt", cordoned when its machine (the hostname
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from backends.base import Availability
-from backends.libvirt.actions import VmActions, remove_domain
+from backends.libvirt.vm_actions import VmActions, remove_domain
 from backends.libvirt.connection import SANDBOX_URI, LibvirtConnection, libvirt_module
 from backends.libvirt.domain_xml import CpuChoice
 from backends.libvirt.kvm import KvmStatus, kvm_capabilities, named_cpu_models, probe_kvm

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from backends.base import BackendUnavailable
 from backends.handlers import ApplyError, Change
-from backends.libvirt.actions import domain_volumes, undefine
+from backends.libvirt.vm_actions import domain_volumes, undefine
 from backends.libvirt.backend import LibvirtBackend
 from backends.libvirt.connection import error_code, is_local_uri, libvirt_module
 from backends.libvirt.domain_xml import (
