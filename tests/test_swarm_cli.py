@@ -369,3 +369,20 @@ def test_tasks_on_configured_engines_keep_the_engines_rows_with_node_and_service
     assert all("/" not in c["engine"] and c["labels"]["rtm.swarm.stats"] == "from the engine of its node" for c in found)
     assert sorted(c["name"] for c in found) == [f"{name}.{slot}" for slot in (1, 2, 3)]
     assert {c["labels"]["rtm.swarm.node"] for c in found} <= set(swarm["hostnames"])
+
+
+def test_a_manager_engines_poll_shows_every_task_for_the_containers_pane(swarm, applied) -> None:
+    from backends.docker import DockerBackend
+
+    name, _path = applied("poll", replicas=3, policy=affinity('key: "zone", operator: "In", values: ["a"]'))
+    wait_for(lambda: len(running_tasks(swarm, name)) == 3, what="three running tasks")
+    backend = DockerBackend(swarm["manager"], read_only=True)
+    try:
+        rows = [c for c in backend.poll().items if c.workload == name]
+    finally:
+        backend.close()
+    assert sorted(c.name for c in rows) == [f"{name}.{slot}" for slot in (1, 2, 3)]
+    zone_a = {h for h, z in zip(swarm["hostnames"], swarm["zones"]) if z == "a"}
+    assert {c.labels["rtm.swarm.node"] for c in rows} <= zone_a
+    assert {c.engine for c in rows} <= {f"{backend.name}/{node}" for node in zone_a}
+    assert {(c.state, c.labels["rtm.swarm.desired_state"]) for c in rows} == {("running", "running")}

@@ -17,6 +17,7 @@ from backends.base import Availability, BackendKind, BackendUnavailable
 from backends.docker.client import EngineClient, EngineEndpoint, EngineInfo
 from backends.docker.stats import ContainerStats, StatsCollector, StatsMode
 from backends.docker.swarm.observer import SwarmObserver
+from backends.docker.swarm.tasks import merge_task_rows
 from backends.docker.watch import ContainerState, EngineWatch
 from backends.records import ContainerInfo, KindSnapshot
 from rtm.scheduling import SchedNode
@@ -94,7 +95,7 @@ class DockerBackend:
         # state and statistics did not change keeps the very same record (cheaper to build
         # and, for the console, to compare).
         self._records: dict[str, tuple[ContainerState, ContainerStats | None, ContainerInfo]] = {}
-        self.swarm = SwarmObserver(self)  # the cluster, when this engine is a Swarm manager (for the exporter)
+        self.swarm = SwarmObserver(self)  # the cluster, when this engine is a Swarm manager (tasks, exporter)
 
     def focus(self, container_ids: Collection[str] | None) -> None:
         """The containers someone is looking at (the console's rows in sight): their cgroup
@@ -141,8 +142,9 @@ class DockerBackend:
                 last = (state, stats, container_info(state, stats, self.name))
             records[container_id] = last
         self._records = records
-        self.swarm.observe()
-        return tuple(record for _state, _stats, record in records.values())
+        rows = [record for _state, _stats, record in records.values()]
+        cluster = self.swarm.observe()  # a manager's poll also shows the cluster's tasks
+        return tuple(merge_task_rows(rows, cluster.task_rows) if cluster is not None else rows)
 
     def _ping(self) -> None:
         """Checks that the engine answers. After an outage, an event stream older than the

@@ -83,9 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser = add(name, verb, f"  rtm-console {name} node/$(hostname)", run_cordon)
         parser.add_argument("target", metavar="[node/]NAME")
     drain_help = "move a Swarm node's tasks to other nodes and place nothing new there (asks first)"
-    drain = subparsers.add_parser("drain", help=drain_help, description=drain_help, epilog="The node is a Swarm node named by its "
-                                  "hostname, as `get nodes` lists it, e.g. drain node/worker-2 --yes (docs/swarm.md).")
-    drain.set_defaults(handler=run_cordon)
+    drain = add("drain", drain_help, "  rtm-console get nodes          the swarm's nodes by hostname, to drain one with: drain node/NAME --yes",
+                run_cordon)
     drain.add_argument("target", metavar="[node/]NAME")
     drain.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 

@@ -1,6 +1,6 @@
-"""What a Swarm manager engine's poll sees of the cluster, for the exporter: each rtm-console
-service's desired and running replicas, each node's availability and state, and the task
-replacements observed.
+"""What a Swarm manager engine's poll sees of the cluster: each rtm-console service's desired and
+running replicas, each node's availability and state, and the task replacements observed (for the
+exporter), and the current task of each slot as a container row (for the Containers pane).
 
 Swarm keeps only a few old tasks per slot, so replacements are counted as the poller sees them:
 a task that appears in a slot which already had another task is one replacement (new slots, from
@@ -18,6 +18,8 @@ from typing import Any
 from backends.base import BackendUnavailable
 from backends.docker.errors import DockerRequestError
 from backends.docker.swarm.spec import LABEL_WORKLOAD
+from backends.docker.swarm.tasks import task_rows
+from backends.records import ContainerInfo
 
 ROLE_CHECK_EVERY = 30  # polls between two `docker info` asking whether the engine became a manager
 
@@ -31,6 +33,7 @@ class SwarmStatus:
     services: tuple[tuple[str, int, int], ...]  # (service, desired, running)
     nodes: tuple[tuple[str, str, str], ...]  # (hostname, availability, state)
     replacements: tuple[tuple[str, int], ...]  # (service, task replacements observed)
+    task_rows: tuple[ContainerInfo, ...] = ()  # the current task of each slot (backends/docker/swarm/tasks.py)
 
 
 def latest(backend_name: str) -> SwarmStatus | None:
@@ -93,6 +96,7 @@ class SwarmObserver:
             nodes=tuple(sorted(((n.get("Description") or {}).get("Hostname", ""), n["Spec"].get("Availability", ""),
                                 (n.get("Status") or {}).get("State", "")) for n in nodes)),
             replacements=tuple(sorted((name, self._replacements[name]) for name in {s["Spec"]["Name"] for s in services.values()})),
+            task_rows=tuple(task_rows(self.backend.name, services, tasks, nodes)),
         )  # fmt: skip
         with _lock:
             _latest[self.backend.name] = status

@@ -8,7 +8,6 @@ back and replaces every task): a changed replica count alone keeps the running t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from backends.docker.swarm.spec import (
     affinity_label,
     service_spec,
 )
+from backends.docker.swarm.tasks import Task, task_of
 from backends.handlers import Change
 
 Progress = Callable[[str], None]
@@ -54,26 +54,6 @@ def field_diff(live: dict[str, Any], wanted: dict[str, Any]) -> tuple[tuple[str,
                  if (_at(live, path) or None) != (_at(wanted, path) or None))
 
 
-@dataclass(frozen=True)
-class Task:
-    """One task of a service as the Containers pane shows it."""
-
-    id: str
-    service: str
-    slot: int
-    node: str  # the node's hostname
-    desired_state: str
-    state: str
-    message: str
-    error: str
-    container_id: str
-    created_at: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.service}.{self.slot}"
-
-
 class SwarmServices:
     """The services of one cluster."""
 
@@ -91,21 +71,12 @@ class SwarmServices:
         return sorted(s["Spec"]["Labels"][LABEL_WORKLOAD] for s in self.cluster.call(lambda api: api.services(filters={"label": LABEL_WORKLOAD})))
 
     def tasks(self, workload: str | None = None) -> list[Task]:
-        """Tasks of the workload's service (of every rtm-console service when None), newest first per slot."""
+        """Tasks of the workload's service (of every rtm-console service when None)."""
         services = [s for s in self.cluster.call(lambda api: api.services(filters={"label": LABEL_WORKLOAD}))
                     if workload is None or s["Spec"]["Name"] == workload]
         hostnames = {n["ID"]: (n.get("Description") or {}).get("Hostname", "") for n in self.cluster.call(lambda api: api.nodes())}
-        tasks = []
-        for service in services:
-            for raw in self.cluster.call(lambda api, sid=service["ID"]: api.tasks(filters={"service": sid})):
-                status = raw.get("Status") or {}
-                tasks.append(Task(
-                    id=raw["ID"], service=service["Spec"]["Name"], slot=int(raw.get("Slot") or 0),
-                    node=hostnames.get(raw.get("NodeID", ""), raw.get("NodeID", "")), desired_state=str(raw.get("DesiredState", "")),
-                    state=str(status.get("State", "")), message=str(status.get("Message", "")), error=str(status.get("Err", "")),
-                    container_id=str((status.get("ContainerStatus") or {}).get("ContainerID", "")), created_at=str(raw.get("CreatedAt", "")),
-                ))  # fmt: skip
-        return sorted(tasks, key=lambda t: (t.service, t.slot, t.created_at), reverse=False)
+        return [task_of(raw, service["Spec"]["Name"], hostnames) for service in services
+                for raw in self.cluster.call(lambda api, sid=service["ID"]: api.tasks(filters={"service": sid}))]
 
     # .. plan and apply
 
@@ -207,4 +178,4 @@ class SwarmServices:
         return [f"deleted service/{workload} on {self.cluster.name}"]
 
 
-__all__ = ["AFFINITY_LABEL_PREFIX", "SwarmServices", "Task", "field_diff"]
+__all__ = ["AFFINITY_LABEL_PREFIX", "SwarmServices", "field_diff"]

@@ -20,6 +20,7 @@ from backends.docker.replicas import find_replicas, remove_quietly
 from backends.docker.swarm.cluster import SwarmCluster, find_clusters, worker_refusal
 from backends.docker.swarm.services import SwarmServices
 from backends.docker.swarm.spec import LABEL_WORKLOAD, ServicePlan
+from backends.docker.swarm.tasks import merge_task_rows, task_rows
 from backends.handlers import ApplyError, Change
 from backends.records import ContainerInfo
 
@@ -130,30 +131,15 @@ class SwarmTarget:
         return done
 
     def with_tasks(self, listed: list[ContainerInfo]) -> list[ContainerInfo]:
-        """The engines' container rows with each current task of every cluster's services: a
-        task whose container an engine listed gets its node, service and states on that row
-        (which keeps its statistics); the others are added as rows of their own."""
-        by_id = {record.id: index for index, record in enumerate(listed)}
-        records = list(listed)
-        for task, row in self._task_rows():
-            index = by_id.get(task.container_id) if task.container_id else None
-            if index is None:
-                records.append(row)
-            else:
-                engine_row = records[index]
-                records[index] = dataclasses.replace(engine_row, name=row.name, workload=row.workload, replica=row.replica,
-                                                     labels={**engine_row.labels, **row.labels, "rtm.swarm.stats": "from the engine of its node"})
-        return records
-
-    def _task_rows(self) -> list[tuple[Any, ContainerInfo]]:
-        rows = []
+        """The engines' container rows with the current task of each slot of every cluster's
+        services (backends/docker/swarm/tasks.py)."""
+        records = listed
         for services in self.services():
-            nodes = {n.hostname: n.address for n in services.cluster.nodes()}
-            images = {s["Spec"]["Name"]: s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
-                      for s in services.cluster.call(lambda api: api.services(filters={"label": LABEL_WORKLOAD}))}
-            for task in current_tasks(services.tasks()):
-                rows.append((task, task_record(task, services.cluster.name, images.get(task.service, ""), nodes.get(task.node, ""))))
-        return rows
+            call = services.cluster.call
+            found = {s["ID"]: s for s in call(lambda api: api.services(filters={"label": LABEL_WORKLOAD}))}
+            rows = task_rows(services.cluster.name, found, call(lambda api: api.tasks()) if found else [], call(lambda api: api.nodes()))
+            records = merge_task_rows(records, rows)
+        return records
 
     def _loose(self, services: SwarmServices, workload: str) -> list[Any]:
         engines = [services.cluster.manager, *services.cluster.workers]
@@ -174,32 +160,3 @@ def allowed(wanted: ServicePlan, hostname: str, labels: dict[str, str]) -> bool:
         if (actual == value) != equal:
             return False
     return True
-
-
-def current_tasks(tasks: Sequence[Any]) -> list[Any]:
-    """One task per slot: the one Swarm wants running, else the newest (a failed task with its
-    error, when the restart policy started no other)."""
-    by_slot: dict[tuple[str, int], Any] = {}
-    for task in sorted(tasks, key=lambda t: t.created_at):
-        kept = by_slot.get((task.service, task.slot))
-        if kept is None or task.desired_state in ("running", "ready", "accepted") or kept.desired_state not in ("running", "ready", "accepted"):
-            by_slot[(task.service, task.slot)] = task
-    return list(by_slot.values())
-
-
-def task_record(task: Any, cluster: str, image: str, address: str) -> ContainerInfo:
-    """A Swarm task as a row of the Containers pane and `get containers`: its node, service,
-    desired and current state; no statistics (those come from the node's own engine, when it
-    is configured)."""
-    labels = {
-        LABEL_WORKLOAD: task.service, "rtm.swarm.service": task.service, "rtm.swarm.node": task.node,
-        "rtm.swarm.task": task.id, "rtm.swarm.desired_state": task.desired_state, "rtm.swarm.state": task.state,
-        "rtm.swarm.message": task.error or task.message,
-        "rtm.swarm.stats": f"add the engine of node {task.node} ({address}) as a Docker endpoint for its stats, exec and shell",
-    }  # fmt: skip
-    return ContainerInfo(
-        id=task.container_id or task.id, name=task.name, workload=task.service, replica=task.slot, engine=f"{cluster}/{task.node}",
-        state=task.state, health=None, image=image, ports=(), started_at=None, cpu_ratio=None, cpu_seconds_total=0.0,
-        memory_working_set_bytes=0, memory_limit_bytes=None, restarts=0, net_rx_bytes=0, net_tx_bytes=0, net_rx_packets=0,
-        net_tx_packets=0, block_read_bytes=0, block_write_bytes=0, labels=labels,
-    )  # fmt: skip
