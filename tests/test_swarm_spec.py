@@ -174,3 +174,12 @@ def test_a_bad_publish_mode_or_target_in_the_configuration_is_refused_with_the_c
                          cwd=SAMPLES.parent)
     assert run.returncode == 2
     assert variable in run.stderr and value in run.stderr
+
+
+def test_an_unknown_rtm_target_label_is_refused_with_the_choices() -> None:
+    from backends.docker.errors import DockerRequestError
+    from backends.docker.swarm.target import SwarmTarget
+
+    doc = workload(container='  labels: {rtm.target: "swarm"}\n')
+    with pytest.raises(DockerRequestError, match='label rtm.target: "swarm" is neither cluster nor standalone'):
+        SwarmTarget([]).services_for(doc)

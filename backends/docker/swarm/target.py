@@ -49,7 +49,13 @@ class SwarmTarget:
     def services_for(self, document: Any) -> SwarmServices | None:
         """The cluster's services when the workload goes to a cluster, else None."""
         spec = document.get("ContainerRuntime")
-        if spec is None or spec.labels.get(TARGET_LABEL, self.target) == "standalone":
+        if spec is None:
+            return None
+        target = spec.labels.get(TARGET_LABEL, self.target)
+        if target not in ("cluster", "standalone"):
+            raise DockerRequestError(f'{document.label}: label {TARGET_LABEL}: "{target}" is neither cluster nor standalone',
+                                     f"write {TARGET_LABEL}: cluster or {TARGET_LABEL}: standalone under ContainerRuntime.labels")
+        if target == "standalone":
             return None
         found = self.services()
         if found:
