@@ -53,7 +53,7 @@ class SwarmTarget:
             return None
         target = spec.labels.get(TARGET_LABEL, self.target)
         if target not in ("cluster", "standalone"):
-            raise DockerRequestError(f'{document.label}: label {TARGET_LABEL}: "{target}" is neither cluster nor standalone',
+            raise DockerRequestError(f'label {TARGET_LABEL}: "{target}" is neither cluster nor standalone',
                                      f"write {TARGET_LABEL}: cluster or {TARGET_LABEL}: standalone under ContainerRuntime.labels")
         if target == "standalone":
             return None
