@@ -185,7 +185,9 @@ def test_a_changed_spec_is_one_rolling_update_with_the_field_diff(env, swarm, ap
     version = service(swarm["api"], name)["Version"]["Index"]
     changed = spec_file(tmp_path, name, replicas=1, limits_cpu="300m")
     plan = ok(rtm_console(env, "apply", "--dry-run", str(changed))).stdout
-    assert f"update    service/{name}" in plan and "rolling update" in plan and "300000000" in plan
+    assert f"replace   service/{name}" in plan and "rolling update" in plan and "300000000" in plan
+    refused = rtm_console(env, "apply", str(changed))  # it replaces the tasks: asked first, so refused without a terminal
+    assert refused.returncode == 1 and service(swarm["api"], name)["Version"]["Index"] == version
     ok(rtm_console(env, "apply", "--yes", str(changed)))
     updated = service(swarm["api"], name)
     assert updated["Spec"]["TaskTemplate"]["Resources"]["Limits"]["NanoCPUs"] == 300_000_000

@@ -98,8 +98,11 @@ class SwarmServices:
             return wanted, [Change("unchanged", resource, note="; ".join([f"on {target}", *notes]))]
         diff = field_diff(live["Spec"], wanted.spec)
         only_count = all(name == "replicas" for name, _old, _new in diff)
-        note = "replica count only: running tasks are kept" if only_count and diff else "a rolling update: Swarm replaces the tasks one at a time"
-        return wanted, [Change("update", resource, diff, note="; ".join([f"on {target}", note, *notes]))]
+        if only_count and diff:
+            return wanted, [Change("update", resource, diff, note="; ".join([f"on {target}", "replica count only: running tasks are kept", *notes]))]
+        # Any other change replaces every task: a `replace`, which apply asks about first.
+        note = "a rolling update: Swarm replaces the tasks one at a time"
+        return wanted, [Change("replace", resource, diff, note="; ".join([f"on {target}", note, *notes]))]
 
     def apply(self, plan: ServicePlan, progress: Progress = lambda _line: None) -> list[str]:
         """Creates or updates the service (no call when it is unchanged)."""
