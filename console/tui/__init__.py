@@ -8,5 +8,6 @@ Layout:
 - actions.py       which gated actions exist for a resource kind (pure, reads the gate registry)
 - planning.py      spec documents -> scheduler and autoscaler inputs (pure)
 - widgets/, panes/, screens/   the textual parts
+- textual_compat.py  every use of Textual's private internals; checks the installed version first
 - commands.py      the command palette's entries
 """

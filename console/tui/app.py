@@ -20,6 +20,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+# Before any Textual module: stops with a clear message when the installed Textual is unsupported.
+from console.tui.textual_compat import end_fatal_errors_with_one_line  # isort: skip
+
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -425,12 +428,6 @@ def _log_fatal(app: RtmConsole) -> str:
     return "rtm-console stopped: " + log_exception(error, "unexpected error in the console")
 
 
-def _one_line_fatal_error(self: RtmConsole) -> None:
-    """An unexpected error ends the app with one line naming the debug log (which holds the
-    traceback) instead of textual's full traceback on the terminal."""
-    self.bell()
-    self._exit_renderables.append(_log_fatal(self))
-    self._close_messages_no_wait()
-
-
-RtmConsole._fatal_error = _one_line_fatal_error  # type: ignore[method-assign]
+# An unexpected error ends the app with one line naming the debug log (which holds the
+# traceback) instead of textual's full traceback on the terminal.
+end_fatal_errors_with_one_line(RtmConsole, _log_fatal)  # type: ignore[arg-type]

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-
 from typing import Any
 
-from rich.cells import cell_len
 from rich.markup import escape
 from rich.text import Text
 from textual.binding import Binding
-from textual.cache import LRUCache
 from textual.geometry import Region
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellKey, ColumnKey, RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from console.tui.table_diff import TableDiff, diff_rows
+from console.tui.textual_compat import RowCachedDataTable
 from console.tui.views import MISSING, Column, Row, matches_filter, sort_rows
 
 # Words that deserve attention in any theme (bold works in monochrome too).
@@ -69,7 +67,7 @@ def text_cell(text: str, style: str) -> str:
     return f"[{style}]{escaped}[/]" if style else escaped
 
 
-class ResourceTable(DataTable):
+class ResourceTable(RowCachedDataTable):
     # A list of resources is read by rows: Home/End (and k9s' g/G) go to the first and last row;
     # DataTable's own Home/End scroll sideways (Ctrl+Home/End still do what they did).
     BINDINGS = [
@@ -81,7 +79,7 @@ class ResourceTable(DataTable):
         """The rows in sight may have changed (a scroll or a resize)."""
 
     def __init__(self, columns: Sequence[Column], **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=True, cell_cache=CELL_CACHE, row_cache=ROW_CACHE, **kwargs)
         self.resource_columns = tuple(columns)
         self._shown: dict[str, Row] = {}  # screen order
         self._all_rows: list[Row] = []
@@ -89,16 +87,6 @@ class ResourceTable(DataTable):
         self.sort_column: int | None = None
         self.sort_reverse = False
         self.last_diff: TableDiff | None = None
-        self._row_versions: dict[RowKey, int] = {}  # bumped when a row's cells change
-        self._versions = itertools.count(1)
-        self._layout: tuple[object, tuple[int, ...]] = (None, ())
-        # Render caches sized for what a terminal shows (a screen of rows, a few times over),
-        # not textual's defaults (10,000 cells, 1,000 rows and lines), which a big table
-        # under refresh fills with renderings it will never show again (~10 MB).
-        self._cell_render_cache = LRUCache(CELL_CACHE)
-        self._row_render_cache = LRUCache(ROW_CACHE)
-        self._row_renderable_cache = LRUCache(ROW_CACHE)
-        self._line_cache = LRUCache(ROW_CACHE)
 
     def on_mount(self) -> None:
         for column in self.resource_columns:
@@ -130,7 +118,7 @@ class ResourceTable(DataTable):
             column = self.columns[self._column_keys[index]]
             column.label = self._header(spec, index)
             column.content_width = max(column.content_width, column.label.cell_len)  # room for the arrow
-        self._require_update_dimensions = True
+        self.remeasure_columns()
         self._apply()
         self.post_message(self.ViewMoved())
 
@@ -236,68 +224,10 @@ class ResourceTable(DataTable):
 
     # ------------------------------------------------------------------ rendering
 
-    def add_row(self, *cells: Any, height: int | None = 1, key: str | None = None, label: Any = None) -> RowKey:
-        row_key = super().add_row(*cells, height=height, key=key, label=label)
-        self._row_versions[row_key] = next(self._versions)
-        return row_key
-
-    def remove_row(self, row_key: RowKey | str) -> None:
-        super().remove_row(row_key)
-        self._row_versions.pop(RowKey(row_key) if isinstance(row_key, str) else row_key, None)
-
-    def clear(self, columns: bool = False) -> ResourceTable:
-        self._row_versions.clear()
-        return super().clear(columns)
-
-    def _render_cell(self, row_index: int, column_index: int, base_style: Any, width: int,
-                     cursor: bool = False, hover: bool = False) -> Any:
-        """Render a cell, reusing its last rendering while its row did not change.
-
-        textual 8's DataTable keys every cell rendering on one table-wide update counter, so
-        a change to one cell re-renders every visible cell (with Rich, ~0.1 ms each). Here the
-        counter the cache sees is the row's own version plus the column widths: a refresh in
-        which a few rows changed renders those rows only. (DataTable reads `_update_count`
-        for the cell cache and the row renderables; both stay keyed by row key or version.)
-        """
-        if row_index < 0:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        table_count = self._update_count
-        row_key = self._row_locations.get_key(row_index)
-        self._update_count = (self._row_versions.get(row_key, 0), self._column_widths(table_count))  # type: ignore[assignment]
-        try:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        finally:
-            self._update_count = table_count
-
-    def _column_widths(self, table_count: object) -> tuple[int, ...]:
-        if self._layout[0] != table_count:
-            self._layout = (table_count, tuple(column.get_render_width(self) for column in self.ordered_columns))
-        return self._layout[1]
-
     def _set_cells(self, changes: Iterable[tuple[Row, ColumnKey, Any, str]]) -> None:
-        """Put new values into many cells with one repaint.
-
-        DataTable.update_cell schedules a repaint per cell and, asked to fit the column, may
-        re-measure the whole column per cell; for thousands of changed cells that is most of a
-        refresh. This does what update_cell does (textual 8's DataTable keeps cells in `_data`
-        and invalidates its render caches with `_update_count`), once for the batch, and
-        re-measures only cells wider than their column (columns grow, never shrink).
-        """
-        grew = False
-        changed_rows: set[RowKey] = set()
-        for row, column_key, cell, text in changes:
-            row_key = RowKey(row.key)
-            self._data[row_key][column_key] = cell
-            self._row_versions[row_key] = next(self._versions)
-            changed_rows.add(row_key)
-            if cell_len(text) > self.columns[column_key].content_width:
-                self._updated_cells.add(CellKey(RowKey(row.key), column_key))
-                grew = True
-        self._update_count += 1
-        if grew:
-            self._require_update_dimensions = True
-            self.refresh()
-        else:
+        """Many cell changes with one repaint of the changed rows in sight (see set_cells)."""
+        changed_rows = self.set_cells((RowKey(row.key), column_key, cell, text) for row, column_key, cell, text in changes)
+        if changed_rows is not None:
             self._refresh_rows(changed_rows)
 
     def _refresh_rows(self, row_keys: set[RowKey]) -> None:
@@ -309,7 +239,7 @@ class ResourceTable(DataTable):
             self.refresh()
             return
         for row_key in row_keys:
-            index = self._row_locations.get(row_key)
+            index = self.row_index(row_key)
             if index is not None and top <= index < top + in_sight:
                 self.refresh(Region(0, header + index - top, self.size.width, 1))
 
