@@ -675,14 +675,18 @@ cmd_up_ssh() {
 # namespace, for its hostname) on a bridge inside a hub namespace; this machine reaches them
 # through a veth at $SWARM_NET.1. Nodes are labelled zone=b/a/a. A bridge in the root namespace
 # would drop node-to-node traffic (FORWARD policy DROP with bridge-nf-call-iptables), so it stays
-# in the hub. Containers of node N sit below the cgroup rtm-swarm-nN, found there at teardown.
+# in the hub. Containers of node N sit below the cgroup rtm-swarm-ID-nN, found there at teardown.
+# Names, the subnet and cgroups carry an id from the state folder, so two checkouts' swarms on one
+# machine do not meet.
 
 SWARM_NODES=3
 SWARM_ZONES=(b a a)
-SWARM_NET=10.231.0
+SWARM_ID=$(( $(printf '%s' "$STATE_DIR" | cksum | cut -d' ' -f1) % 250 ))
+SWARM_NET=10.231.$SWARM_ID
 SWARM_POOL=10.232.0.0/16
-SWARM_HUB=rtmswhub
-SWARM_ROOT_LINK=rtmswroot
+SWARM_HUB=rtmsw${SWARM_ID}hub
+SWARM_ROOT_LINK=rtmsw${SWARM_ID}root  # at most 15 characters
+SWARM_CGROUP=rtm-swarm-$SWARM_ID
 SWARM_DIR=$STATE_DIR/swarm
 # Sockets and exec-roots: a unix socket path has at most 107 bytes (containerd's is exec-root + 38).
 SWARM_RUN_DIR=$SWARM_DIR
@@ -690,7 +694,7 @@ if ((${#SWARM_RUN_DIR} > 50)); then
     SWARM_RUN_DIR=/run/rtm-swarm-$(printf '%s' "$STATE_DIR" | cksum | cut -d' ' -f1)
 fi
 
-swarm_ns() { printf 'rtmsw%s' "$1"; }
+swarm_ns() { printf 'rtmsw%sn%s' "$SWARM_ID" "$1"; }
 swarm_hostname() { printf 'rtm-sw%s' "$1"; }
 swarm_sock() { printf '%s/n%s/docker.sock' "$SWARM_RUN_DIR" "$1"; }
 swarm_cli() { "$DOCKER_CLI" -H "unix://$(swarm_sock "$1")" "${@:2}"; }
@@ -737,7 +741,7 @@ swarm_start_engine() {
             mkdir -p /sys/fs/cgroup/\$c; mount -t cgroup -o \$c cgroup /sys/fs/cgroup/\$c; done
         mkdir -p /sys/fs/cgroup/systemd; mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
         exec /usr/sbin/dockerd --host unix://$run/docker.sock --data-root $dir/data --exec-root $run/exec \
-            --pidfile $dir/dockerd.pid --config-file $dir/daemon.json --cgroup-parent /rtm-swarm-n$i --shutdown-timeout 2")
+            --pidfile $dir/dockerd.pid --config-file $dir/daemon.json --cgroup-parent /$SWARM_CGROUP-n$i --shutdown-timeout 2")
     record_started "swarm-n$i" "$pid"
 }
 
@@ -795,7 +799,7 @@ stop_swarm() {
 stop_swarm_parts() {
     local i pid ns procs
     # Containers first (BusyBox as PID 1 ignores SIGTERM, and an engine waits for them).
-    for pid in $(cat /sys/fs/cgroup/pids/rtm-swarm-n*/*/cgroup.procs 2>/dev/null); do
+    for pid in $(cat /sys/fs/cgroup/pids/"$SWARM_CGROUP"-n*/*/cgroup.procs 2>/dev/null); do
         kill -KILL "$pid" 2>/dev/null || true
     done
     for i in $(seq 1 "$SWARM_NODES"); do
@@ -814,7 +818,7 @@ stop_swarm_parts() {
         ns=$(swarm_ns "$i")
         for pid in $(ip netns pids "$ns" 2>/dev/null); do stop_pid "$pid" 2; done
         ip netns del "$ns" 2>/dev/null || true
-        for procs in /sys/fs/cgroup/*/rtm-swarm-n"$i"; do
+        for procs in /sys/fs/cgroup/*/"$SWARM_CGROUP"-n"$i"; do
             [[ -d $procs ]] || continue
             find "$procs" -depth -type d -exec rmdir {} + 2>/dev/null || true
         done
@@ -837,6 +841,9 @@ export RTM_TEST_SWARM_HOSTNAMES=$(for i in $(seq 1 "$SWARM_NODES"); do printf '%
 export RTM_TEST_SWARM_ZONES=$(IFS=,; printf '%s' "${SWARM_ZONES[*]}")
 export RTM_TEST_SWARM_ADDRESSES=$(for i in $(seq 1 "$SWARM_NODES"); do printf '%s,' "$SWARM_NET.1$i"; done | sed 's/,$//')
 export RTM_TEST_SWARM_HUB=$SWARM_HUB
+export RTM_TEST_SWARM_NAMESPACES=$(for i in $(seq 1 "$SWARM_NODES"); do printf '%s,' "$(swarm_ns "$i")"; done)$SWARM_HUB
+export RTM_TEST_SWARM_ROOT_LINK=$SWARM_ROOT_LINK
+export RTM_TEST_SWARM_CGROUP=$SWARM_CGROUP
 EOF
 }
 

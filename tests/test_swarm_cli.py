@@ -302,7 +302,8 @@ def test_a_worker_alone_refuses_cluster_changes_naming_its_manager(env, swarm, r
     worker_env = {**env, "DOCKER_HOST": swarm["workers"][0]}
     run = rtm_console(worker_env, "apply", "--yes", str(spec_file(tmp_path, f"{run_id}-worker", replicas=1)))
     assert run.returncode == 1
-    assert "is a Swarm worker: cluster changes go through a manager (at 10.231.0.11:2377)" in run.stderr
+    manager_address = os.environ["RTM_TEST_SWARM_ADDRESSES"].split(",")[0]
+    assert f"is a Swarm worker: cluster changes go through a manager (at {manager_address}:2377)" in run.stderr
     assert f"{run_id}-worker" not in ok(rtm_console(worker_env, "get", "containers")).stdout
 
 

@@ -32,11 +32,13 @@ def test_three_ready_nodes_with_hostnames_zones_and_the_image(swarm: dict[str, A
 def leftovers() -> list[str]:
     """What a stopped swarm must not leave: its namespaces, its root link, its cgroups, processes
     of its state folder."""
+    names = set(os.environ["RTM_TEST_SWARM_NAMESPACES"].split(","))
     found = [f"namespace {ns}" for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-             if ns.startswith("rtmsw")]
-    if Path("/sys/class/net/rtmswroot").exists():
-        found.append("link rtmswroot")
-    found += [f"cgroup {p}" for p in Path("/sys/fs/cgroup").glob("*/rtm-swarm-n*")]
+             if ns in names]
+    link = os.environ["RTM_TEST_SWARM_ROOT_LINK"]
+    if Path(f"/sys/class/net/{link}").exists():
+        found.append(f"link {link}")
+    found += [f"cgroup {p}" for p in Path("/sys/fs/cgroup").glob(f"*/{os.environ['RTM_TEST_SWARM_CGROUP']}-n*")]
     needle = str(services_dir() / "swarm")
     for proc in Path("/proc").glob("[0-9]*"):
         try:
