@@ -124,7 +124,7 @@ def time_to_preview(folder: Path) -> tuple[float, str]:
     from textual.widgets import Static
 
     from console.tui.planning import find_specs
-    from console.tui.screens.placement import PlacementScreen
+    from console.tui.screens.placement_preview import PlacementScreen
 
     class Host(App):
         def on_mount(self) -> None:

@@ -5,7 +5,7 @@ Layout:
 - views.py         records -> table rows (pure: no textual, testable and benchmarked)
 - table_diff.py    old rows + new rows -> what to add, remove and which cells changed (pure)
 - history.py       per-node series for the sparklines, rates from cumulative counters (pure)
-- actions.py       which gated actions exist for a resource kind (pure, reads the gate registry)
+- offered_actions.py  which gated actions the console offers for a resource kind (pure, reads the gate registry)
 - planning.py      spec documents -> scheduler and autoscaler inputs (pure)
 - widgets/, panes/, screens/   the textual parts
 - textual_compat.py  every use of Textual's private internals; checks the installed version first

@@ -33,7 +33,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from backends.records import ContainerInfo, NodeInfo
 from console.exporter.firing import AlertWatch
 from console.poller import PollState
-from console.tui import actions
+from console.tui import offered_actions
 from console.tui.gated import GatedActions
 from console.tui.history import NodeHistory, ResourceHistory
 from console.tui.navigation import Navigation
@@ -44,7 +44,7 @@ from console.tui.registry import KIOSK_CYCLE, PANE_CLASSES, PANES
 from console.tui.screens.details import DetailsScreen
 from console.tui.screens.dialogs import UnsavedScreen
 from console.tui.screens.help import HelpScreen
-from console.tui.screens.placement import PlacementScreen
+from console.tui.screens.placement_preview import PlacementScreen
 from console.tui.screens.scaling import ScalingScreen
 from console.tui.services import ConsoleOptions, ConsoleServices
 from console.tui.views import NodeRates, Row, row_key
@@ -364,7 +364,7 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         if record is None:
             self.notify(f"{row.name} is no longer reported.", severity="warning")
             return
-        resource = actions.RESOURCE_OF_PANE.get(kind)
+        resource = offered_actions.RESOURCE_OF_PANE.get(kind)
         handler = self.services.handler(resource) if resource else None
         title = f"{resource or kind.rstrip('s')}/{row.name} on {row.backend}"
         self.push_screen(DetailsScreen(title, record, handler, row.name, follow_logs=kind == "containers",

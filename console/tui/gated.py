@@ -16,7 +16,7 @@ from typing import Any
 from textual import work
 
 from console.gate import register_action
-from console.tui import actions
+from console.tui import offered_actions
 from console.tui.screens.dialogs import ConfirmScreen, OutputScreen, TextPromptScreen
 from console.tui.views import Row
 from rtm.duration import parse_duration
@@ -35,12 +35,12 @@ class GatedActions:
     # ------------------------------------------------------------------ actions
 
     def run_verb(self, pane: str, verb: str, row: Row) -> None:
-        spec = actions.VERB_BY_NAME[verb]
-        do = actions.carrier(verb, pane, self.services, row.backend)
+        spec = offered_actions.VERB_BY_NAME[verb]
+        do = offered_actions.carrier(verb, pane, self.services, row.backend)
         if do is None:
             self.notify(f"{row.backend} cannot {verb} {row.name}.", severity="warning")
             return
-        resource = "node" if pane == "nodes" else actions.RESOURCE_OF_PANE[pane]
+        resource = "node" if pane == "nodes" else offered_actions.RESOURCE_OF_PANE[pane]
         name, target = row.name, f"{resource}/{row.name}"
         if verb == "exec":
             def run(command: str | None) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from textual.app import SystemCommand
 from textual.screen import Screen
 
-from console.tui import actions
+from console.tui import offered_actions
 from console.tui.panes.resource import ResourcePane
 from console.tui.registry import ALIAS_TO_PANE, PANES
 from console.tui.screens.dialogs import TextPromptScreen
@@ -124,7 +124,7 @@ class Navigation:
         if row is None:
             return
         yield SystemCommand(f"Details of {row.name}", "Inspect, describe, logs (Enter)", pane.action_details)
-        for spec in actions.offered(pane_id, self.services):
+        for spec in offered_actions.offered(pane_id, self.services):
             yield SystemCommand(f"{spec.label} {row.name}", f"{spec.action} through the action gate",
                                 lambda verb=spec.verb: pane.action_resource(verb))
 

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Input, Static
 
 from backends.base import Availability, FocusableBackend
 from console.poller import PollState
-from console.tui import actions
+from console.tui import offered_actions
 from console.tui.views import COLUMNS, PANE_KINDS, Row, RowBuilder, alerted_names, mark_alerted
 from console.tui.widgets.resource_table import ResourceTable
 
@@ -228,7 +228,7 @@ class ResourcePane(Vertical):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "resource":
-            return actions.available(str(parameters[0]), self.kind, self.console.services)
+            return offered_actions.available(str(parameters[0]), self.kind, self.console.services)
         return True
 
     def action_filter(self) -> None:

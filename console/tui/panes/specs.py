@@ -23,8 +23,8 @@ from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from console.datadir import atomic_write, backup_path
-from console.tui import actions
-from console.tui.actions import SPEC_SAVE
+from console.tui import offered_actions
+from console.tui.offered_actions import SPEC_SAVE
 from rtm.documents import LoadResult, load_text, spec_files
 from rtm.findings import Finding
 
@@ -318,7 +318,7 @@ class SpecsPane(Vertical):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "apply":
-            return any(actions.apply_available(self.console.services, r) for r in ("container", "vm", "function"))
+            return any(offered_actions.apply_available(self.console.services, r) for r in ("container", "vm", "function"))
         return True
 
     def action_apply(self) -> None:

@@ -25,7 +25,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from backends.records import ContainerInfo
 from console.supervisor.autoscaler import history_path, load_history, update_history
 from console.tables import duration
-from console.tui import actions
+from console.tui import offered_actions
 from console.tui.planning import SpecCatalog, SpecSource, horizontal_settings, live_workload, vertical_settings
 from console.tui.screens.planning_common import CSS
 from rtm.autoscaling import Decision, History, HistoryFormatError, decide, recommend_vertical
@@ -173,7 +173,7 @@ class ScalingScreen(Screen[None]):
         can_execute = (
             self.decision is not None
             and self.decision.direction != "no_scale"
-            and actions.scale_available(self.console.services)
+            and offered_actions.scale_available(self.console.services)
         )
         self.query_one("#execute", Button).disabled = not can_execute
 
@@ -228,7 +228,7 @@ class ScalingScreen(Screen[None]):
         source, decision = self._source(), self.decision
         if source is None or decision is None:
             return
-        scale = actions.scaler(self.console.services)
+        scale = offered_actions.scaler(self.console.services)
         if scale is None:
             return
         document, name, target = source.document, source.document.name, decision.target_replicas
