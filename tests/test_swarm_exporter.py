@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import docker
 import pytest
+from test_exporter_helpers import scrape, value_of, wait_until
 
 from backends.docker import DockerBackend
 from console.exporter.runtime import build_registry
 from console.poller import Poller
-from test_exporter_helpers import scrape, value_of, wait_until
 
 pytestmark = pytest.mark.docker
 

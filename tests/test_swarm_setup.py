@@ -11,7 +11,6 @@ from typing import Any
 
 import docker
 import pytest
-
 from fixtures import services_dir
 
 pytestmark = pytest.mark.docker

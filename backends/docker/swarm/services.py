@@ -14,7 +14,6 @@ from typing import Any
 from backends.docker.errors import DockerRequestError
 from backends.docker.swarm.cluster import SwarmCluster
 from backends.docker.swarm.spec import (
-    AFFINITY_LABEL_PREFIX,
     LABEL_SPEC_HASH,
     LABEL_SPEC_REPLICAS,
     LABEL_WORKLOAD,
@@ -66,9 +65,6 @@ class SwarmServices:
     def find(self, workload: str) -> dict[str, Any] | None:
         found = self.cluster.call(lambda api: api.services(filters={"label": f"{LABEL_WORKLOAD}={workload}"}))
         return next((s for s in found if s["Spec"].get("Name") == workload), found[0] if found else None)
-
-    def workloads(self) -> list[str]:
-        return sorted(s["Spec"]["Labels"][LABEL_WORKLOAD] for s in self.cluster.call(lambda api: api.services(filters={"label": LABEL_WORKLOAD})))
 
     def tasks(self, workload: str | None = None) -> list[Task]:
         """Tasks of the workload's service (of every rtm-console service when None)."""
@@ -181,4 +177,4 @@ class SwarmServices:
         return [f"deleted service/{workload} on {self.cluster.name}"]
 
 
-__all__ = ["AFFINITY_LABEL_PREFIX", "SwarmServices", "field_diff"]
+__all__ = ["SwarmServices", "field_diff"]
