@@ -7,7 +7,9 @@ and a console can write at the same time. When it grows past `max_bytes` it is r
 `events.jsonl.1` (replacing the previous old file) and a new one is started; readers see both.
 
 Kinds in use: probe_failed, probe_passed, restart, give_up, reschedule, membership, scale,
-apply, delete, backend_down, backend_up. A loop may add its own (lower-case words joined by _).
+apply, delete, start, stop, drain, backend_down, backend_up. The action gate records start, stop,
+restart, delete, apply, scale and drain for the changes people make (console/gate.py). A loop
+may add its own (lower-case words joined by _).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ EVENT_LOG_NAME = "events.jsonl"
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 KNOWN_KINDS = frozenset({
     "probe_failed", "probe_passed", "restart", "give_up", "reschedule", "membership", "scale",
-    "apply", "delete", "backend_down", "backend_up",
+    "apply", "delete", "start", "stop", "drain", "backend_down", "backend_up",
 })
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -13,7 +13,9 @@ run through `ActionGate.run`. The gate
   gets a `started` record before it runs, so a change cut short by `kill -9` still leaves its
   intent, and its `ok` record lists what was done (the function's lines) beside the plan;
 - turns exceptions into a typed, failed `ActionResult` with a one-line message, the traceback
-  going to the debug log.
+  going to the debug log;
+- records an event (console/eventlog.py) for every successful action that changes what runs
+  (`EVENT_OF_ACTION`), whichever face ran it, unless the caller says it records a richer one.
 
 Every action is declared in the module-level registry `ACTIONS`, either with the
 `@gated_action(...)` decorator (which also makes the decorated function callable only through
@@ -41,6 +43,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from console.datadir import append_jsonl, ensure_private_dir, iso_utc
 from console.diagnostics import user_message
+from console.eventlog import EventLog
 from console.identity import current_identity
 from rtm.secrets import MASK, is_secret_name, looks_secret, mask_secrets  # noqa: F401 - re-exported
 
@@ -77,6 +80,27 @@ class ActionSpec:
 
 
 ACTIONS: dict[str, ActionSpec] = {}
+
+# The event kind each action that changes what runs leaves in the event log when it succeeds.
+EVENT_OF_ACTION: dict[str, str] = {
+    "resource.start": "start",
+    "resource.stop": "stop",
+    "resource.restart": "restart",
+    "resource.delete": "delete",
+    "workload.apply": "apply",
+    "workload.scale": "scale",
+    "node.drain": "drain",
+}
+# Changes run only by the agent's control loops, which record each one with its reason.
+RECORDED_BY_ITS_LOOP = frozenset({
+    "replica.restart", "replica.replace", "replica.reschedule", "replica.remove_stale",
+    "replica.create_missing", "replica.remove_surplus", "workload.resize",
+})
+# Actions that leave what runs as it is (files, placement of future replicas, sessions).
+LEAVES_WHAT_RUNS = frozenset({
+    "spec.save", "node.cordon", "node.uncordon", "alert.silence", "function.invoke",
+    "container.exec", "container.shell", "vm.console", "load_balancer.write_upstream",
+})
 
 _ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
@@ -202,6 +226,7 @@ class ActionGate:
         user: str | None = None,
         env: Mapping[str, str] = os.environ,
         clock: Callable[[], float] = time.time,
+        events: EventLog | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -215,6 +240,7 @@ class ActionGate:
         self.origin = identity.origin
         self.env_claim = identity.env_claim
         self._clock = clock
+        self.events = events if events is not None else EventLog.in_data_dir(self.audit_path.parent)
 
     @property
     def read_only(self) -> bool:
@@ -228,9 +254,12 @@ class ActionGate:
         fn: Callable[[], T],
         destructive: bool = False,
         on_interrupt: Callable[[], str] | None = None,
+        records_event: bool = False,
     ) -> ActionResult[T]:
         """Run `fn` if the mode and the person allow it, auditing the attempt. When Ctrl+C or an
-        exit cuts `fn` short, `on_interrupt()` says what exists now, for the audit record."""
+        exit cuts `fn` short, `on_interrupt()` says what exists now, for the audit record.
+        `records_event` says the caller writes its own event for this change (with its reason),
+        so the gate does not write a second one."""
         spec = ACTIONS.get(action)
         if spec is None:
             raise UndeclaredAction(
@@ -267,7 +296,20 @@ class ActionGate:
             state = _describe_interruption(on_interrupt)
             finish(ActionResult(False, action, target, None, f"{message}; {state}" if state else message, "interrupted"), "interrupted")
             raise
+        if not records_event:
+            self._record_event(action, target)
         return finish(ActionResult(True, action, target, value, f"{action} {target}: done"), "ok")
+
+    def _record_event(self, action: str, target: str) -> None:
+        kind = EVENT_OF_ACTION.get(action)
+        if kind is None:
+            return
+        workload = target.split("/", 1)[1] if target.startswith("workload/") else None
+        try:
+            self.events.record(kind, f"{action} {target} by {self.user} ({self.mode})", workload=workload,
+                               target=target, details={"action": action, "user": self.user, "mode": self.mode})
+        except OSError as exc:  # the change happened; a full disk must not turn it into a failure
+            logger.error("event for %s %s not written", action, target, exc_info=exc)
 
     def _ask(self, action: str, target: str) -> str | None:
         """None when confirmed; otherwise the refusal message."""

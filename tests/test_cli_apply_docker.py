@@ -144,3 +144,18 @@ def test_delete_needs_yes_without_a_terminal_and_then_removes_every_replica(env,
         assert docker_client.containers.list(all=True, filters={"label": f"rtm.workload={name}"}) == []
     finally:
         remove_all(docker_client, f"rtm.workload={name}")
+
+
+def test_apply_and_delete_each_leave_one_event_per_change(env, docker_client, test_image, test_labels, run_id, tmp_path) -> None:
+    from console.eventlog import EventLog
+
+    name = f"{run_id}-clievt"
+    spec = workload_file(tmp_path / "evt.yaml", name, test_image, test_labels)
+    events = EventLog.in_data_dir(env["RTM_DATA_DIR"])
+    try:
+        succeeded(rtm_console(env, "apply", str(spec)))
+        succeeded(rtm_console(env, "delete", str(spec), "--yes"))
+    finally:
+        remove_all(docker_client, f"rtm.workload={name}")
+    mine = [(e.kind, e.target) for e in events.read() if (e.workload or "").startswith(name)]
+    assert mine == [("apply", f"ContainerRuntime/{name}"), ("delete", f"container/{name}")], mine

@@ -475,3 +475,34 @@ def test_setting_up_twice_moves_the_log_instead_of_doubling_it(tmp_path, debug_l
     assert diagnostics.log_exception(OSError("disk full"), "saving web.yaml") == \
         f"saving web.yaml: disk full (details in {second})"
     assert json.dumps(str(second))  # a plain path, printable
+
+
+def test_every_declared_action_says_whether_it_changes_what_runs():
+    """Each declared action (all modules imported) is in exactly one of the gate's three lists, so
+    a new kind of change cannot leave the event log silently."""
+    from console.gate import EVENT_OF_ACTION, LEAVES_WHAT_RUNS, RECORDED_BY_ITS_LOOP
+
+    for name in _all_project_modules():
+        importlib.import_module(name)
+    product = {name for name in ACTIONS if not name.startswith("test.")}
+    lists = [set(EVENT_OF_ACTION), set(RECORDED_BY_ITS_LOOP), set(LEAVES_WHAT_RUNS)]
+    unclassified = product - set().union(*lists)
+    assert unclassified == set()
+    assert all(not (a & b) for i, a in enumerate(lists) for b in lists[i + 1:])
+
+
+def test_a_successful_change_of_what_runs_writes_one_event_and_a_refused_one_none(tmp_path):
+    from console.eventlog import EventLog
+
+    register_action("resource.stop", destructive=True)
+    register_action("spec.save")
+    events = EventLog.in_data_dir(tmp_path)
+    gate = ActionGate("interactive", tmp_path / "audit.jsonl", confirm=lambda question: False, env=ENV)
+    assert not gate.run("resource.stop", "container/web-0", {}, lambda: None).ok  # declined
+    gate.assume_yes = True
+    assert gate.run("resource.stop", "container/web-0", {}, lambda: None).ok
+    assert gate.run("spec.save", "spec/web.yaml", {}, lambda: None).ok  # changes a file, not what runs
+    assert gate.run("resource.stop", "container/web-1", {}, lambda: None, records_event=True).ok
+    [event] = events.read()
+    assert (event.kind, event.target, event.details["user"], event.details["mode"]) == (
+        "stop", "container/web-0", gate.user, "interactive")

@@ -215,6 +215,7 @@ def _apply_documents(ctx: AppContext, documents: list[tuple[Path, Document]], ar
                 lambda: handler.apply(document, base_dir, changes, progress=lambda line: print(f"  {line}", flush=True)),
                 destructive=replacing or bool(reasons),
                 on_interrupt=tell_what_exists,
+                records_event=True,  # the "apply" event below
             )
         except KeyboardInterrupt:
             print(f"interrupted: {document.label}: {left[-1] if left else 'what exists now could not be read'}", file=sys.stderr)
@@ -337,6 +338,7 @@ def _delete_all(ctx: AppContext, targets: list[tuple[str, str]], with_disk: bool
         result = ctx.gate.run(
             "resource.delete", f"{resource}/{name}", {"with_disk": with_disk},
             lambda: handler.delete(name, with_disk=with_disk), destructive=True,
+            records_event=True,  # the "delete" event below lists what went
         )
         if result.ok:
             lines = result.value or [f"deleted {resource}/{name}"]

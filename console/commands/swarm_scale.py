@@ -24,7 +24,8 @@ def scale_service(ctx: Any, workload: str, replicas: int, as_json: bool) -> int 
         return None
     current = int(services.find(workload)["Spec"]["Mode"]["Replicated"]["Replicas"])
     result = ctx.gate.run(SCALE.name, f"workload/{workload}", {"from": current, "to": replicas, "reason": "set by hand", "service": True},
-                          lambda: services.scale(workload, replicas), destructive=replicas < current)
+                          lambda: services.scale(workload, replicas), destructive=replicas < current,
+                          records_event=True)
     if not result.ok:
         ctx.events.record("scale_failed", result.message, workload=workload, target=f"workload/{workload}")
         print(f"rtm-console scale: {result.message}", file=sys.stderr)

@@ -148,7 +148,8 @@ def execute_scale(workload: Workload, engines: Sequence[Engine], gate: ActionGat
     destructive = target < current
     service = replica_service(engines, desired)
     result = gate.run(SCALE.name, f"workload/{workload.name}", {"from": current, "to": target, "reason": reason},
-                      lambda: service.scale(workload.template, target), destructive=destructive)
+                      lambda: service.scale(workload.template, target), destructive=destructive,
+                      records_event=True)
     if not result.ok:
         events.record("scale_failed", result.message, workload=workload.name, target=f"workload/{workload.name}")
         return None, result.message

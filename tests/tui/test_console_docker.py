@@ -80,6 +80,29 @@ async def test_stop_start_and_restart_a_container_through_the_gate(live_console,
         ("resource.stop", "ok"), ("resource.start", "ok"), ("resource.restart", "ok")]
 
 
+async def test_a_container_stopped_from_the_containers_pane_shows_in_the_event_log_and_events_pane(
+        live_console, container) -> None:
+    from console.eventlog import EventLog
+
+    console = _docker_console(live_console)
+    app = console.app
+    events = EventLog.in_data_dir(console.data_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await _select(pilot, app, container.name)
+        await pilot.press("o")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        assert await wait_for(pilot, lambda: _row(app, container.name).cells[1] == "exited", timeout=30)
+        await pilot.press("6")
+
+        def stop_row():
+            return next((row for row in app.pane("events").table.all_rows if row.cells[1] == "stop"), None)
+
+        assert await wait_for(pilot, lambda: stop_row() is not None, timeout=30)
+        assert stop_row().cells[3] == f"container/{container.name}"
+    assert [(e.kind, e.target) for e in events.read()] == [("stop", f"container/{container.name}")]
+
+
 async def test_exec_runs_a_command_and_shows_its_output(live_console, container) -> None:
     console = _docker_console(live_console)
     app = console.app
