@@ -33,6 +33,8 @@ def test_service_replicas_node_availability_and_replacements_are_exported(swarm,
         wait_until(lambda: replicas("rtm_swarm_service_replicas_running") == 2, "two running tasks in the scrape", timeout=60)
         families = scrape(registry)
         assert replicas("rtm_swarm_service_replicas_desired") == 2
+        wait_until(lambda: value_of(scrape(registry), "rtm_workload_replicas", workload=name, state="running") == 2,
+                   "the tasks as the workload's running replicas", timeout=30)
         assert value_of(families, "rtm_swarm_task_replacements", cluster=cluster, service=name) == 0
         for hostname in swarm["hostnames"]:
             assert value_of(families, "rtm_swarm_node_state", cluster=cluster, node=hostname, state="ready") == 1
