@@ -115,6 +115,11 @@ def test_get_nodes_json_lists_the_swarm_nodes_by_hostname_with_role_availability
         assert node["engine_version"].startswith("20.10") and node["cpu_count"] > 0 and node["memory_bytes"] > 0
 
 
+def test_describe_shows_one_swarm_node(env, swarm) -> None:
+    node = json.loads(ok(rtm_console(env, "describe", f"node/{swarm['hostnames'][1]}")).stdout)
+    assert (node["hostname"], node["role"], node["labels"]["zone"]) == (swarm["hostnames"][1], "worker", swarm["zones"][1])
+
+
 def test_get_nodes_says_which_engines_are_clusters(env, swarm) -> None:
     text = ok(rtm_console(env, "--docker-host", swarm["manager"], "--docker-host", swarm["workers"][0], "get", "nodes")).stdout
     assert "Swarm manager (a cluster)" in text and "Swarm worker" in text

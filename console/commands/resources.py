@@ -458,7 +458,7 @@ def run_describe(args: argparse.Namespace) -> int:
         except LookupError as exc:  # an unknown kind, or an ambiguous name: usage
             return _fail(str(exc), 2)
         if kind == "node":
-            details = next((to_jsonable(n) for n in _nodes(ctx) if n.id == name), None)
+            details = next((to_jsonable(n) for n in [*_nodes(ctx), *swarm_nodes(ctx)] if n.id == name), None)
             if details is None:
                 return _fail(f'no node is named "{name}"')
         elif kind == "workload":
