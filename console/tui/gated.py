@@ -19,6 +19,7 @@ from console.gate import register_action
 from console.tui import offered_actions
 from console.tui.screens.dialogs import ConfirmScreen, OutputScreen, TextPromptScreen
 from console.tui.views import Row
+from rtm.documents import reasons_to_ask
 from rtm.duration import parse_duration
 
 EXEC_TIMEOUT = 30.0  # seconds a command run with exec may take
@@ -141,6 +142,10 @@ class GatedActions:
         if all(c.action == "unchanged" for _, _, changes in plans for c in changes):
             self.call_from_thread(self.notify, "Nothing to apply: the live state matches the spec.")
             return
+        # Host-level settings and many replicas at once: the CLI's reasons, shown in this one question.
+        reasons = {document.label: reasons_to_ask(document, sum(c.action == "create" for c in changes))
+                   for document, _, changes in plans if any(c.action != "unchanged" for c in changes)}
+        lines += [f"{label}: confirm first: {reason}" for label, found in reasons.items() for reason in found]
 
         def confirmed(yes: bool | None) -> None:
             if not yes:
@@ -149,7 +154,8 @@ class GatedActions:
                 replacing = any(c.action in ("replace", "delete") for c in changes)
                 self.run_gated(
                     "workload.apply", document.label,
-                    {"file": document.path, "document": document.index + 1, "changes": [c.to_json() for c in changes]},
+                    {"file": document.path, "document": document.index + 1, "changes": [c.to_json() for c in changes],
+                     "confirmed": reasons.get(document.label, [])},
                     lambda d=document, h=handler, c=changes: h.apply(d, path.parent, c, progress=lambda line: None),
                     destructive=replacing,
                 )

@@ -297,3 +297,42 @@ async def test_a_shell_in_a_stopped_container_is_not_opened_and_says_why(live_co
         expected = f"container/{container.name} is exited: start it first (s)."
         assert await wait_for(pilot, lambda: expected in [note.message for note in app._notifications])
     assert console.audit() == []  # nothing was attempted
+
+
+async def test_apply_of_a_host_level_capability_asks_with_the_reason_declined_creates_nothing(
+        live_console, tmp_path, docker_client, test_image, run_id) -> None:
+    from backends.docker import make_docker_backends
+
+    name = f"cap{run_id.replace('-', '')[-10:]}"
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    spec = WORKLOAD_SPEC.format(name=name, image=test_image).replace(
+        'security: {user: "1000:1000"}', 'security: {user: "1000:1000", capabilities: ["SYS_ADMIN"]}')
+    (specs / "risky.yaml").write_text(spec)
+    backends, handlers = make_docker_backends([os.environ["DOCKER_HOST"]])
+    console = live_console([host_backend(), *backends], handlers=handlers, specs=specs)
+    app = console.app
+    reason = f"ContainerRuntime/{name}: confirm first: {specs / 'risky.yaml'}:5:48: capability SYS_ADMIN lets the container"
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            await pilot.pause()
+            pane = app.pane("specs")
+            pane.open_file(next(f for f in pane.files if f.path.name == "risky.yaml"))
+            assert await wait_for(pilot, lambda: pane.last_result is not None and pane.last_result.ok)
+            for answer in ("n", "y"):
+                await pilot.press("f6")
+                assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=30)
+                assert reason in app.screen.detail and "capability SYS_ADMIN lets the container" in app.screen.detail
+                await pilot.press(answer)
+                if answer == "n":
+                    assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+                    assert docker_client.containers.list(all=True, filters={"name": name}) == []
+            assert await wait_for(pilot, lambda: any(r["result"] == "ok" for r in console.audit()), timeout=60)
+        assert {c.name for c in docker_client.containers.list(filters={"name": name})} == {f"{name}-0"}
+        [started, done] = console.audit()
+        assert (started["result"], done["result"]) == ("started", "ok")
+        assert "capability SYS_ADMIN" in done["params"]["confirmed"][0]
+    finally:
+        for leftover in docker_client.containers.list(all=True, filters={"name": name}):
+            leftover.remove(force=True)
