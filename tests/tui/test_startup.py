@@ -50,7 +50,8 @@ def _header(app) -> str:
     return str(app.header.render())
 
 
-async def test_first_frame_comes_before_the_backends_loops_and_functions_start(tmp_path: Path) -> None:
+async def test_first_frame_comes_before_the_backends_loops_and_functions_start(tmp_path: Path, debug_log: Path) -> None:
+    # debug_log: the logging configuration that open_context sets up is put back afterwards
     engine = SilentEngine(tmp_path / "silent-docker.sock")
     port = _free_port()
     env = {"RTM_DATA_DIR": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"), "HOME": str(tmp_path),
