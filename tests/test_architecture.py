@@ -96,12 +96,13 @@ def test_reading_the_configuration_loads_only_the_settings_of_the_libvirt_lambda
     code = ("import sys, json; from console.config import load_config; "
             f"load_config({{}}, {{'HOME': {str(tmp_path)!r}}}); print(json.dumps(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    loaded = {m for m in json.loads(out.stdout) if m.startswith(("backends.libvirt", "backends.aws_lambda", "backends.localfn"))}
-    assert loaded == {"backends.libvirt", "backends.libvirt.settings", "backends.aws_lambda", "backends.aws_lambda.settings",
-                      "backends.localfn", "backends.localfn.settings"}
+    loaded = {m for m in json.loads(out.stdout)
+              if m.startswith(("backends.docker", "backends.libvirt", "backends.aws_lambda", "backends.localfn"))}
+    assert loaded == {"backends.docker", "backends.docker.settings", "backends.libvirt", "backends.libvirt.settings",
+                      "backends.aws_lambda", "backends.aws_lambda.settings", "backends.localfn", "backends.localfn.settings"}
 
 
-@pytest.mark.parametrize("package", ["backends.libvirt", "backends.aws_lambda"])
+@pytest.mark.parametrize("package", ["backends.docker", "backends.libvirt", "backends.aws_lambda"])
 def test_every_name_a_backend_package_exports_resolves(package: str) -> None:
     module = importlib.import_module(package)
     assert all(getattr(module, name) is not None for name in module.__all__)
