@@ -64,7 +64,7 @@ async def test_first_frame_comes_before_the_backends_loops_and_functions_start(t
     start_the_rest = app.services.after_first_paint
 
     def after_first_paint() -> None:
-        first_frames.append((screen_text(app), _header(app)))
+        first_frames.append((screen_text(app), _header(app), app.alerts.write_events))
         start_the_rest()
 
     app.services.after_first_paint = after_first_paint
@@ -74,6 +74,7 @@ async def test_first_frame_comes_before_the_backends_loops_and_functions_start(t
             assert await wait_for(pilot, lambda: "functions served at" in _header(app), timeout=30), _header(app)
             header = _header(app)
             assert "control loops: here" in header
+            assert app.alerts.write_events  # the process running the loops writes the alert events
             assert "docker@local connecting" in header  # the silent engine has still not answered
             assert "libvirt@test:///default up" in header
             assert "starting" not in header
@@ -87,7 +88,8 @@ async def test_first_frame_comes_before_the_backends_loops_and_functions_start(t
         poller.stop(timeout=3)
         ctx.close()
         engine.close()
-    ((first_frame, first_header),) = first_frames
+    ((first_frame, first_header, writing_alert_events),) = first_frames
+    assert not writing_alert_events
     assert "1 Nodes" in first_frame and "2 Containers" in first_frame
     assert "host up" in first_header or "host connecting" in first_header
     assert "backends: starting" in first_header
