@@ -160,12 +160,14 @@ class ContainerActions:
 
     # .. logs
 
-    def logs(self, name: str, *, tail: int | None = 100, follow: bool = False, timestamps: bool = False) -> Iterator[str]:
-        """Lines of the container's output: the last `tail` (all when None), then, with
-        `follow`, new ones as they come until the container stops or the caller stops iterating."""
+    def logs(self, name: str, *, tail: int | None = 100, follow: bool = False, timestamps: bool = False,
+             since: float | None = None) -> Iterator[str]:
+        """Lines of the container's output: the last `tail` (all when None) of those written at or
+        after `since` (epoch seconds; all when None), then, with `follow`, new ones as they come
+        until the container stops or the caller stops iterating."""
         backend, data = self._find(name)
         stream = backend.client.call(lambda api: api.logs(data["Id"], stream=True, follow=follow, tail="all" if tail is None else tail,
-                                                          timestamps=timestamps))
+                                                          timestamps=timestamps, since=since))
         return _lines(stream, backend)
 
     # .. scale

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import RichLog
 
@@ -86,6 +87,41 @@ async def test_search_next_previous_and_wrap_on_a_containers_log(live_console, d
             await pilot.press("T")
             assert await wait_for(pilot, lambda: _texts(view)[0].startswith(time.strftime("%Y-")))
             assert first >= 0
+            await pilot.press("escape")
+    finally:
+        container.remove(force=True)
+
+
+async def test_since_asks_the_engine_for_the_lines_of_the_window(live_console, docker_client, test_image,
+                                                               test_labels, run_id) -> None:
+    """5m shows what the engine has since five minutes before the view's clock, asked of the
+    engine (one logs call with `since`), and "all" asks again without it."""
+    from test_docker_logs_since import EARLY_THEN_LATE, first_late_time
+    from tui.test_console_docker import _docker_console, open_logs
+
+    container = docker_client.containers.run(test_image, ["sh", "-c", EARLY_THEN_LATE], name=f"{run_id}-since",
+                                             labels=test_labels, detach=True, init=True)
+    try:
+        late = first_late_time(container)
+        console = _docker_console(live_console)
+        app = console.app
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_logs(pilot, app, container.name)
+            view = screen.query_one(LogView)
+            assert await wait_for(pilot, lambda: _texts(view) == ["early-1", "early-2", "late-1", "late-2"], timeout=30)
+            actions = screen.handler.actions
+            asked, real_logs = [], actions.logs
+            actions.logs = lambda name, **options: (asked.append(options.get("since")), real_logs(name, **options))[1]
+            view.clock = lambda: late + 300 - 0.5  # five minutes from here start half a second before late-1
+            view.query_one(RichLog).focus()
+            await pilot.press("s")  # since 5m
+            assert await wait_for(pilot, lambda: _texts(view) == ["late-1", "late-2"], timeout=30)
+            assert list(view.lines) and all(line.text.startswith("late") for line in view.lines)  # nothing else kept
+            await pilot.press("s")  # since 1h: the early lines come back from the engine
+            assert await wait_for(pilot, lambda: _texts(view) == ["early-1", "early-2", "late-1", "late-2"], timeout=30)
+            await pilot.press("s")  # all
+            assert await wait_for(pilot, lambda: len(asked) == 3 and len(_texts(view)) == 4, timeout=30)
+            assert asked == [pytest.approx(late - 0.5), pytest.approx(late - 3300.5), None]
             await pilot.press("escape")
     finally:
         container.remove(force=True)

@@ -25,7 +25,7 @@ from console.diagnostics import log_exception
 from console.tui.widgets.history_strip import HistoryStrip
 from console.tui.widgets.log_view import MAX_LINES, LogView
 
-LOG_TAIL = MAX_LINES  # the last lines asked for when the logs open; "since" filters among the kept ones
+LOG_TAIL = MAX_LINES  # the last lines asked for when the logs open (and for "since" all)
 
 
 def as_yaml(data: Any) -> str:
@@ -51,6 +51,7 @@ class DetailsScreen(ModalScreen[None]):
         self.resource_name = name
         self.follow_logs = follow_logs
         self._stop_streams = threading.Event()
+        self._log_stream = threading.Event()  # set: the current log stream is replaced
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -67,7 +68,7 @@ class DetailsScreen(ModalScreen[None]):
                             yield Static("asking the backend…", id="describe", markup=False)
                 if self.follow_logs and callable(getattr(self.handler, "logs", None)):
                     with TabPane("Logs", id="tab-logs"):
-                        yield LogView(self.app.services.clock, id="log-view")  # type: ignore[attr-defined]
+                        yield LogView(self.app.services.clock, id="log-view", on_since=self.stream_logs)  # type: ignore[attr-defined]
 
     def on_mount(self) -> None:
         if self.history_key is not None:
@@ -90,17 +91,25 @@ class DetailsScreen(ModalScreen[None]):
         if not self._stop_streams.is_set():
             self.app.call_from_thread(self.query_one("#describe", Static).update, text)
 
-    def stream_logs(self) -> None:
-        """Follow the logs in a daemon thread of its own, not a textual worker: a followed
-        stream blocks until the container writes, and the app must not wait for it to close.
-        The thread stops at the next line after the screen closes."""
-        threading.Thread(target=self._follow, name=f"rtm-logs:{self.resource_name}", daemon=True).start()
+    def stream_logs(self, since: float | None = None) -> None:
+        """Follow the logs (those since `since`, epoch seconds, when given) in a daemon thread of
+        its own, not a textual worker: a followed stream blocks until the container writes, and
+        the app must not wait for it to close. The thread stops at the next line after the screen
+        closes or a new stream replaces it."""
+        self._log_stream.set()
+        self._log_stream = replaced = threading.Event()
+        threading.Thread(target=self._follow, args=(replaced, since), name=f"rtm-logs:{self.resource_name}", daemon=True).start()
 
-    def _follow(self) -> None:
+    def _follow(self, replaced: threading.Event, since: float | None) -> None:
         log = self.query_one(LogView)
+
+        def add_line(text: str) -> None:  # on the event loop: a replaced stream's last line is dropped
+            if not replaced.is_set():
+                log.add_line(text)
+
         try:
-            for line in self._log_lines():
-                if self._stop_streams.is_set() or not self._show(log.add_line, line):
+            for line in self._log_lines(since):
+                if self._stop_streams.is_set() or replaced.is_set() or not self._show(add_line, line):
                     return
         except BackendUnavailable as exc:
             message = str(exc)
@@ -108,15 +117,15 @@ class DetailsScreen(ModalScreen[None]):
             message = log_exception(exc, f"logs of {self.resource_name}")
         else:
             message = "(the log stream ended)"
-        if not self._stop_streams.is_set():
+        if not self._stop_streams.is_set() and not replaced.is_set():
             self._show(log.add_note, message)
 
-    def _log_lines(self) -> Any:
+    def _log_lines(self, since: float | None) -> Any:
         """Lines with the engine's timestamps when the handler's actions can give them (for the
-        view's timestamps and "since"), else plain ones."""
+        view's timestamps and "since", asked of the engine), else plain ones."""
         with_stamps = getattr(getattr(self.handler, "actions", None), "logs", None)
         if callable(with_stamps):
-            return with_stamps(self.resource_name, tail=LOG_TAIL, follow=True, timestamps=True)
+            return with_stamps(self.resource_name, tail=LOG_TAIL, follow=True, timestamps=True, since=since)
         return self.handler.logs(self.resource_name, follow=True, tail=LOG_TAIL)
 
     def _show(self, write: Any, text: str) -> bool:

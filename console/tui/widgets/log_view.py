@@ -7,8 +7,10 @@ keeps the last `MAX_LINES` of them (older ones are dropped as new ones come) and
 - `/` searches (case-insensitive); `n` / `N` go to the next / previous line that matches, the
   matches are shown in reverse video and the status line says `match 2 of 7`;
 - `T` shows or hides the timestamps, `w` wraps long lines or not;
-- `s` cycles "since": all the kept lines, the last 5 minutes, the last hour (by the lines'
-  timestamps; a line without one is always shown).
+- `s` cycles "since": all, the last 5 minutes, the last hour. Given `on_since`, the view drops
+  its lines and asks its owner for the lines since then (`on_since(epoch seconds or None)`), so
+  the backend sends them even when they were not among the kept ones; without it the kept lines
+  are filtered by their timestamps. A line without a timestamp is always shown.
 """
 
 from __future__ import annotations
@@ -62,9 +64,11 @@ class LogView(Vertical):
         Binding("s", "next_since", "Since"),
     ]
 
-    def __init__(self, clock: Callable[[], float], log_id: str = "logs", **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, clock: Callable[[], float], log_id: str = "logs",
+                 on_since: Callable[[float | None], None] | None = None, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(**kwargs)
         self.clock = clock
+        self.on_since = on_since
         self.log_id = log_id
         self.lines: deque[LogLine] = deque(maxlen=MAX_LINES)
         self.timestamps = False
@@ -203,4 +207,9 @@ class LogView(Vertical):
 
     def action_next_since(self) -> None:
         self.since_index = (self.since_index + 1) % len(SINCE_CHOICES)
+        if self.on_since is not None:
+            self.lines.clear()  # the owner sends the lines of the new window
         self.rebuild()
+        if self.on_since is not None:
+            seconds = self.since[1]
+            self.on_since(None if seconds is None else self.clock() - seconds)
