@@ -176,6 +176,14 @@ class LibvirtBackend:
     def shutdown(self, name: str, timeout: float | None = None) -> str:
         return self.actions.shutdown(name, timeout)
 
+    def stop(self, name: str) -> str:
+        """The console's stop (backends/verbs.py): a graceful shutdown, forced after the timeout."""
+        return self.shutdown(name)
+
+    def restart(self, name: str) -> str:
+        """The console's restart: a reboot through the guest."""
+        return self.reboot(name)
+
     def force_off(self, name: str) -> str:
         return self.actions.force_off(name)
 

@@ -2,9 +2,10 @@
 
 Pure: decides from the gate's registry (`console.gate.ACTIONS`) and the runtime handlers the
 backends provide. An action is offered only when both exist: its name is declared in the
-registry, and something can carry it out (a handler method, the cordon store, the editor).
-Nothing is offered as a placeholder; a backend that lands adds its actions by declaring them
-and implementing the handler method.
+registry, and something can carry it out (a backend, handler or their `actions` implementing
+the verb's protocol from backends/verbs.py, the cordon store, the editor). Nothing is offered
+as a placeholder; a backend that lands adds its actions by declaring them and implementing the
+verbs' protocols.
 
 The console never checks the mode itself: every offered action runs through `gate.run`,
 which refuses in kiosk mode and asks before destructive steps.
@@ -20,6 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from backends.verbs import (
+    Deletable, Executable, Invokable, Planned, Restartable, Scalable, Startable, Stoppable, WithActions,
+)
 from console.gate import ACTIONS, register_action
 
 # Modules that declare actions the console offers: the resource commands (workload.apply,
@@ -38,7 +42,7 @@ SPEC_SAVE = register_action("spec.save", description="write a spec file from the
 RESOURCE_OF_PANE = {"containers": "container", "vms": "vm", "functions": "function"}
 
 # Lifecycle changes the console makes on a backend (the CLI has no start/stop commands): the
-# console declares them; a backend offers them by implementing one of the method names.
+# console declares them; a backend offers them by implementing the verb's protocol.
 register_action("resource.start", description="start a stopped container or VM")
 register_action("resource.stop", destructive=True, description="stop a running container or VM")
 register_action("resource.restart", destructive=True, description="restart a container or VM")
@@ -49,35 +53,35 @@ register_action("container.exec", description="run a command in a running contai
 class ResourceVerb:
     verb: str  # the console's name (bindings, palette)
     action: str  # the gate's action name
-    methods: tuple[str, ...]  # method names that carry it out, first found wins
-    on: Literal["backend", "handler", "cordons"]  # where the method lives
+    carried_by: type | None  # the protocol of what carries it out (backends/verbs.py)
+    method: Callable[[Any], Callable[..., Any]] | None  # that protocol's call on an implementer
+    on: Literal["backend", "handler", "cordons"]  # where the implementer lives
     label: str
     panes: tuple[str, ...]
 
+    def carried_out_by(self, owners: Any) -> Callable[..., Any] | None:
+        """The call of the first of `owners` that implements this verb's protocol."""
+        for owner in owners:
+            if self.carried_by is not None and self.method is not None and isinstance(owner, self.carried_by):
+                return self.method(owner)
+        return None
+
 
 VERBS: tuple[ResourceVerb, ...] = (
-    ResourceVerb("start", "resource.start", ("start",), "backend", "Start", ("containers", "vms")),
-    ResourceVerb("stop", "resource.stop", ("stop", "shutdown"), "backend", "Stop", ("containers", "vms")),
-    ResourceVerb("restart", "resource.restart", ("restart", "reboot"), "backend", "Restart", ("containers", "vms")),
-    ResourceVerb("delete", "resource.delete", ("delete",), "handler", "Delete", ("containers", "vms", "functions")),
-    ResourceVerb("exec", "container.exec", ("exec",), "backend", "Exec", ("containers",)),
-    ResourceVerb("invoke", "function.invoke", ("invoke",), "handler", "Invoke", ("functions",)),
-    ResourceVerb("cordon", "node.cordon", (), "cordons", "Cordon", ("nodes",)),
-    ResourceVerb("uncordon", "node.uncordon", (), "cordons", "Uncordon", ("nodes",)),
+    ResourceVerb("start", "resource.start", Startable, lambda o: o.start, "backend", "Start", ("containers", "vms")),
+    ResourceVerb("stop", "resource.stop", Stoppable, lambda o: o.stop, "backend", "Stop", ("containers", "vms")),
+    ResourceVerb("restart", "resource.restart", Restartable, lambda o: o.restart, "backend", "Restart", ("containers", "vms")),
+    ResourceVerb("delete", "resource.delete", Deletable, lambda o: o.delete, "handler", "Delete", ("containers", "vms", "functions")),
+    ResourceVerb("exec", "container.exec", Executable, lambda o: o.exec, "backend", "Exec", ("containers",)),
+    ResourceVerb("invoke", "function.invoke", Invokable, lambda o: o.invoke, "handler", "Invoke", ("functions",)),
+    ResourceVerb("cordon", "node.cordon", None, None, "cordons", "Cordon", ("nodes",)),
+    ResourceVerb("uncordon", "node.uncordon", None, None, "cordons", "Uncordon", ("nodes",)),
 )
 VERB_BY_NAME = {verb.verb: verb for verb in VERBS}
 
 
 def is_declared(action: str) -> bool:
     return action in ACTIONS
-
-
-def _method(owner: Any, names: tuple[str, ...]) -> Callable[..., Any] | None:
-    for name in names:
-        method = getattr(owner, name, None)
-        if callable(method):
-            return method
-    return None
 
 
 def carrier(verb: str, pane: str, services: ConsoleServices, backend: str | None = None) -> Callable[[str], Any] | None:
@@ -93,21 +97,19 @@ def carrier(verb: str, pane: str, services: ConsoleServices, backend: str | None
         return lambda node_id: store.set(node_id, verb == "cordon")
     handler = services.handler(RESOURCE_OF_PANE[pane])
     if spec.on == "handler":
-        return _method(handler, spec.methods)
-    # Lifecycle methods live on the backend that reported the resource (libvirt: one host),
+        return spec.carried_out_by([handler])
+    # Lifecycle verbs live on the backend that reported the resource (libvirt: one host),
     # or on the actions of the kind's handler, which find the resource on any engine (Docker).
     names = [backend] if backend is not None else list(services.backend_names(pane))
     owners = [owner for name in names for owner in _with_actions(services.backends.get(name))]
-    for owner in (*owners, *_with_actions(handler)):
-        method = _method(owner, spec.methods)
-        if method is not None:
-            return method
-    return None
+    return spec.carried_out_by([*owners, *_with_actions(handler)])
 
 
 def _with_actions(owner: Any) -> tuple[Any, ...]:
     """An object and the `actions` it carries (backends and handlers group their changes so)."""
-    return (owner, getattr(owner, "actions", None)) if owner is not None else ()
+    if owner is None:
+        return ()
+    return (owner, owner.actions) if isinstance(owner, WithActions) else (owner,)
 
 
 def available(verb: str, pane: str, services: ConsoleServices) -> bool:
@@ -121,12 +123,7 @@ def offered(pane: str, services: ConsoleServices) -> tuple[ResourceVerb, ...]:
 
 def apply_available(services: ConsoleServices, resource: str) -> bool:
     """`workload.apply` for documents whose runtime has a handler (plan + apply)."""
-    handler = services.handler(resource)
-    return (
-        is_declared("workload.apply")
-        and _method(handler, ("plan",)) is not None
-        and _method(handler, ("apply",)) is not None
-    )
+    return is_declared("workload.apply") and isinstance(services.handler(resource), Planned)
 
 
 def scaler(services: ConsoleServices) -> Callable[..., Any] | None:
@@ -134,9 +131,8 @@ def scaler(services: ConsoleServices) -> Callable[..., Any] | None:
     if not is_declared("workload.scale"):
         return None
     for owner in _with_actions(services.handler("container")):
-        method = _method(owner, ("scale",))
-        if method is not None:
-            return method
+        if isinstance(owner, Scalable):
+            return owner.scale
     return None
 
 
