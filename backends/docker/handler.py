@@ -128,10 +128,10 @@ class ContainerHandler:
         return dataclasses.replace(request, replicas=self.desired.count_for(request.workload, request.replicas)), request.replicas
 
     def plan(self, document: Document, base_dir: Path) -> list[Change]:
+        request, spec_replicas = self._request(document, base_dir)  # first: a bad spec is refused before any engine call
         services = self.swarm.services_for(document)
         if services is not None:
             return self.swarm.plan(services, document, base_dir)
-        request, spec_replicas = self._request(document, base_dir)
         self._check_runtime_somewhere(document, base_dir)
         self._check_engine_size(document)
         replicas = find_replicas(self.backends, request.workload)
@@ -227,10 +227,10 @@ class ContainerHandler:
     # .. apply
 
     def apply(self, document: Document, base_dir: Path, changes: list[Change], progress: Progress) -> list[str]:
+        request, spec_replicas = self._request(document, base_dir)
         services = self.swarm.services_for(document)
         if services is not None:
             return self.swarm.apply(services, document, base_dir, changes, progress)
-        request, spec_replicas = self._request(document, base_dir)
         requirements, algorithm = requirements_of(document)
         with self.replicas.holding(request.workload):
             done = self._apply(request, requirements, algorithm, changes, progress)
