@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from console.diagnostics import setup_debug_log
 from console.tui.textual_compat import SUPPORTED_TEXTUAL, installed_textual, textual_problem
 from tui.conftest import recorded_app
 
@@ -51,6 +52,9 @@ def test_simulated_newer_textual_stops_the_console_with_the_supported_range_and_
 
 
 async def test_an_unexpected_error_ends_the_console_with_one_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    # As rtm-console does at start-up: tracebacks go to the debug log, never to the terminal
+    # (set up here so the test does not depend on what earlier tests left in `logging`).
+    debug_log = setup_debug_log(tmp_path / "data")
     app = recorded_app(tmp_path)
 
     def fail() -> None:
@@ -63,3 +67,4 @@ async def test_an_unexpected_error_ends_the_console_with_one_line(tmp_path: Path
     printed = capfd.readouterr().err  # what Textual prints on the terminal when the app has gone
     assert "rtm-console stopped: " in printed and "boom" in printed
     assert "Traceback" not in printed and "fail()" not in printed
+    assert "Traceback" in debug_log.read_text()  # the details are kept where the line says

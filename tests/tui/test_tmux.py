@@ -104,9 +104,15 @@ def select_row(terminal: Terminal, pane_key: str, alias: str, name: str, timeout
     while True:
         terminal.keys(":")
         terminal.wait_for("pane or resource name")
-        terminal.keys(f"{alias} {name}", "Enter")
-        while "pane or resource name" in terminal.screen() and time.monotonic() < deadline:
-            time.sleep(0.1)  # keys sent before the prompt has closed would go to the prompt
+        typed = f"{alias} {name}"
+        terminal.keys(typed, "Enter")
+        # Keys sent before the prompt has closed would go to the prompt: wait until neither its
+        # placeholder nor the typed text (which hides the placeholder) is on screen.
+        while time.monotonic() < deadline:
+            screen = terminal.screen()
+            if "pane or resource name" not in screen and typed not in screen:
+                break
+            time.sleep(0.1)
         if name in terminal.screen() or time.monotonic() > deadline:
             return
         time.sleep(0.5)
