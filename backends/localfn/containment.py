@@ -26,7 +26,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 logger = logging.getLogger("rtm.localfn")
@@ -59,13 +59,7 @@ class Containment:
         self.leader = pid
 
     def kill(self) -> None:
-        for _ in range(20):  # a forking child may add one more before it is killed
-            found = self._members()
-            if not found:
-                return
-            for pid in found:
-                _kill(pid)
-            time.sleep(0.01)
+        _kill_until_gone(self._members, attempts=20)  # a forking child may add one more before it is killed
 
     def _members(self) -> set[int]:
         """Processes carrying the marker, and the rest of the worker's process group when a
@@ -164,14 +158,20 @@ class _Freezer(_Cgroup):
 
 
 def _wait_empty(group: _Cgroup) -> None:
-    for _ in range(500):
-        remaining = group.pids()
-        if not remaining:
-            return
-        for pid in remaining:
+    if not _kill_until_gone(group.pids, attempts=500):
+        logger.warning("processes %s of %s did not end", group.pids(), group.folder)
+
+
+def _kill_until_gone(members: Callable[[], Collection[int]], attempts: int) -> bool:
+    """Kill what `members()` names until it names nothing (True) or `attempts` rounds have passed."""
+    for _ in range(attempts):
+        found = members()
+        if not found:
+            return True
+        for pid in found:
             _kill(pid)
         time.sleep(0.01)
-    logger.warning("processes %s of %s did not end", group.pids(), group.folder)
+    return False
 
 
 def _kill(pid: int) -> None:
