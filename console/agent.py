@@ -255,7 +255,7 @@ class Agent:
         try:
             from prometheus_client import CollectorRegistry
 
-            from console.exporter.runtime import ExporterStartError, read_web_config, serve_from_context
+            from console.exporter.assembly import ExporterStartError, read_web_config, serve_from_context
             from console.exporter.server import ExporterServer
             from console.poller import Poller
         except ImportError as error:

@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from console.commands import COMMAND_MODULES, add_global_options
-from console.commands.scheduling import fold_client_keys
+from console.commands.schedule_cmd import fold_client_keys
 from rtm import __version__
 
 EPILOG = """\

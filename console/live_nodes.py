@@ -1,6 +1,6 @@
 """The live nodes: every machine the configured backends reach, one scheduler node per machine.
 
-A node is a machine, identified by the hostname its runtimes report (backends/docker/nodes.py
+A node is a machine, identified by the hostname its runtimes report (backends/docker/engine_nodes.py
 maps Docker engines to machines; a libvirt host reports its hostname; the host backend is this
 machine). `rtm-console schedule` without `--nodes`, the console's placement preview and
 `cordon` all see these nodes, so they see what apply places on.

@@ -22,7 +22,7 @@ RENDERERS: dict[str, str] = {
 
 
 def render_tuning_spec(_document: Document, spec: Any, _base_dir: Path) -> Any:
-    from rtm.tuning import render_tuning
+    from rtm.tuning_render import render_tuning
 
     return render_tuning(spec)
 

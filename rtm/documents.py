@@ -19,7 +19,7 @@ from rtm import reader
 from rtm.findings import Finding
 from rtm.kinds import KINDS, RUNTIME_KINDS
 from rtm.kinds.container import ContainerRuntime, calls_curl, is_alpine_image
-from rtm.kinds.nodes import NodeSpec
+from rtm.kinds.node_inventory import NodeSpec
 from rtm.schema import BuildContext, FrozenMap, Where, build, convert, did_you_mean, node_position, scalar_value
 
 WORKLOAD_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")

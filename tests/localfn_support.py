@@ -79,7 +79,7 @@ def request(url: str, method: str, path: str, body: bytes | None = None,
 @contextmanager
 def serving(data_dir: Path, name: str, source: str, route: str, **options: Any) -> Iterator[Any]:
     """One function stored with an http route (`METHOD /path`), and a runtime serving it."""
-    from backends.localfn.runtime import LocalFunctionsRuntime
+    from backends.localfn.functions_host import LocalFunctionsRuntime
 
     method, path = route.split(" ", 1)
     deploy(data_dir, data_dir.parent, name, source, triggers=f"- type: http\n  path: {path}\n  method: {method}")

@@ -114,3 +114,17 @@ def test_no_module_under_console_is_over_600_lines() -> None:
     lengths = {str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
                for path in (ROOT / "console").rglob("*.py")}
     assert {path: lines for path, lines in lengths.items() if lines > 600} == {}
+
+
+# Names shared on purpose: each backend package has one module per role (its settings, handler,
+# backend, errors, SDK client, spec mapping, stats), and each package its `from_spec` converter.
+SHARED_ROLE_NAMES = {"__init__", "settings", "handler", "backend", "errors", "client", "mapping", "stats", "from_spec"}
+
+
+def test_no_two_modules_share_a_name_unless_they_play_the_same_role() -> None:
+    by_name: dict[str, list[str]] = {}
+    for top in ("console", "backends", "rtm"):
+        for path in (ROOT / top).rglob("*.py"):
+            by_name.setdefault(path.stem, []).append(str(path.relative_to(ROOT)))
+    repeated = {name: sorted(paths) for name, paths in by_name.items() if len(paths) > 1 and name not in SHARED_ROLE_NAMES}
+    assert repeated == {}

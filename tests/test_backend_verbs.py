@@ -38,7 +38,7 @@ def test_the_console_stops_and_restarts_a_vm_through_the_verbs_on_the_test_drive
     from console.eventlog import EventLog
     from console.gate import AUDIT_LOG_NAME, ActionGate
     from console.tui import offered_actions
-    from console.tui.services import ConsoleServices
+    from console.tui.console_services import ConsoleServices
     from fixtures import require_service
 
     if not libvirt_installed():

@@ -71,7 +71,7 @@ def test_many_client_keys_reach_argparse_as_one_option() -> None:
     """argparse's time grows with the square of the options: 10,000 `--client KEY` took 2.6 s to
     parse. Consecutive ones are folded into one `--client A B ...` first."""
     from console.cli import build_parser
-    from console.commands.scheduling import fold_client_keys
+    from console.commands.schedule_cmd import fold_client_keys
 
     keys = [f"10.0.{i // 256}.{i % 256}" for i in range(10_000)]
     argv = ["schedule", "--policy", "p.yaml", "--json"] + [x for key in keys for x in ("--client", key)]

@@ -20,7 +20,7 @@ from console.gate import ActionGate
 from console.supervisor.autoscaler import execute_scale, history_path, load_history, update_history
 from console.supervisor.engines import Engine
 from console.supervisor.reconcile import Reconciler
-from console.supervisor.workloads import workload_from_document
+from console.supervisor.supervised import workload_from_document
 from test_docker_support import SAMPLES, remove_all, run_container, workload_document
 
 pytestmark = pytest.mark.docker
@@ -201,7 +201,7 @@ def test_a_failover_replacement_refuses_a_cordoned_machine_and_uses_it_once_unco
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from console.supervisor.failover import ReplicaTrack, WorkloadSupervisor
+    from console.supervisor.workload_supervisor import ReplicaTrack, WorkloadSupervisor
 
     document = workload_document(workload, test_image, test_labels, replicas=2)
     apply(setup, document)

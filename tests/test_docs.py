@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rtm.kinds import KINDS
-from rtm.kinds.nodes import NodeSpec
+from rtm.kinds.node_inventory import NodeSpec
 from rtm.schema import FrozenMap
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import yaml
 from backends.base import Availability
 from backends.records import KindSnapshot
 from console.eventlog import Event
-from console.exporter.alerts import alert_rules, breached, render_alert_rules, thresholds_from_documents
+from console.exporter.alert_rules import alert_rules, breached, render_alert_rules, thresholds_from_documents
 from console.poller import BackendState, PollState
 from rtm.documents import load_file, load_text
 from test_exporter_helpers import container, promtool

@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 from backends.host import HostBackend
 from backends.records import DurationHistogram, DurationStats, FilesystemInfo, NetIO
 from console.eventlog import EventLog
-from console.exporter.runtime import ExporterSpecs, ExporterStartError, build_registry, load_specs
+from console.exporter.assembly import ExporterSpecs, ExporterStartError, build_registry, load_specs
 from console.poller import Poller
 from test_exporter_helpers import (
     ScriptedBackend,

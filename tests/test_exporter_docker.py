@@ -9,7 +9,7 @@ import pytest
 
 from backends.docker import DockerBackend
 from backends.docker.mapping import LABEL_WORKLOAD
-from console.exporter.runtime import build_registry
+from console.exporter.assembly import build_registry
 from console.poller import Poller
 from fixtures.engines import free_bridge_cidr, private_dockerd
 from test_exporter_helpers import samples, scrape, value_of, wait_until

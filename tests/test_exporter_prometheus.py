@@ -16,8 +16,8 @@ import pytest
 
 from backends.host import HostBackend
 from console.config import ListenAddress
-from console.exporter.alerts import render_alert_rules
-from console.exporter.runtime import load_specs, serve_exporter
+from console.exporter.alert_rules import render_alert_rules
+from console.exporter.assembly import load_specs, serve_exporter
 from console.poller import Poller
 from test_exporter_helpers import ScriptedBackend, container, make_pki, wait_until
 

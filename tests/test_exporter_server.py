@@ -17,7 +17,7 @@ import pytest
 import console.exporter.server as server_module
 from console.config import ListenAddress
 from console.diagnostics import setup_debug_log
-from console.exporter.runtime import ExporterStartError, build_registry, serve_exporter
+from console.exporter.assembly import ExporterStartError, build_registry, serve_exporter
 from console.exporter.server import MAX_CONNECTIONS, ExporterServer, SharedRender
 from console.exporter.web_config import load_web_config
 from console.poller import Poller

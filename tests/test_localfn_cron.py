@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from backends.localfn.handler import LocalFunctionsHandler
-from backends.localfn.runtime import LocalFunctionsRuntime
-from backends.localfn.scheduler import CronJob, CronScheduler
+from backends.localfn.functions_host import LocalFunctionsRuntime
+from backends.localfn.cron_triggers import CronJob, CronScheduler
 from localfn_support import spec_document, wait_until, write_function
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from backends.localfn.handler import LocalFunctionsHandler
 from backends.localfn.invocations import InvocationLog
-from backends.localfn.runtime import LocalFunctionsRuntime
+from backends.localfn.functions_host import LocalFunctionsRuntime
 from localfn_support import SAMPLES, process_exists, request, signed_request, spec_document, wait_until, write_function
 from rtm.documents import load_file
 
@@ -290,7 +290,7 @@ def test_stopping_the_runtime_stops_its_workers_and_frees_the_host_lock(tmp_path
 
 
 def test_a_gateway_address_in_use_is_reported_with_what_to_do(tmp_path) -> None:
-    from backends.localfn.runtime import GatewayAddressInUse
+    from backends.localfn.functions_host import GatewayAddressInUse
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ from backends.localfn.settings import LocalFunctionsSettings
 from backends.localfn.backend import LocalFunctionsBackend
 from backends.localfn.definition import UnsupportedRuntime
 from backends.localfn.handler import LocalFunctionsHandler, NotHosted, RouteConflict
-from backends.localfn.runtime import LocalFunctionsRuntime
+from backends.localfn.functions_host import LocalFunctionsRuntime
 from backends.localfn.store import FunctionNotFound
 from localfn_support import SAMPLES, request, spec_document, write_function
 from rtm.documents import load_file

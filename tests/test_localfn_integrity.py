@@ -13,7 +13,7 @@ import pytest
 
 from backends.localfn.definition import CodeError, locate_code
 from backends.localfn.handler import LocalFunctionsHandler
-from backends.localfn.runtime import LocalFunctionsRuntime
+from backends.localfn.functions_host import LocalFunctionsRuntime
 from localfn_support import request, spec_document, write_function
 
 SELF_HARMING = """

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.localfn.runtime import LocalFunctionsRuntime
+from backends.localfn.functions_host import LocalFunctionsRuntime
 from localfn_support import request, serving, signed_request
 
 BIG = """

@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from backends.localfn.runtime import LocalFunctionsRuntime
+from backends.localfn.functions_host import LocalFunctionsRuntime
 from backends.localfn.signing import PROFILE, credentials_path, read_key_pair
 from localfn_support import deploy, request, serving
 

@@ -16,8 +16,8 @@ from console.gate import ActionGate
 from console.supervisor.autoscaler import history_path, load_history, save_history
 from console.supervisor.membership import UpstreamWriter
 from console.supervisor.probe_runner import http_probe, tcp_probe
-from console.supervisor.runtime import engine_detection
-from console.supervisor.workloads import load_workloads, workload_from_document
+from console.supervisor.loops import engine_detection
+from console.supervisor.supervised import load_workloads, workload_from_document
 from rtm.autoscaling import History
 from rtm.documents import load_text
 from rtm.loadbalancer import Member

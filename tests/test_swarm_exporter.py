@@ -8,7 +8,7 @@ import pytest
 from test_exporter_helpers import scrape, value_of, wait_until
 
 from backends.docker import DockerBackend
-from console.exporter.runtime import build_registry
+from console.exporter.assembly import build_registry
 from console.poller import Poller
 
 pytestmark = pytest.mark.docker

@@ -8,7 +8,7 @@ Modules, one job each:
 - backend.py  DockerBackend: the Backend protocol for the poller (kind "containers")
 - images.py   image present, or pulled with progress, or why not
 - replicas.py find (typed Replica records, Swarm's containers left out), create, wait for and place one replica
-- nodes.py    engines as scheduler nodes: engine names and machines (node ids, cordons) mapped in one place
+- engine_nodes.py engines as scheduler nodes: engine names and machines (node ids, cordons) mapped in one place
 - replica_service.py  ReplicaService: every caller's way to a workload's replicas (survey, add, remove,
               scale), one lock per workload, typed results
 - desired.py  the desired state of applied workloads (DATA/workloads/NAME.json), written under a lock
@@ -65,7 +65,7 @@ class DockerSetup:
 
     def nodes(self) -> list[SchedNode]:
         """Each engine that answers, as a scheduler node (runtime "docker")."""
-        from backends.docker.nodes import engine_nodes
+        from backends.docker.engine_nodes import engine_nodes
 
         return engine_nodes(self.backends)
 

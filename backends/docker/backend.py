@@ -189,7 +189,7 @@ class DockerBackend:
         return self.client.info()
 
     def sched_node(self) -> SchedNode:
-        """This engine as a scheduler node (backends/docker/nodes.py)."""
-        from backends.docker.nodes import engine_node
+        """This engine as a scheduler node (backends/docker/engine_nodes.py)."""
+        from backends.docker.engine_nodes import engine_node
 
         return engine_node(self)

@@ -48,7 +48,7 @@ class TlsFiles:
 class EngineEndpoint:
     """A configured engine. `name` makes the backend's name (`docker@<name>`) and the id of the
     engine as a place for replicas (its machine, the node, is what `docker info` names: see
-    backends/docker/nodes.py); `zone` and `labels` are the node's labels for placement."""
+    backends/docker/engine_nodes.py); `zone` and `labels` are the node's labels for placement."""
 
     name: str
     host: str

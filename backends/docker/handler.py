@@ -43,7 +43,7 @@ from backends.docker.mapping import (
     workload_request,
 )
 from backends.docker.desired import DesiredStore
-from backends.docker.nodes import machine_of
+from backends.docker.engine_nodes import machine_of
 from backends.docker.replica_service import ReplicaService
 from backends.docker.swarm.target import SwarmTarget
 from backends.docker.replicas import (

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from backends.docker.errors import RuntimeNotAvailable, SpecMappingError
 from rtm.secrets import mask_secrets
-from rtm.tuning import jvm_options
+from rtm.tuning_render import jvm_options
 
 if TYPE_CHECKING:
     from rtm.documents import Document

@@ -3,7 +3,7 @@
 `apply` and `delete` (through ContainerHandler), `scale --workload`, the console's scaling
 screen and container actions, the autoscaler, failover, rescheduling and reconciliation all
 come here. It lists a workload's replicas on the engines (`survey`), places new ones through
-`rtm.scheduling` on the engines as nodes (backends/docker/nodes.py: free capacity, the
+`rtm.scheduling` on the engines as nodes (backends/docker/engine_nodes.py: free capacity, the
 machine's cordon, affinity), removes surplus ones, holds one lock per workload for all of it
 and returns typed results. With a desired-state store, a scaling records the new count.
 
@@ -41,7 +41,7 @@ from backends.docker.replicas import (
     requirements_of,
     wait_ready,
 )
-from backends.docker.nodes import requested_cpu_millis
+from backends.docker.engine_nodes import requested_cpu_millis
 from backends.files import exclusive
 from rtm.scheduling import Requirements
 

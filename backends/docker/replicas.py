@@ -282,7 +282,7 @@ def choose_engines(backends: Sequence[DockerBackend], requirements: Requirements
     answer, even when there is one (its free capacity, its machine's cordon and the affinity count)."""
     if count == 0:
         return []
-    from backends.docker.nodes import engine_nodes
+    from backends.docker.engine_nodes import engine_nodes
 
     by_name = {b.engine.name: b for b in backends}
     return [by_name[name] for name in placement(engine_nodes(backends, workload, exclude), requirements, count, algorithm)]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from backends.localfn.backend import LocalFunctionsBackend
     from backends.localfn.handler import LocalFunctionsHandler
     from backends.localfn.hosting import HostState
-    from backends.localfn.runtime import LocalFunctionsRuntime
+    from backends.localfn.functions_host import LocalFunctionsRuntime
 
 
 def make_local_backends(settings: LocalFunctionsSettings | Any, read_only: bool = False) -> tuple[list[LocalFunctionsBackend], dict[str, LocalFunctionsHandler]]:
@@ -40,7 +40,7 @@ def make_local_backends(settings: LocalFunctionsSettings | Any, read_only: bool 
 def make_local_runtime(settings: LocalFunctionsSettings | Any, role: str = "console", **options: Any) -> LocalFunctionsRuntime:
     """Options: max_body_bytes, max_response_bytes, max_workers, idle_seconds, queue_timeout,
     containment, clock (see the runtime)."""
-    from backends.localfn.runtime import LocalFunctionsRuntime
+    from backends.localfn.functions_host import LocalFunctionsRuntime
 
     settings = _settings(settings)
     return LocalFunctionsRuntime(Path(settings.data_dir), settings.gateway_host, settings.gateway_port, role=role, **options)

@@ -1,7 +1,7 @@
 """The local HTTP gateway: loopback HTTP/1.1 in front of the functions' http triggers.
 
 Requests are routed by method and path (backends/localfn/routes.py) and turned into API
-Gateway payload 2.0 events (events.py); the runtime runs the function and gives back the
+Gateway payload 2.0 events (http_events.py); the runtime runs the function and gives back the
 response. What the gateway answers itself, with API Gateway's `{"message": ...}` bodies:
 
     400  conflicting Content-Length values (RFC 9112 section 6.3); the connection is closed
@@ -43,7 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from backends.localfn.events import HttpResponse, error_body, http_event
+from backends.localfn.http_events import HttpResponse, error_body, http_event
 from backends.localfn.routes import Route, RouteTable
 from backends.localfn.signing import LAMBDA_API_PATH
 

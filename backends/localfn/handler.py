@@ -44,7 +44,7 @@ from rtm.kinds.serverless import ServerlessRuntime
 from rtm.secrets import mask_secrets
 
 if TYPE_CHECKING:
-    from backends.localfn.runtime import LocalFunctionsRuntime
+    from backends.localfn.functions_host import LocalFunctionsRuntime
     from rtm.documents import Document
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from console.commands import agent_cmd, exporter_cmd, resources, scaling, scheduling, spec_commands
+from console.commands import agent_cmd, exporter_cmd, resources, scale_cmd, schedule_cmd, spec_commands
 
-COMMAND_MODULES = [spec_commands, resources, scheduling, scaling, exporter_cmd, agent_cmd]
+COMMAND_MODULES = [spec_commands, resources, schedule_cmd, scale_cmd, exporter_cmd, agent_cmd]
 
 
 # Configuration keys whose flags belong to one command (exporter, agent), not to every one.

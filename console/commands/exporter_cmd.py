@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_exporter(args: argparse.Namespace) -> int:
-    from console.exporter.runtime import ExporterStartError
+    from console.exporter.assembly import ExporterStartError
 
     try:
         ctx = open_context(args, "kiosk")  # the exporter only reads: backends open read-only
@@ -66,7 +66,7 @@ def run_exporter(args: argparse.Namespace) -> int:
 
 
 def _check(ctx: AppContext) -> int:
-    from console.exporter.runtime import load_specs, read_web_config
+    from console.exporter.assembly import load_specs, read_web_config
     from console.exporter.web_config import describe
 
     config = ctx.config
@@ -83,7 +83,7 @@ def _check(ctx: AppContext) -> int:
 
 
 def _serve(ctx: AppContext) -> int:
-    from console.exporter.runtime import serve_from_context
+    from console.exporter.assembly import serve_from_context
     from console.exporter.web_config import describe
 
     stop = _stop_on_signals()
@@ -136,7 +136,7 @@ def render_alert_rules_command(paths: list[Path]) -> int:
     """`rtm-console render --alert-rules PATH...`: print Prometheus alerting rules for the
     thresholds of the specs under `paths`. 0 printed, 1 the specs have errors, 2 unreadable."""
     from console.commands.spec_commands import load_all, print_findings
-    from console.exporter.alerts import render_alert_rules
+    from console.exporter.alert_rules import render_alert_rules
 
     results, unreadable = load_all(paths)
     for problem in unreadable:

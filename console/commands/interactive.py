@@ -89,7 +89,7 @@ def build_console(ctx: AppContext, args: argparse.Namespace) -> tuple[Any, Polle
     from console.cordons import CordonStore
     from console.exporter.firing import AlertWatch
     from console.tui.app import RtmConsole
-    from console.tui.services import ConsoleOptions, ConsoleServices
+    from console.tui.console_services import ConsoleOptions, ConsoleServices
 
     config = ctx.config
     kiosk = ctx.mode == "kiosk"

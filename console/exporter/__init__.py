@@ -2,8 +2,8 @@
 
 collector.py builds the metric families at each scrape, server.py serves them (connections.py
 bounds how many connections it serves at once, auth.py checks basic auth), web_config.py reads
-node_exporter's web configuration, alerts.py turns the specs' thresholds into alerting rules,
-runtime.py puts them together. Never imports textual.
+node_exporter's web configuration, alert_rules.py turns the specs' thresholds into alerting rules,
+assembly.py puts them together. Never imports textual.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 def start_exporter(poller: Poller, listen: ListenAddress | str, ctx: AppContext) -> Callable[[], None]:
     """For the console's --metrics-listen: serve the exporter over the console's poller.
 
-    Returns a function that stops it. Raises console.exporter.runtime.ExporterStartError
+    Returns a function that stops it. Raises console.exporter.assembly.ExporterStartError
     (a bad web config or specs, an address in use) with a message for people.
     """
-    from console.exporter.runtime import serve_from_context
+    from console.exporter.assembly import serve_from_context
 
     exporter = serve_from_context(ctx, poller, listen)
     return exporter.stop

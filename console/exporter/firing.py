@@ -2,7 +2,7 @@
 
 One `AlertWatch` per process that shows or serves alerts: the console (every poll, for the
 header, the Alerts pane and the row marks) and the agent (for `/agent/state`). The arithmetic
-is `console.exporter.alerts.breached`, the same thresholds `render --alert-rules` writes, so a
+is `console.exporter.alert_rules.breached`, the same thresholds `render --alert-rules` writes, so a
 threshold means one thing everywhere.
 
 Firing and resolving are written to the event log (`alert_firing`, `alert_resolved`) only by
@@ -29,7 +29,7 @@ from typing import Any
 from backends.docker.desired import DesiredStore
 from console.datadir import iso_utc
 from console.eventlog import Event, EventLog
-from console.exporter.alerts import RESTART_WINDOW, Breach, Threshold, breached, thresholds_from_documents
+from console.exporter.alert_rules import RESTART_WINDOW, Breach, Threshold, breached, thresholds_from_documents
 from console.poller import PollState
 from console.silences import SilenceStore, alert_key
 from rtm.documents import Document, load_file, spec_files

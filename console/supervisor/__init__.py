@@ -4,18 +4,18 @@ them itself only when no agent holds the lock. Never imports textual.
 
 - engines.py      the Docker engines as the loops use them (ping, exec, restart, limits, usage);
                   replicas are added and removed by backends/docker/replica_service.py
-- workloads.py    what the loops need from a workload's specs
+- supervised.py   what the loops need from a workload's specs
 - probe_runner.py one probe against one replica (command, HTTP, TCP), bounded by its timeout
-- failover.py     per workload: probes, detection, restarts, replacement, rescheduling
+- workload_supervisor.py per workload: probes, detection, restarts, replacement, rescheduling
 - membership.py   ready replicas -> nginx upstream file (+ reload)
 - gated_actions.py the changes the loops make, declared with the action gate
 - reconcile.py    every applied workload kept at its desired count (missing replaced, surplus removed)
 - autoscaler.py   horizontal and vertical scaling from live usage
-- runtime.py      the threads that run all of it
+- loops.py        the threads that run all of it
 - embedded.py     the loops inside an interactive console, when no agent holds the lock
 - live.py         one-off decisions for `rtm-console scale --workload`
 """
 
-from console.supervisor.runtime import Supervisor
+from console.supervisor.loops import Supervisor
 
 __all__ = ["Supervisor"]

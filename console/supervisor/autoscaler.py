@@ -37,7 +37,7 @@ from console.eventlog import EventLog
 from console.gate import ActionGate
 from console.supervisor.engines import Engine, replica_service
 from console.supervisor.gated_actions import RESIZE, SCALE
-from console.supervisor.workloads import Workload
+from console.supervisor.supervised import Workload
 from rtm.autoscaling import (
     Decision,
     History,

@@ -13,7 +13,7 @@ from console.context import AppContext
 from console.cordons import CordonStore
 from console.datadir import FileLock, agent_lock_path, lock_holder
 from console.supervisor.engines import Engine
-from console.supervisor.runtime import Supervisor
+from console.supervisor.loops import Supervisor
 
 
 class EmbeddedLoops:

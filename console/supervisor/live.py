@@ -25,7 +25,7 @@ from console.supervisor.autoscaler import (
 )
 from backends.docker.desired import DesiredStore
 from console.supervisor.engines import Engine, replica_service
-from console.supervisor.workloads import load_workloads
+from console.supervisor.supervised import load_workloads
 from rtm.autoscaling import Decision, History, HistoryFormatError, VerticalRecommendation, decide, recommend_vertical
 
 SAMPLE_GAP_SECONDS = 1.0

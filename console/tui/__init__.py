@@ -4,7 +4,7 @@ Layout:
 - app.py           the App: header, panes, bindings, poller subscription, action runner
 - views.py         records -> table rows (pure: no textual, testable and benchmarked)
 - table_diff.py    old rows + new rows -> what to add, remove and which cells changed (pure)
-- history.py       per-node series for the sparklines, rates from cumulative counters (pure)
+- sparkline_history.py per-node series for the sparklines, rates from cumulative counters (pure)
 - offered_actions.py  which gated actions the console offers for a resource kind (pure, reads the gate registry)
 - planning.py      spec documents -> scheduler and autoscaler inputs (pure)
 - widgets/, panes/, screens/   the textual parts

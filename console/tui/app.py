@@ -35,7 +35,7 @@ from console.exporter.firing import AlertWatch
 from console.poller import PollState
 from console.tui import offered_actions
 from console.tui.gated import GatedActions
-from console.tui.history import NodeHistory, ResourceHistory
+from console.tui.sparkline_history import NodeHistory, ResourceHistory
 from console.tui.navigation import Navigation
 from console.tui.panes.resource import ResourcePane
 from console.tui.panes.specs import SpecsPane
@@ -46,7 +46,7 @@ from console.tui.screens.dialogs import UnsavedScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.placement_preview import PlacementScreen
 from console.tui.screens.scaling import ScalingScreen
-from console.tui.services import ConsoleOptions, ConsoleServices
+from console.tui.console_services import ConsoleOptions, ConsoleServices
 from console.tui.views import NodeRates, Row, row_key
 from console.tui.widgets.status_header import HeaderInfo, StatusHeader
 from themes import EDITOR_THEMES, STYLESHEET, THEME_NAMES, THEMES

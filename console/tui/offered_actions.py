@@ -34,7 +34,7 @@ for _declaring in ("console.commands.resources", "console.supervisor.gated_actio
         __import__(_declaring)
     except ImportError:
         pass
-from console.tui.services import ConsoleServices
+from console.tui.console_services import ConsoleServices
 
 # The console's own change: writing a spec file from the editor (kept as NAME~ beforehand).
 SPEC_SAVE = register_action("spec.save", description="write a spec file from the console's editor")

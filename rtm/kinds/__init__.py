@@ -9,7 +9,7 @@ from rtm.kinds.container import ContainerRuntime
 from rtm.kinds.failover import FailoverStrategy
 from rtm.kinds.health import HealthCheck
 from rtm.kinds.metrics import ResourceMetrics
-from rtm.kinds.nodes import NodeSpec
+from rtm.kinds.node_inventory import NodeSpec
 from rtm.kinds.scheduling import SchedulingPolicy
 from rtm.kinds.serverless import ServerlessRuntime
 from rtm.kinds.tuning import PerformanceTuning

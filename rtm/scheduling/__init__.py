@@ -25,7 +25,7 @@ from rtm.scheduling.scheduler import (
     schedule,
     unschedulable_message,
 )
-from rtm.scheduling.render import render_text
+from rtm.scheduling.text_report import render_text
 
 __all__ = [
     "ALGORITHMS",

@@ -4,7 +4,7 @@ replica's requirements from a workload (or a bare SchedulingPolicy)."""
 from __future__ import annotations
 
 from rtm.documents import Document
-from rtm.kinds.nodes import NodeSpec
+from rtm.kinds.node_inventory import NodeSpec
 from rtm.kinds.scheduling import SchedulingPolicy
 from rtm.scheduling.model import AffinityExpr, Requirements, SchedNode
 

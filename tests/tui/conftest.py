@@ -25,7 +25,7 @@ from console.eventlog import EventLog
 from console.gate import AUDIT_LOG_NAME, ActionGate
 from console.poller import Poller
 from console.tui.app import RtmConsole
-from console.tui.services import ConsoleOptions, ConsoleServices
+from console.tui.console_services import ConsoleOptions, ConsoleServices
 from tui.fixtures.recorded import (
     FIXTURES,
     RecordedSource,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from backends.records import FrozenDict, KindSnapshot
 from console.poller import PollState
-from console.tui.history import ResourceHistory
+from console.tui.sparkline_history import ResourceHistory
 from console.tui.screens.details import DetailsScreen
 from tui.conftest import recorded_app, show_pane, wait_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from backends.records import ContainerInfo, DiskIO, NetIO
-from console.tui.history import NodeHistory
+from console.tui.sparkline_history import NodeHistory
 from console.tui.table_diff import diff_rows
 from console.tui.views import (
     RowBuilder,

@@ -1,5 +1,5 @@
 """Four sparklines in a row with their latest value: CPU, memory, network and disk of one
-container or VM over its last 60 samples (console/tui/history.py keeps them)."""
+container or VM over its last 60 samples (console/tui/sparkline_history.py keeps them)."""
 
 from __future__ import annotations
 

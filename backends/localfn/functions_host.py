@@ -31,14 +31,14 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from backends.localfn.events import HttpResponse, InvalidResponse, http_response, scheduled_event
+from backends.localfn.http_events import HttpResponse, InvalidResponse, http_response, scheduled_event
 from backends.localfn.gateway import INVOKE_API, MAX_BODY_BYTES, Gateway, answer
 from backends.localfn.hosting import HostLock, HostState, read_host_state
 from backends.localfn.invocations import InvocationLog, InvocationRecord, InvocationWriter
 from backends.localfn.pool import PoolClosed, Throttled, WorkerPool
 from backends.localfn.process import WorkerResult
 from backends.localfn.routes import Route, RouteTable
-from backends.localfn.scheduler import CronJob, CronScheduler, utc_now
+from backends.localfn.cron_triggers import CronJob, CronScheduler, utc_now
 from backends.localfn.signing import AuthFailure, KeyPair, ensure_key_pair, verify
 from backends.localfn.store import FunctionNotFound, FunctionStore, StoredFunction
 from backends.localfn.worker import MAX_RESPONSE_BYTES

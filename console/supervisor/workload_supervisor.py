@@ -35,7 +35,7 @@ from backends.docker.replicas import Replica
 from console.supervisor.engines import Engine, replica_service
 from console.supervisor.membership import UpstreamWriter
 from console.supervisor.probe_runner import ProbeOutcome, run_probe
-from console.supervisor.workloads import Workload
+from console.supervisor.supervised import Workload
 from rtm.loadbalancer import Member
 from rtm.probes import ReplicaProbes, Transition
 from rtm.recovery import Detector, RestartBudget, RestartDecision

@@ -34,10 +34,10 @@ from console.supervisor.autoscaler import DEFAULT_INTERVAL, WorkloadAutoscaler
 from backends.docker.desired import DesiredStore
 from backends.docker.replica_service import Fleet
 from console.supervisor.engines import Engine, replica_service
-from console.supervisor.failover import WorkloadSupervisor
+from console.supervisor.workload_supervisor import WorkloadSupervisor
 from console.supervisor.membership import UpstreamWriter
 from console.supervisor.reconcile import Reconciler
-from console.supervisor.workloads import SpecLoad, Workload, load_workloads, specs_fingerprint
+from console.supervisor.supervised import SpecLoad, Workload, load_workloads, specs_fingerprint
 from rtm.kinds.failover import Detection
 from rtm.recovery import Detector
 
