@@ -113,7 +113,7 @@ async def table_refresh(rows: int, changed_share: float, rounds: int) -> dict[st
     from console.cordons import CordonStore
     from console.gate import ActionGate
     from console.tui.app import RtmConsole
-    from console.tui.services import ConsoleOptions, ConsoleServices
+    from console.tui.console_services import ConsoleOptions, ConsoleServices
     from tui.fixtures.recorded import RecordedSource, frozen_clock
 
     data = Path(tempfile.mkdtemp(prefix="rtm-bench-"))

@@ -120,7 +120,7 @@ def serve(port: int, docker_host: str | None, libvirt_uri: str | None) -> int:
     sys.path.insert(0, str(ROOT))
     from backends.host import HostBackend
     from console.config import ListenAddress
-    from console.exporter.runtime import serve_exporter
+    from console.exporter.assembly import serve_exporter
     from console.poller import Poller
 
     backends: list = [HostBackend()]

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from backends.localfn.definition import definition_from_spec, locate_code  # noqa: E402
 from backends.localfn.pool import INIT_TIMEOUT_SECONDS, worker_environment  # noqa: E402
 from backends.localfn.process import WorkerProcess  # noqa: E402
-from backends.localfn.runtime import LocalFunctionsRuntime  # noqa: E402
+from backends.localfn.functions_host import LocalFunctionsRuntime  # noqa: E402
 from rtm.documents import load_text  # noqa: E402
 
 TRIVIAL = 'def handler(event, context):\n    return {"statusCode": 200, "body": "ok"}\n'
