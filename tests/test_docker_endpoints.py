@@ -12,7 +12,8 @@ import pytest
 
 from backends.base import BackendUnavailable
 from backends.docker.backend import DockerBackend
-from backends.docker.client import EngineEndpoint, TlsFiles
+from backends.docker.client import EngineEndpoint
+from backends.docker.settings import TlsSettings
 from fixtures.engines import PrivateDockerd, private_dockerd
 from test_docker_support import eventually
 
@@ -89,7 +90,7 @@ def test_tcp_with_client_certificates_lists_containers_with_stats(tls_engine, te
 
 def test_tcp_without_a_client_certificate_says_tls_failed(tls_engine) -> None:
     _engine, address, certs = tls_engine
-    backend = DockerBackend(EngineEndpoint("secure", address, TlsFiles(ca=str(certs / "ca.pem"))))
+    backend = DockerBackend(EngineEndpoint("secure", address, TlsSettings(ca=certs / "ca.pem")))
     try:
         with pytest.raises(BackendUnavailable) as failure:
             backend.poll()

@@ -35,7 +35,7 @@ from backends.lazy import on_first_use
 
 if TYPE_CHECKING:
     from backends.docker.backend import DockerBackend
-    from backends.docker.client import EngineEndpoint, TlsFiles
+    from backends.docker.client import EngineEndpoint
     from backends.docker.container_actions import ContainerActions, ExecResult
     from backends.docker.desired import DesiredStore
     from backends.docker.handler import ContainerHandler
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 _ON_FIRST_USE = {
     "ContainerActions": "container_actions", "ContainerHandler": "handler", "DesiredStore": "desired",
     "DockerBackend": "backend", "EngineEndpoint": "client", "ExecResult": "container_actions",
-    "Placement": "replicas", "ReplicaService": "replica_service", "TlsFiles": "client",
+    "Placement": "replicas", "ReplicaService": "replica_service",
     "default_placement": "replicas",
 }
 __getattr__ = on_first_use(__name__, _ON_FIRST_USE)
@@ -140,7 +140,6 @@ __all__ = [
     "ExecResult",
     "Placement",
     "ReplicaService",
-    "TlsFiles",
     "default_placement",
     "make_docker_backends",
     "make_docker_handlers",

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 from backends.base import Availability, BackendUnavailable, one_line
 from backends.docker.errors import ContainerNotFound, DockerRequestError
+from backends.docker.settings import TlsSettings
 
 log = logging.getLogger("rtm.backends.docker")
 
@@ -35,16 +36,6 @@ MAX_POOL_SIZE = 512
 
 
 @dataclass(frozen=True)
-class TlsFiles:
-    """Client certificate, key and CA for `tcp://` with TLS (DOCKER_TLS_VERIFY / DOCKER_CERT_PATH)."""
-
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
-    verify: bool = True
-
-
-@dataclass(frozen=True)
 class EngineEndpoint:
     """A configured engine. `name` makes the backend's name (`docker@<name>`) and the id of the
     engine as a place for replicas (its machine, the node, is what `docker info` names: see
@@ -52,7 +43,7 @@ class EngineEndpoint:
 
     name: str
     host: str
-    tls: TlsFiles | None = None
+    tls: TlsSettings | None = None
     zone: str = "local"
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -62,21 +53,14 @@ class EngineEndpoint:
 
     @classmethod
     def of(cls, value: Any) -> EngineEndpoint:
-        """From an EngineEndpoint, a bare address, or any object with `name`, `host` and `tls`
-        (ca, cert, key, verify) attributes, such as the console's configured endpoints."""
+        """From an EngineEndpoint, a bare address, or any object with `name`, `host` and `tls` (a
+        TlsSettings) attributes, such as the configured DockerEndpoint."""
         if isinstance(value, EngineEndpoint):
             return value
         if isinstance(value, str):
             return cls(urlsplit(value).hostname or "local", value)
-        tls = getattr(value, "tls", None)
-        files = None
-        if tls is not None:
-            files = TlsFiles(
-                *(str(p) if p is not None else None for p in (tls.ca, tls.cert, tls.key)),
-                verify=getattr(tls, "verify", True),
-            )
         return cls(
-            value.name, value.host, files,
+            value.name, value.host, getattr(value, "tls", None),
             zone=getattr(value, "zone", None) or "local", labels=dict(getattr(value, "labels", None) or {}),
         )  # fmt: skip
 
@@ -281,8 +265,8 @@ class EngineClient:
         tls: Any = False
         files = self.endpoint.tls
         if files is not None:
-            cert = (files.cert, files.key) if files.cert and files.key else None
-            tls = TLSConfig(client_cert=cert, ca_cert=files.ca, verify=files.verify)
+            cert = (str(files.cert), str(files.key)) if files.cert and files.key else None
+            tls = TLSConfig(client_cert=cert, ca_cert=str(files.ca) if files.ca else None, verify=files.verify)
         host = self.endpoint.host.replace("tcp://", "https://", 1) if files is not None else self.endpoint.host
         try:
             api = _api_class()(base_url=host, version="auto", timeout=self.timeout, tls=tls, max_pool_size=MAX_POOL_SIZE)
