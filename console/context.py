@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from console.datadir import ensure_private_dir
 from console.diagnostics import setup_debug_log
 from console.eventlog import EventLog
 from console.gate import AUDIT_LOG_NAME, ActionGate, Mode, terminal_confirm
+from console.resource_kinds import node_runtimes
 
 logger = logging.getLogger("rtm.context")
 
@@ -101,8 +103,7 @@ def _build_backends(ctx: AppContext) -> tuple[list[Backend], dict[str, RuntimeHa
         more_backends, more_handlers = built
         backends.extend(more_backends)
         handlers.update(more_handlers)
-    runtimes = tuple(sorted({_runtime_of(b) for b in backends if _runtime_of(b)}))
-    backends.insert(0, HostBackend(runtimes=runtimes, cordoned=_cordon_store(ctx)))
+    backends.insert(0, HostBackend(runtimes=node_runtimes(b.kind for b in backends), cordoned=_cordon_store(ctx)))
     return backends, handlers
 
 
@@ -135,11 +136,11 @@ def _libvirt(ctx: AppContext) -> Any:
         uris = ("test:///default",)
     if not uris:
         return None
-    try:
-        importlib.import_module("libvirt")
-    except ImportError as exc:
+    # Only whether libvirt-python is there: importing it loads ~15 MiB of shared libraries,
+    # which the first contact with a host does (backends/libvirt/connection.py).
+    if importlib.util.find_spec("libvirt") is None:
         hint = "pip install 'rtm-console[libvirt]' (needs Debian's libvirt-dev and pkg-config to compile)"
-        raise _NotInstalled(Availability("libvirt", uris[0], "not_installed", cause=str(exc), hint=hint)) from exc
+        raise _NotInstalled(Availability("libvirt", uris[0], "not_installed", cause="No module named 'libvirt'", hint=hint))
     module = _optional_module("backends.libvirt", "libvirt", uris[0], "reinstall rtm-console")
     options = {"read_only": ctx.read_only, "sandbox": ctx.sandbox, "shutdown_timeout": ctx.config.libvirt.shutdown_timeout,
                "cordoned": _cordon_store(ctx)}
@@ -154,10 +155,6 @@ def _functions(ctx: AppContext) -> Any:
         return module.make_lambda_backends(ctx.config.aws, read_only=ctx.read_only)
     module = _optional_module("backends.localfn", "local-functions", str(ctx.config.functions.gateway_listen), "reinstall rtm-console")
     return module.make_local_backends(ctx.config, read_only=ctx.read_only)
-
-
-def _runtime_of(backend: Backend) -> str | None:
-    return {"containers": "docker", "vms": "libvirt"}.get(backend.kind)
 
 
 def _cordon_store(ctx: AppContext) -> Callable[[str], bool]:

@@ -28,6 +28,7 @@ from console.gate import AUDIT_LOG_NAME, ActionGate
 from console.poller import Poller
 
 POLLER_STOP_TIMEOUT = 3.0
+CONNECT_WHEN_SHOWN = ("vms",)  # kinds whose backends are first polled when their pane is shown
 RUNTIME_STOP_TIMEOUT = 5.0
 STARTING = "starting"
 
@@ -139,6 +140,7 @@ def build_console(ctx: AppContext, args: argparse.Namespace) -> tuple[Any, Polle
     app = RtmConsole(services, options)
     startup = _AfterFirstPaint(ctx, app, poller, host, background)
     services.after_first_paint = startup.begin
+    services.on_pane_shown = startup.pane_shown
     return app, poller, background
 
 
@@ -162,6 +164,12 @@ class _AfterFirstPaint:
         self.ctx, self.app, self.poller, self.host, self.background = ctx, app, poller, host, background
         self.thread: threading.Thread | None = None
         self.built: list[Any] = []  # every backend built, the unused host's twin included
+        # Kinds whose backends connect when their pane is first shown, unless the exporter
+        # serves their series: libvirt-python alone is ~15 MiB of shared libraries.
+        self.on_first_show = () if ctx.config.exporter.console_listen is not None else CONNECT_WHEN_SHOWN
+        self.waiting: dict[str, list[Any]] = {}  # built, not polled yet, by kind
+        self.shown: set[str] = set()  # panes shown so far
+        self.waiting_lock = threading.Lock()  # the event loop and the start-up thread
 
     def begin(self) -> None:
         if self.thread is None:
@@ -215,8 +223,30 @@ class _AfterFirstPaint:
         services.handlers = {**services.handlers, **handlers}
         services.backends = {**services.backends, **{backend.name: backend for backend in others}}
         services.unavailable = unavailable
-        self.poller.add(others)
+        with self.waiting_lock:
+            for backend in others:
+                if backend.kind in self.on_first_show and backend.kind not in self.shown:
+                    self.waiting.setdefault(backend.kind, []).append(backend)
+            self._note_waiting()
+            self.poller.add([backend for backend in others if backend not in self.waiting.get(backend.kind, [])])
         self.background.note("backends", "")
+
+    def pane_shown(self, kind: str) -> bool:
+        """On the event loop: the first time a pane is shown, its waiting backends are polled
+        from now on (they connect on their first poll). True when some were."""
+        with self.waiting_lock:
+            self.shown.add(kind)
+            backends = self.waiting.pop(kind, [])
+            if not backends:
+                return False
+            self.poller.add(backends)
+            self._note_waiting()
+        self.app.services.header_notes = self.background.notes
+        return True
+
+    def _note_waiting(self) -> None:
+        names = [backend.name for backends in self.waiting.values() for backend in backends]
+        self.background.note("waiting", f"{', '.join(names)}: not connected yet (VMs pane)" if names else "")
 
     def _exporter(self) -> None:
         if self.ctx.config.exporter.console_listen is not None:

@@ -269,7 +269,11 @@ class RtmConsole(GatedActions, Navigation, App[int]):
     @on(TabbedContent.TabActivated, "#panes")
     def _pane_activated(self, event: TabbedContent.TabActivated) -> None:
         pane_id = event.pane.id or "nodes"
-        self._retune_intervals(pane_id)
+        first_contact = self.services.on_pane_shown
+        if first_contact is not None and first_contact(pane_id):
+            self.backends_changed()  # its backends are polled from now on: header and cadence
+        else:
+            self._retune_intervals(pane_id)
         for other_id, _, _ in PANES:
             other = self.pane(other_id)
             if other_id != pane_id and isinstance(other, ResourcePane):

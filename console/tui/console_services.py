@@ -86,6 +86,9 @@ class ConsoleServices:
     # Called once on the event loop after the first paint: run_console starts what the first
     # screen does not need (backends but the host's, the loops, the functions runtime) there.
     after_first_paint: Callable[[], None] | None = None
+    # Called on the event loop when a pane is shown; True when backends of its kind were
+    # connected just now (run_console connects libvirt hosts when the VMs pane is first shown).
+    on_pane_shown: Callable[[str], bool] | None = None
 
     def handler(self, resource: str) -> RuntimeHandler | None:
         return self.handlers.get(resource)

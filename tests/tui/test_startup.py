@@ -76,7 +76,7 @@ async def test_first_frame_comes_before_the_backends_loops_and_functions_start(t
             assert "control loops: here" in header
             assert app.alerts.write_events  # the process running the loops writes the alert events
             assert "docker@local connecting" in header  # the silent engine has still not answered
-            assert "libvirt@test:///default up" in header
+            assert "libvirt@test:///default: not connected yet" in header  # until the VMs pane is shown
             assert "starting" not in header
             assert socket.gethostname() in screen_text(app) or "Ready" in screen_text(app)  # this host's row
             with socket.create_connection(("127.0.0.1", port), timeout=5):
