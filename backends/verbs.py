@@ -8,6 +8,7 @@ looking for methods by name. Every call takes the resource's name first.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -39,6 +40,21 @@ class Deletable(Protocol):
 @runtime_checkable
 class Invokable(Protocol):
     def invoke(self, name: str, payload: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class Logged(Protocol):
+    """Keeps logs rtm-console can read: a container's, a local function's."""
+
+    def logs(self, name: str, *, tail: int | None = ..., follow: bool = False) -> Iterable[str]: ...
+
+
+@runtime_checkable
+class HostedRuntime(Protocol):
+    """A handler that reaches its runtime through this process when it hosts it (the local
+    functions runtime, served by the console or the agent)."""
+
+    def attach_runtime(self, runtime: Any) -> None: ...
 
 
 @runtime_checkable

@@ -1,8 +1,31 @@
-"""Plain-text tables for the CLI: aligned columns, no colour, safe to pipe."""
+"""Table columns, shared by the console's panes and the CLI, and the CLI's plain-text tables:
+aligned columns, no colour, safe to pipe."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A table column: the console's panes use key, label and numeric (right-aligned, sorted
+    by number); a CLI table's column also has its cell, read from a record."""
+
+    key: str
+    label: str
+    numeric: bool = False
+    cell: Callable[[Any], Any] | None = None
+
+    @classmethod
+    def cli(cls, key: str, cell: Callable[[Any], Any]) -> Column:
+        return cls(key, key.upper(), cell=cell)
+
+
+def format_records(columns: Sequence[Column], records: Sequence[Any]) -> str:
+    """A CLI table of records, one row each, from the columns' cells."""
+    return format_table([c.key for c in columns], [[c.cell(r) if c.cell else None for c in columns] for r in records])
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

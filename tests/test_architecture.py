@@ -128,3 +128,67 @@ def test_no_two_modules_share_a_name_unless_they_play_the_same_role() -> None:
             by_name.setdefault(path.stem, []).append(str(path.relative_to(ROOT)))
     repeated = {name: sorted(paths) for name, paths in by_name.items() if len(paths) > 1 and name not in SHARED_ROLE_NAMES}
     assert repeated == {}
+
+
+# --- one descriptor per resource kind (console/resource_kinds.py) -------------------------------
+
+
+def test_every_kind_a_backend_reports_has_one_descriptor() -> None:
+    import typing
+
+    from backends.base import BackendKind
+    from backends.records import Record
+    from console.resource_kinds import KINDS
+
+    assert {kind.record for kind in KINDS} == set(typing.get_args(Record))
+    assert [kind.name for kind in KINDS] == list(typing.get_args(BackendKind))
+
+
+def test_every_descriptor_is_what_the_cli_the_prompt_the_panes_and_the_exporter_read() -> None:
+    """Each alias of a kind resolves in the CLI (KIND/NAME and `get`) and the `:` prompt to that
+    kind; its pane, columns and verbs are the descriptor's."""
+    from console.commands.resources import _get_word, split_target
+    from console.resource_kinds import KINDS
+    from console.tui.offered_actions import VERB_BY_NAME
+    from console.tui.registry import ALIAS_TO_PANE, PANE_CLASSES, PANES
+    from console.tui.views import COLUMNS, PANE_KINDS
+
+    for kind in KINDS:
+        for alias in (kind.name, kind.resource, *kind.aliases):
+            assert split_target(f"{alias}/web-0") == (kind.resource, "web-0"), alias
+            assert split_target(f"{alias.upper()}/web-0") == (kind.resource, "web-0"), alias
+            assert _get_word(alias) == kind.name, alias
+        assert {alias: ALIAS_TO_PANE[alias] for alias in kind.aliases} == dict.fromkeys(kind.aliases, kind.name)
+        assert (kind.name, kind.title, kind.key) in PANES and PANE_CLASSES[kind.name].kind == kind.name
+        assert COLUMNS[kind.name] == kind.columns and kind.name in PANE_KINDS
+        assert all(verb in VERB_BY_NAME for verb in kind.verbs)
+        assert callable(kind.metric_families._function)  # names a function of the exporter's collector
+
+
+def _short_aliases() -> set[str]:
+    from console.resource_kinds import KINDS
+
+    return {alias for kind in KINDS for alias in kind.aliases if alias not in (kind.name, kind.resource)}
+
+
+def test_no_module_but_the_descriptors_lists_the_aliases_of_a_kind() -> None:
+    """A literal list, set or mapping holding two short aliases of resource kinds (`co`, `po`,
+    `fn`, `virt` ...) anywhere else under console/ would be a second list of kinds to keep."""
+    short = _short_aliases()
+    found = []
+    for path in sorted((ROOT / "console").rglob("*.py")):
+        if path.name == "resource_kinds.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            items = node.keys if isinstance(node, ast.Dict) else node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else []
+            words = [item.value for item in items if isinstance(item, ast.Constant) and item.value in short]
+            if len(words) >= 2:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {words}")
+    assert found == []
+
+
+def test_the_alias_check_finds_a_second_list_of_kinds(tmp_path: Path) -> None:
+    sample = "ALIASES = {'co': 'containers', 'fn': 'functions'}\n"
+    tree = ast.parse(sample)
+    dicts = [node for node in ast.walk(tree) if isinstance(node, ast.Dict)]
+    assert [k.value for k in dicts[0].keys if isinstance(k, ast.Constant) and k.value in _short_aliases()] == ["co", "fn"]

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from backends.base import BackendUnavailable
 from backends.handlers import Change, RuntimeHandler
 from backends.records import to_jsonable
+from backends.verbs import Logged
 from console.commands.instants import epoch_instants
 from console.commands.spec_commands import load_all, print_findings
 from console.commands.swarm_nodes import cluster_of_node, run_drain, set_swarm_availability, swarm_nodes, swarm_summary
@@ -25,12 +26,12 @@ from console.context import AppContext, open_context
 from console.cordons import CordonStore
 from console.eventlog import format_event
 from console.gate import register_action
-from console.tables import duration, format_table, human_bytes, percent
+from console.resource_kinds import KINDS, kind_named, kind_of_spec
+from console.tables import Column, format_records
 from rtm.documents import Document, reasons_to_ask
 
-RESOURCE_OF_KIND = {"ContainerRuntime": "container", "VirtualMachineRuntime": "vm", "ServerlessRuntime": "function"}
-RESOURCES = ("container", "vm", "function")
-KIND_ALIASES = {"containers": "container", "vms": "vm", "functions": "function", "nodes": "node", "workloads": "workload"}
+# Workloads are no resource kind: a workload is the replicas of one spec, of any runtime.
+WORKLOAD_WORDS = ("workload", "workloads")
 
 register_action("workload.apply", description="create or update a workload from its spec", journaled=True)
 register_action("resource.delete", destructive=True, description="delete a workload, container, VM or function")
@@ -56,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete.add_argument("--with-disk", action="store_true", help="for VMs: delete the disk volume too")
 
     get = add("get", "list nodes, containers, VMs, functions or workloads", "  rtm-console get nodes\n  rtm-console get containers --json", run_get)
-    get.add_argument("what", choices=("nodes", "containers", "vms", "functions", "workloads"))
+    get.add_argument("what", type=_get_word, choices=(*(kind.name for kind in KINDS), "workloads"))
     get.add_argument("--json", action="store_true", help="print JSON (units: millicores, bytes, seconds)")
 
     describe = add("describe", "show everything known about one resource", "  rtm-console describe container/web-0\n  rtm-console describe node/$(hostname)", run_describe)
@@ -112,11 +113,18 @@ class NotFound(LookupError):
 
 
 def split_target(target: str) -> tuple[str | None, str]:
-    """`container/web-0` -> ("container", "web-0"); a bare name -> (None, name)."""
+    """`container/web-0`, `co/web-0` -> ("container", "web-0"); a bare name -> (None, name)."""
     if "/" in target:
-        kind, name = target.split("/", 1)
-        return KIND_ALIASES.get(kind.lower(), kind.lower()), name
+        word, name = target.split("/", 1)
+        kind = kind_named(word)
+        return (kind.resource if kind else "workload" if word.lower() in WORKLOAD_WORDS else word.lower()), name
     return None, target
+
+
+def _get_word(word: str) -> str:
+    """What `get` lists: a kind by any of its names (`co`, `pods`), or workloads."""
+    kind = kind_named(word)
+    return kind.name if kind else word.lower()
 
 
 def _handler_for(ctx: AppContext, resource: str) -> RuntimeHandler:
@@ -132,7 +140,7 @@ def _find(ctx: AppContext, target: str) -> tuple[str, str]:
     a bare name that several kinds have is ambiguous."""
     kind, name = split_target(target)
     if kind is not None:
-        if kind not in (*RESOURCES, "node", "workload"):
+        if kind_named(kind) is None and kind != "workload":
             raise LookupError(f'unknown kind "{kind}": use container/, vm/, function/, node/ or workload/')
         return kind, name
     found = []
@@ -186,7 +194,7 @@ def _apply_documents(ctx: AppContext, documents: list[tuple[Path, Document]], ar
     plans: list[tuple[Path, Document, RuntimeHandler, list[Change]]] = []
     for base_dir, document in documents:
         try:
-            handler = _handler_for(ctx, RESOURCE_OF_KIND[document.runtime_kind])
+            handler = _handler_for(ctx, kind_of_spec(document.runtime_kind).resource)
             plans.append((base_dir, document, handler, handler.plan(document, base_dir)))
         except (LookupError, BackendUnavailable, ValueError) as exc:
             return _fail(f"{document.label}: cannot plan: {exc}")
@@ -285,7 +293,7 @@ def run_delete(args: argparse.Namespace) -> int:
                     spec = document.get(document.runtime_kind)
                     name = document.name or getattr(spec, "name", None)
                     if name:
-                        targets.append((RESOURCE_OF_KIND[document.runtime_kind], name))
+                        targets.append((kind_of_spec(document.runtime_kind).resource, name))
     ctx = _context(args)
     if ctx is None:
         return 2
@@ -382,17 +390,19 @@ def _unreachable(ctx: AppContext, what: str) -> list[str]:
     """The backends of this kind (of every kind, for workloads) that did not answer the last
     list, each one named."""
     handlers = ctx.handlers()
-    listed = handlers.values() if what == "workloads" else [handlers.get(KIND_ALIASES.get(what, ""))]
+    kind = kind_named(what)
+    listed = handlers.values() if kind is None else [handlers.get(kind.resource)]
     return [error.availability.describe() if hasattr(error, "availability") else str(error)
             for handler in listed for error in getattr(handler, "unreachable", [])]
 
 
 def _get_rows(ctx: AppContext, what: str) -> list[Any]:
-    if what == "nodes":
-        return [node_record for node_record in _nodes(ctx)]
-    if what == "workloads":
+    kind = kind_named(what)
+    if kind is None:  # workloads
         return workload_rows(ctx)
-    return list(_handler_for(ctx, {"containers": "container", "vms": "vm", "functions": "function"}[what]).list())
+    if kind.name == "nodes":
+        return _nodes(ctx)
+    return list(_handler_for(ctx, kind.resource).list())
 
 
 def _nodes(ctx: AppContext) -> list[Any]:
@@ -403,45 +413,17 @@ def _nodes(ctx: AppContext) -> list[Any]:
     return list(host.poll().items)
 
 
-TABLES: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
-    "nodes": (
-        ("id", lambda n: n.id), ("zone", lambda n: n.zone), ("cpus", lambda n: n.cpu_count),
-        ("cpu", lambda n: percent(n.cpu_usage_ratio)),
-        ("memory", lambda n: f"{human_bytes(n.memory_bytes_used)}/{human_bytes(n.memory_bytes_total)}"),
-        ("load1", lambda n: f"{n.load1:.2f}"), ("runtimes", lambda n: ",".join(sorted(n.runtimes)) or "-"),
-        ("cordoned", lambda n: "yes" if n.cordoned else "no"),
-    ),
-    "containers": (
-        ("name", lambda c: c.name), ("workload", lambda c: c.workload), ("engine", lambda c: c.engine),
-        ("state", lambda c: c.state), ("health", lambda c: c.health), ("image", lambda c: c.image),
-        ("ports", lambda c: ",".join(c.ports) or None),
-        ("uptime", lambda c: duration(time.time() - c.started_at) if c.started_at and c.state == "running" else None),
-        ("cpu", lambda c: percent(c.cpu_ratio)),
-        ("memory", lambda c: f"{human_bytes(c.memory_working_set_bytes)}/{human_bytes(c.memory_limit_bytes) or '-'}"),
-        ("restarts", lambda c: c.restarts),
-    ),
-    "vms": (
-        ("name", lambda v: v.name), ("host", lambda v: v.host), ("state", lambda v: v.state), ("vcpus", lambda v: v.vcpus),
-        ("memory", lambda v: f"{human_bytes(v.memory_current_bytes)}/{human_bytes(v.memory_max_bytes)}"),
-        ("cpu", lambda v: percent(v.cpu_ratio)),
-        ("uptime", lambda v: duration(time.time() - v.started_at) if v.started_at else None),
-    ),
-    "functions": (
-        ("name", lambda f: f.name), ("target", lambda f: f.target), ("runtime", lambda f: f.runtime),
-        ("memory", lambda f: f"{f.memory_mb}MB"), ("timeout", lambda f: f"{f.timeout_seconds:g}s"),
-        ("triggers", lambda f: "; ".join(f.triggers) or None), ("invocations", lambda f: f.invocations), ("errors", lambda f: f.errors),
-    ),
-    "workloads": (
-        ("name", lambda w: w["name"]), ("kind", lambda w: w["kind"]), ("replicas", lambda w: w["replicas"]), ("running", lambda w: w["running"]),
-    ),
-}
+WORKLOAD_COLUMNS = (
+    Column.cli("name", lambda w: w["name"]), Column.cli("kind", lambda w: w["kind"]),
+    Column.cli("replicas", lambda w: w["replicas"]), Column.cli("running", lambda w: w["running"]),
+)
 
 
 def _format_records(what: str, records: list[Any]) -> str:
-    columns = TABLES[what]
+    kind = kind_named(what)
     if not records:
         return f"no {what}"
-    return format_table([c[0] for c in columns], [[getter(r) for _n, getter in columns] for r in records])
+    return format_records(kind.cli_columns if kind else WORKLOAD_COLUMNS, records)
 
 
 def run_describe(args: argparse.Namespace) -> int:
@@ -514,9 +496,9 @@ def run_logs(args: argparse.Namespace) -> int:
         return 2
     try:
         handler = _handler_for(ctx, kind or "container")
-        if not hasattr(handler, "logs"):
+        if not isinstance(handler, Logged):
             return _fail(f"the {kind} backend keeps no logs rtm-console can read (AWS: see CloudWatch Logs)")
-        for line in handler.logs(name, follow=args.follow, tail=args.tail):  # type: ignore[attr-defined]
+        for line in handler.logs(name, follow=args.follow, tail=args.tail):
             print(line, flush=args.follow)
     except (LookupError, ValueError, BackendUnavailable) as exc:  # not found, refused, unreachable
         return _fail(str(exc))

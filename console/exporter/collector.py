@@ -34,6 +34,7 @@ from backends.records import ContainerInfo, FilesystemInfo, FunctionInfo, NodeIn
 from console.exporter.event_counts import EventCounter
 from console.exporter.swarm_series import swarm_families
 from console.poller import BackendState, PollState
+from console.resource_kinds import CONTAINERS, KINDS
 from rtm import __version__
 
 CONTAINER_STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
@@ -218,7 +219,9 @@ def host_families(nodes: Iterable[NodeInfo], selection: frozenset[str] | None = 
 _CONTAINER_LABELS = ("container", "engine", "workload")
 
 
-def container_families(containers: Iterable[ContainerInfo]) -> list[Metric]:
+def container_families(containers: Iterable[ContainerInfo], selection: frozenset[str] | None = None) -> list[Metric]:
+    """Every container family (`selection` is the descriptors' one signature: only host
+    families are selectable)."""
     containers = tuple(containers)
     info = gauge("rtm_container_info", "Container metadata; always 1.", *_CONTAINER_LABELS, "image")
     cpu = counter("rtm_container_cpu_usage_seconds_total", "CPU time consumed, seconds (all cores).", *_CONTAINER_LABELS)
@@ -287,7 +290,7 @@ def vm_state(word: str) -> str:
     return _VM_STATE_WORDS.get(word) or re.sub(r"[^a-z0-9]+", "_", word).strip("_") or "nostate"
 
 
-def vm_families(vms: Iterable[VmInfo]) -> list[Metric]:
+def vm_families(vms: Iterable[VmInfo], selection: frozenset[str] | None = None) -> list[Metric]:
     info = gauge("rtm_vm_info", "VM metadata; always 1.", *_VM_LABELS, "uuid")
     cpu = counter("rtm_vm_cpu_time_seconds_total", "CPU time used by the VM, seconds (all vCPUs).", *_VM_LABELS)
     vcpus = gauge("rtm_vm_vcpus", "Virtual CPUs.", *_VM_LABELS)
@@ -322,7 +325,7 @@ def vm_families(vms: Iterable[VmInfo]) -> list[Metric]:
 _FUNCTION_LABELS = ("function", "target", "region")
 
 
-def function_families(functions: Iterable[FunctionInfo]) -> list[Metric]:
+def function_families(functions: Iterable[FunctionInfo], selection: frozenset[str] | None = None) -> list[Metric]:
     functions = tuple(functions)
     info = gauge("rtm_function_info", "Function metadata; always 1.", *_FUNCTION_LABELS, "runtime")
     invocations = counter("rtm_function_invocations_total", "Invocations.", *_FUNCTION_LABELS)
@@ -436,13 +439,10 @@ class RtmCollector:
         began = time.perf_counter()
         state = self.source.latest()
         records = _fresh_records(state)
-        containers = [r for r in records if isinstance(r, ContainerInfo)]
+        of_kind = {kind.name: [r for r in records if isinstance(r, kind.record)] for kind in KINDS}
         families = [
-            *host_families((r for r in records if isinstance(r, NodeInfo)), self.host_selection),
-            *container_families(containers),
-            *workload_families(containers, {**self.desired_replicas, **self.desired_counts()}),
-            *vm_families(r for r in records if isinstance(r, VmInfo)),
-            *function_families(r for r in records if isinstance(r, FunctionInfo)),
+            *(family for kind in KINDS for family in kind.metric_families(of_kind[kind.name], self.host_selection)),
+            *workload_families(of_kind[CONTAINERS.name], {**self.desired_replicas, **self.desired_counts()}),
             *backend_families(state, self.unavailable, self.clock()),
             *swarm_families(b.name for b in state.backends.values() if b.kind == "containers" and _is_up(b)),
         ]

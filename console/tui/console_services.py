@@ -19,17 +19,9 @@ from console.cordons import CordonStore
 from console.eventlog import EventLog
 from console.gate import ActionGate
 from console.poller import PollState
+from console.resource_kinds import kind_of_backend_type
 
 Mode = Literal["interactive", "kiosk"]
-
-# Which pane shows the backends of each availability report's type.
-KIND_OF_BACKEND_TYPE: Mapping[str, BackendKind] = {
-    "host": "nodes",
-    "docker": "containers",
-    "libvirt": "vms",
-    "lambda": "functions",
-    "local-functions": "functions",
-}
 
 
 class StateSource(Protocol):
@@ -96,7 +88,8 @@ class ConsoleServices:
     def unavailable_for(self, kind: BackendKind) -> tuple[Availability, ...]:
         """Reports for this pane: its backend types, and those of no known type (they may
         concern every pane, e.g. backends that could not be built at all)."""
-        return tuple(a for a in self.unavailable if KIND_OF_BACKEND_TYPE.get(a.backend, kind) == kind)
+        owners = {report.backend: kind_of_backend_type(report.backend) for report in self.unavailable}
+        return tuple(a for a in self.unavailable if owners[a.backend] is None or owners[a.backend].name == kind)
 
     @property
     def backend_kinds(self) -> dict[str, BackendKind]:

@@ -16,6 +16,7 @@ from typing import Any
 from textual import work
 
 from console.gate import register_action
+from console.resource_kinds import kind_named, kind_of_spec
 from console.tui import offered_actions
 from console.tui.screens.dialogs import ConfirmScreen, OutputScreen, TextPromptScreen
 from console.tui.views import Row
@@ -41,8 +42,8 @@ class GatedActions:
         if do is None:
             self.notify(f"{row.backend} cannot {verb} {row.name}.", severity="warning")
             return
-        resource = "node" if pane == "nodes" else offered_actions.RESOURCE_OF_PANE[pane]
-        name, target = row.name, f"{resource}/{row.name}"
+        kind = kind_named(pane)  # a resource kind's pane: carrier() found the verb in its descriptor
+        name, target = row.name, f"{kind.resource if kind else pane}/{row.name}"
         if verb == "exec":
             def run(command: str | None) -> None:
                 if command:
@@ -122,11 +123,9 @@ class GatedActions:
 
     @work(thread=True, group="actions")
     def plan_apply(self, path: Path, documents: list[Any]) -> None:
-        from console.commands.resources import RESOURCE_OF_KIND  # the CLI's mapping of kinds
-
         plans = []
         for document in documents:
-            resource = RESOURCE_OF_KIND[document.runtime_kind]
+            resource = kind_of_spec(document.runtime_kind).resource
             handler = self.services.handler(resource)
             if handler is None:
                 self.call_from_thread(self.notify, f"{document.label}: no {resource} backend is available", severity="error")

@@ -25,6 +25,7 @@ from backends.verbs import (
     Deletable, Executable, Invokable, Planned, Restartable, Scalable, Startable, Stoppable, WithActions,
 )
 from console.gate import ACTIONS, register_action
+from console.resource_kinds import kind_named, kinds_created_by_specs
 
 # Modules that declare actions the console offers: the resource commands (workload.apply,
 # resource.delete, node.cordon, node.uncordon) and the supervisor (workload.scale). Without one
@@ -39,7 +40,8 @@ from console.tui.console_services import ConsoleServices
 # The console's own change: writing a spec file from the editor (kept as NAME~ beforehand).
 SPEC_SAVE = register_action("spec.save", description="write a spec file from the console's editor")
 
-RESOURCE_OF_PANE = {"containers": "container", "vms": "vm", "functions": "function"}
+# The runtime handler's key of each pane that shows what a runtime handler runs (for details).
+RESOURCE_OF_PANE = {kind.name: kind.resource for kind in kinds_created_by_specs()}
 
 # Lifecycle changes the console makes on a backend (the CLI has no start/stop commands): the
 # console declares them; a backend offers them by implementing the verb's protocol.
@@ -57,7 +59,6 @@ class ResourceVerb:
     method: Callable[[Any], Callable[..., Any]] | None  # that protocol's call on an implementer
     on: Literal["backend", "handler", "cordons"]  # where the implementer lives
     label: str
-    panes: tuple[str, ...]
 
     def carried_out_by(self, owners: Any) -> Callable[..., Any] | None:
         """The call of the first of `owners` that implements this verb's protocol."""
@@ -67,15 +68,16 @@ class ResourceVerb:
         return None
 
 
+# Which kind is offered which verb is its descriptor's (console/resource_kinds.py `verbs`).
 VERBS: tuple[ResourceVerb, ...] = (
-    ResourceVerb("start", "resource.start", Startable, lambda o: o.start, "backend", "Start", ("containers", "vms")),
-    ResourceVerb("stop", "resource.stop", Stoppable, lambda o: o.stop, "backend", "Stop", ("containers", "vms")),
-    ResourceVerb("restart", "resource.restart", Restartable, lambda o: o.restart, "backend", "Restart", ("containers", "vms")),
-    ResourceVerb("delete", "resource.delete", Deletable, lambda o: o.delete, "handler", "Delete", ("containers", "vms", "functions")),
-    ResourceVerb("exec", "container.exec", Executable, lambda o: o.exec, "backend", "Exec", ("containers",)),
-    ResourceVerb("invoke", "function.invoke", Invokable, lambda o: o.invoke, "handler", "Invoke", ("functions",)),
-    ResourceVerb("cordon", "node.cordon", None, None, "cordons", "Cordon", ("nodes",)),
-    ResourceVerb("uncordon", "node.uncordon", None, None, "cordons", "Uncordon", ("nodes",)),
+    ResourceVerb("start", "resource.start", Startable, lambda o: o.start, "backend", "Start"),
+    ResourceVerb("stop", "resource.stop", Stoppable, lambda o: o.stop, "backend", "Stop"),
+    ResourceVerb("restart", "resource.restart", Restartable, lambda o: o.restart, "backend", "Restart"),
+    ResourceVerb("delete", "resource.delete", Deletable, lambda o: o.delete, "handler", "Delete"),
+    ResourceVerb("exec", "container.exec", Executable, lambda o: o.exec, "backend", "Exec"),
+    ResourceVerb("invoke", "function.invoke", Invokable, lambda o: o.invoke, "handler", "Invoke"),
+    ResourceVerb("cordon", "node.cordon", None, None, "cordons", "Cordon"),
+    ResourceVerb("uncordon", "node.uncordon", None, None, "cordons", "Uncordon"),
 )
 VERB_BY_NAME = {verb.verb: verb for verb in VERBS}
 
@@ -87,15 +89,15 @@ def is_declared(action: str) -> bool:
 def carrier(verb: str, pane: str, services: ConsoleServices, backend: str | None = None) -> Callable[[str], Any] | None:
     """The callable that carries out `verb` on a resource of `pane` reported by `backend`
     (any backend of the pane's kind when None), or None when nothing can."""
-    spec = VERB_BY_NAME.get(verb)
-    if spec is None or pane not in spec.panes or not is_declared(spec.action):
+    spec, kind = VERB_BY_NAME.get(verb), kind_named(pane)
+    if spec is None or kind is None or verb not in kind.verbs or not is_declared(spec.action):
         return None
     if spec.on == "cordons":
         store = services.cordons
         if store is None:
             return None
         return lambda node_id: store.set(node_id, verb == "cordon")
-    handler = services.handler(RESOURCE_OF_PANE[pane])
+    handler = services.handler(kind.resource)
     if spec.on == "handler":
         return spec.carried_out_by([handler])
     # Lifecycle verbs live on the backend that reported the resource (libvirt: one host),

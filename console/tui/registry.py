@@ -3,37 +3,25 @@ the `:` prompt understands for them, and the kiosk's cycle."""
 
 from __future__ import annotations
 
+from console.resource_kinds import KINDS
 from console.tui.panes.alerts import AlertsPane
 from console.tui.panes.events import EventsPane
 from console.tui.panes.nodes import NodesPane
 from console.tui.panes.runtimes import ContainersPane, FunctionsPane, VmsPane
 from console.tui.panes.specs import SpecsPane
 
-# (pane id, title, key)
+# (pane id, title, key): the resource kinds' panes (console/resource_kinds.py), then the others.
 PANES: tuple[tuple[str, str, str], ...] = (
-    ("nodes", "Nodes", "1"),
-    ("containers", "Containers", "2"),
-    ("vms", "VMs", "3"),
-    ("functions", "Functions", "4"),
+    *((kind.name, kind.title, kind.key) for kind in KINDS),
     ("specs", "Specs", "5"),
     ("events", "Events", "6"),
     ("alerts", "Alerts", "7"),
 )
-PANE_CLASSES = {
-    "nodes": NodesPane,
-    "containers": ContainersPane,
-    "vms": VmsPane,
-    "functions": FunctionsPane,
-    "specs": SpecsPane,
-    "events": EventsPane,
-    "alerts": AlertsPane,
-}
-# What the `:` prompt understands as a pane (k9s-style short forms included).
+PANE_CLASSES = {pane.kind: pane for pane in (NodesPane, ContainersPane, VmsPane, FunctionsPane, SpecsPane, EventsPane, AlertsPane)}
+# What the `:` prompt understands as a pane (k9s-style short forms included): a resource
+# kind's aliases are its descriptor's.
 PANE_ALIASES = {
-    "nodes": ("no", "node", "nodes", "machines"),
-    "containers": ("co", "container", "containers", "docker", "pods", "po"),
-    "vms": ("vm", "vms", "domains", "virt"),
-    "functions": ("fn", "func", "function", "functions", "lambda"),
+    **{kind.name: kind.aliases for kind in KINDS},
     "specs": ("sp", "spec", "specs", "editor"),
     "events": ("ev", "event", "events"),
     "alerts": ("al", "alert", "alerts"),

@@ -19,17 +19,11 @@ from typing import Any
 from backends.records import ContainerInfo, FunctionInfo, NodeInfo, Record, VmInfo
 from console.eventlog import Event
 from console.datadir import iso_utc
-from console.tables import duration
+from console.resource_kinds import KINDS
+from console.tables import Column, duration
 
-PANE_KINDS = ("nodes", "containers", "vms", "functions")
+PANE_KINDS = tuple(kind.name for kind in KINDS)
 MISSING = "-"
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    key: str
-    label: str
-    numeric: bool = False  # right-aligned, sorted by number
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,49 +90,7 @@ def _text(value: str | None) -> tuple[int, str]:
 
 # ------------------------------------------------------------------------------ columns
 
-NODE_COLUMNS = (
-    Column("node", "NODE"),
-    Column("status", "STATUS"),
-    Column("cpu", "CPU", numeric=True),
-    Column("memory", "MEMORY", numeric=True),
-    Column("disk", "DISK", numeric=True),
-    Column("net", "NET RX/TX", numeric=True),
-    Column("load", "LOAD", numeric=True),
-    Column("zone", "ZONE"),
-    Column("runtimes", "RUNTIMES"),
-)
-CONTAINER_COLUMNS = (
-    Column("name", "NAME"),
-    Column("state", "STATE"),
-    Column("health", "HEALTH"),
-    Column("cpu", "CPU", numeric=True),
-    Column("memory", "MEMORY", numeric=True),
-    Column("restarts", "RESTARTS", numeric=True),
-    Column("uptime", "UPTIME", numeric=True),
-    Column("image", "IMAGE"),
-    Column("engine", "ENGINE"),
-    Column("ports", "PORTS"),
-)
-VM_COLUMNS = (
-    Column("name", "NAME"),
-    Column("state", "STATE"),
-    Column("vcpus", "VCPUS", numeric=True),
-    Column("cpu", "CPU", numeric=True),
-    Column("memory", "MEMORY", numeric=True),
-    Column("uptime", "UPTIME", numeric=True),
-    Column("host", "HOST"),
-)
-FUNCTION_COLUMNS = (
-    Column("name", "NAME"),
-    Column("target", "TARGET"),
-    Column("runtime", "RUNTIME"),
-    Column("memory", "MEMORY", numeric=True),
-    Column("timeout", "TIMEOUT", numeric=True),
-    Column("invocations", "INVOKED", numeric=True),
-    Column("errors", "ERRORS", numeric=True),
-    Column("duration", "AVG", numeric=True),
-    Column("triggers", "TRIGGERS"),
-)
+# The resource kinds' columns are their descriptors' (console/resource_kinds.py).
 EVENT_COLUMNS = (
     Column("time", "TIME"),
     Column("kind", "KIND"),
@@ -157,10 +109,7 @@ ALERT_COLUMNS = (
     Column("message", "MESSAGE"),
 )
 COLUMNS: Mapping[str, tuple[Column, ...]] = {
-    "nodes": NODE_COLUMNS,
-    "containers": CONTAINER_COLUMNS,
-    "vms": VM_COLUMNS,
-    "functions": FUNCTION_COLUMNS,
+    **{kind.name: kind.columns for kind in KINDS},
     "events": EVENT_COLUMNS,
     "alerts": ALERT_COLUMNS,
 }

@@ -1,0 +1,170 @@
+"""One descriptor per resource kind: nodes, containers, VMs and functions.
+
+Everything that makes a kind a kind for the faces of rtm-console is here: its record type
+(backends/records.py), its pane (id, title, number key), the words the `:` prompt and the
+CLI's KIND/NAME take for it, its table columns in the console and in `rtm-console get`, its
+exporter metric families, the verbs the console offers on it (each carried by a protocol of
+backends/verbs.py) and the spec kind that creates it. The CLI, the console's panes and
+actions, the exporter and the start-up read these descriptors; none of them keeps a list of
+kinds of its own, so adding a kind means its backend and its descriptor here.
+
+Light on purpose: the CLI imports it, so it imports no SDK, no textual and not the exporter
+(whose metric functions are imported at the first scrape).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from backends.records import ContainerInfo, FunctionInfo, NodeInfo, VmInfo
+from console.tables import Column, duration, human_bytes, percent
+
+
+@dataclass(frozen=True)
+class ExporterFunction:
+    """A function of console/exporter/collector.py, imported when first called (at the first
+    scrape), so reading a descriptor does not load prometheus_client. It takes the kind's
+    records and the host selection of a ResourceMetrics spec (only host families are
+    selectable) and returns metric families."""
+
+    name: str
+
+    @cached_property
+    def _function(self) -> Callable[..., list[Any]]:
+        function: Callable[..., list[Any]] = getattr(importlib.import_module("console.exporter.collector"), self.name)
+        return function
+
+    def __call__(self, records: Sequence[Any], selection: frozenset[str] | None = None) -> list[Any]:
+        return self._function(records, selection)
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    name: str  # plural: the pane's id, the word of `get`, a backend's `kind`
+    resource: str  # singular: KIND/NAME, the runtime handler's key, audit targets
+    title: str  # the pane's tab
+    key: str  # the number key that shows the pane
+    record: type  # what its backends report
+    aliases: tuple[str, ...]  # what `:` and the CLI's KIND/ and `get` take (k9s-style short forms included)
+    columns: tuple[Column, ...]  # the console's table, in cell order of console/tui/views.py's row
+    cli_columns: tuple[Column, ...]  # `rtm-console get`'s table (each with its cell)
+    metric_families: ExporterFunction
+    verbs: tuple[str, ...]  # what the console offers on a row (console/tui/offered_actions.py VERBS)
+    backend_types: tuple[str, ...] = ()  # the `backend` of its backends' availability reports
+    spec_kind: str | None = None  # the runtime kind of a spec that creates it
+    node_runtime: str | None = None  # what a machine lists under RUNTIMES when a backend of this kind runs
+
+
+def _since(started_at: float | None) -> str | None:
+    return duration(time.time() - started_at) if started_at else None
+
+
+NODES = ResourceKind(
+    name="nodes", resource="node", title="Nodes", key="1", record=NodeInfo,
+    aliases=("no", "node", "nodes", "machines"),
+    columns=(
+        Column("node", "NODE"), Column("status", "STATUS"), Column("cpu", "CPU", numeric=True),
+        Column("memory", "MEMORY", numeric=True), Column("disk", "DISK", numeric=True),
+        Column("net", "NET RX/TX", numeric=True), Column("load", "LOAD", numeric=True),
+        Column("zone", "ZONE"), Column("runtimes", "RUNTIMES"),
+    ),
+    cli_columns=(
+        Column.cli("id", lambda n: n.id), Column.cli("zone", lambda n: n.zone), Column.cli("cpus", lambda n: n.cpu_count),
+        Column.cli("cpu", lambda n: percent(n.cpu_usage_ratio)),
+        Column.cli("memory", lambda n: f"{human_bytes(n.memory_bytes_used)}/{human_bytes(n.memory_bytes_total)}"),
+        Column.cli("load1", lambda n: f"{n.load1:.2f}"), Column.cli("runtimes", lambda n: ",".join(sorted(n.runtimes)) or "-"),
+        Column.cli("cordoned", lambda n: "yes" if n.cordoned else "no"),
+    ),
+    metric_families=ExporterFunction("host_families"),
+    verbs=("cordon", "uncordon"),
+    backend_types=("host",),
+)
+CONTAINERS = ResourceKind(
+    name="containers", resource="container", title="Containers", key="2", record=ContainerInfo,
+    aliases=("co", "container", "containers", "docker", "pods", "po"),
+    columns=(
+        Column("name", "NAME"), Column("state", "STATE"), Column("health", "HEALTH"), Column("cpu", "CPU", numeric=True),
+        Column("memory", "MEMORY", numeric=True), Column("restarts", "RESTARTS", numeric=True),
+        Column("uptime", "UPTIME", numeric=True), Column("image", "IMAGE"), Column("engine", "ENGINE"), Column("ports", "PORTS"),
+    ),
+    cli_columns=(
+        Column.cli("name", lambda c: c.name), Column.cli("workload", lambda c: c.workload), Column.cli("engine", lambda c: c.engine),
+        Column.cli("state", lambda c: c.state), Column.cli("health", lambda c: c.health), Column.cli("image", lambda c: c.image),
+        Column.cli("ports", lambda c: ",".join(c.ports) or None),
+        Column.cli("uptime", lambda c: _since(c.started_at) if c.state == "running" else None),
+        Column.cli("cpu", lambda c: percent(c.cpu_ratio)),
+        Column.cli("memory", lambda c: f"{human_bytes(c.memory_working_set_bytes)}/{human_bytes(c.memory_limit_bytes) or '-'}"),
+        Column.cli("restarts", lambda c: c.restarts),
+    ),
+    metric_families=ExporterFunction("container_families"),
+    verbs=("start", "stop", "restart", "delete", "exec"),
+    backend_types=("docker",), spec_kind="ContainerRuntime", node_runtime="docker",
+)
+VMS = ResourceKind(
+    name="vms", resource="vm", title="VMs", key="3", record=VmInfo,
+    aliases=("vm", "vms", "domains", "virt"),
+    columns=(
+        Column("name", "NAME"), Column("state", "STATE"), Column("vcpus", "VCPUS", numeric=True), Column("cpu", "CPU", numeric=True),
+        Column("memory", "MEMORY", numeric=True), Column("uptime", "UPTIME", numeric=True), Column("host", "HOST"),
+    ),
+    cli_columns=(
+        Column.cli("name", lambda v: v.name), Column.cli("host", lambda v: v.host), Column.cli("state", lambda v: v.state),
+        Column.cli("vcpus", lambda v: v.vcpus),
+        Column.cli("memory", lambda v: f"{human_bytes(v.memory_current_bytes)}/{human_bytes(v.memory_max_bytes)}"),
+        Column.cli("cpu", lambda v: percent(v.cpu_ratio)), Column.cli("uptime", lambda v: _since(v.started_at)),
+    ),
+    metric_families=ExporterFunction("vm_families"),
+    verbs=("start", "stop", "restart", "delete"),
+    backend_types=("libvirt",), spec_kind="VirtualMachineRuntime", node_runtime="libvirt",
+)
+FUNCTIONS = ResourceKind(
+    name="functions", resource="function", title="Functions", key="4", record=FunctionInfo,
+    aliases=("fn", "func", "function", "functions", "lambda"),
+    columns=(
+        Column("name", "NAME"), Column("target", "TARGET"), Column("runtime", "RUNTIME"), Column("memory", "MEMORY", numeric=True),
+        Column("timeout", "TIMEOUT", numeric=True), Column("invocations", "INVOKED", numeric=True),
+        Column("errors", "ERRORS", numeric=True), Column("duration", "AVG", numeric=True), Column("triggers", "TRIGGERS"),
+    ),
+    cli_columns=(
+        Column.cli("name", lambda f: f.name), Column.cli("target", lambda f: f.target), Column.cli("runtime", lambda f: f.runtime),
+        Column.cli("memory", lambda f: f"{f.memory_mb}MB"), Column.cli("timeout", lambda f: f"{f.timeout_seconds:g}s"),
+        Column.cli("triggers", lambda f: "; ".join(f.triggers) or None), Column.cli("invocations", lambda f: f.invocations),
+        Column.cli("errors", lambda f: f.errors),
+    ),
+    metric_families=ExporterFunction("function_families"),
+    verbs=("delete", "invoke"),
+    backend_types=("lambda", "local-functions"), spec_kind="ServerlessRuntime",
+)
+
+KINDS: tuple[ResourceKind, ...] = (NODES, CONTAINERS, VMS, FUNCTIONS)
+_BY_WORD = {word: kind for kind in KINDS for word in (kind.name, kind.resource, *kind.aliases)}
+
+
+def kind_named(word: str) -> ResourceKind | None:
+    """The kind a word names: its plural, its singular or an alias, in any case."""
+    return _BY_WORD.get(word.lower())
+
+
+def kind_of_backend_type(backend_type: str) -> ResourceKind | None:
+    """The kind whose backends report availability as `backend_type` ("docker", "lambda")."""
+    return next((kind for kind in KINDS if backend_type in kind.backend_types), None)
+
+
+def kind_of_spec(runtime_kind: str) -> ResourceKind:
+    """The kind a spec's runtime document creates (ContainerRuntime -> containers)."""
+    return next(kind for kind in KINDS if kind.spec_kind == runtime_kind)
+
+
+def kinds_created_by_specs() -> tuple[ResourceKind, ...]:
+    return tuple(kind for kind in KINDS if kind.spec_kind is not None)
+
+
+def node_runtimes(backend_kinds: Iterable[str]) -> tuple[str, ...]:
+    """What a machine carries, from the kinds of the backends configured on it."""
+    found = {kind.node_runtime for name in backend_kinds if (kind := kind_named(name)) and kind.node_runtime}
+    return tuple(sorted(found))
