@@ -3,7 +3,9 @@
 Pick a workload (from the specs folder or the bundled samples), a replica count, an algorithm
 and the nodes (the live machines, or a `Nodes:` inventory). The scheduler (`rtm.scheduling`,
 pure) places them; the screen shows each replica's node, each node's remaining CPU and memory
-as bars, and the kube-scheduler style message for replicas that fit nowhere. Nothing changes.
+as bars, the inventory's totals, and the kube-scheduler style message for replicas that fit
+nowhere. Nothing changes. Both lists draw only the rows in sight, and the find field narrows
+them to the nodes whose id holds its text: a 5,000-node inventory draws what the screen shows.
 """
 
 from __future__ import annotations
@@ -11,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static
 
@@ -28,14 +28,15 @@ from console.tui.planning import (
     nodes_from_live,
     requirements_for,
 )
-from console.tui.screens.planning_common import CSS, bar
+from console.tui.screens.planning_common import CSS, Cell, RowList, bar
 from console.tui.views import human_bytes
-from rtm.scheduling import ALGORITHMS, ScheduleResult, SchedNode, schedule
+from rtm.scheduling import ALGORITHMS, SchedNode, ScheduleResult, schedule
 
 if TYPE_CHECKING:
     from console.tui.app import RtmConsole
 
 LIVE = "live"
+UNSCHEDULABLE = "unschedulable"
 MAX_REPLICAS = 10_000
 
 
@@ -43,38 +44,55 @@ def format_cpu(millis: int) -> str:
     return f"{millis / 1000:g}" if millis % 100 == 0 else f"{millis}m"
 
 
-def capacity_table(result: ScheduleResult, nodes: list[SchedNode]) -> Table:
+def capacity_rows(result: ScheduleResult, nodes: list[SchedNode]) -> list[tuple[str, tuple[Cell, ...]]]:
+    """(node id, row) per node: its free CPU and memory after placing, as bars and numbers."""
     totals = {node.id: node for node in nodes}
-    table = Table(expand=True, box=None, header_style="bold")
-    table.add_column("NODE", no_wrap=True)
-    table.add_column("CPU FREE", no_wrap=True)
-    table.add_column("MEMORY FREE", no_wrap=True)
-    table.add_column("REPLICAS", justify="right")
+    rows = []
     for usage in result.nodes:
         node = totals[usage.id]
         cpu_share = usage.cpu_free / node.cpu_millis if node.cpu_millis else 0.0
         memory_share = usage.memory_free / node.memory_bytes if node.memory_bytes else 0.0
-        table.add_row(
+        rows.append((usage.id, (
             usage.id + (" (cordoned)" if node.cordoned else ""),
             f"{bar(cpu_share)} {format_cpu(usage.cpu_free)}/{format_cpu(node.cpu_millis)}",
             f"{bar(memory_share)} {human_bytes(usage.memory_free)}",
             str(usage.replicas),
-        )
-    return table
+        )))
+    return rows
 
 
-def placements_table(result: ScheduleResult) -> Table:
-    table = Table(expand=True, box=None, header_style="bold")
-    table.add_column("REPLICA", justify="right")
-    table.add_column("NODE", no_wrap=True)
-    for placement in result.placements:
-        table.add_row(str(placement.replica), placement.node or Text("unschedulable", style="bold reverse"))
-    return table
+def placement_rows(result: ScheduleResult) -> list[tuple[str, tuple[Cell, ...]]]:
+    """(node id, or "unschedulable", row) per replica."""
+    return [(placement.node or UNSCHEDULABLE,
+             (str(placement.replica), placement.node or (UNSCHEDULABLE, "bold reverse")))
+            for placement in result.placements]
+
+
+def totals_line(result: ScheduleResult, nodes: list[SchedNode]) -> str:
+    """What the whole inventory holds, so no one has to scroll 5,000 rows to add it up."""
+    cpu_total = sum(node.cpu_millis for node in nodes)
+    memory_total = sum(node.memory_bytes for node in nodes)
+    cordoned = sum(node.cordoned for node in nodes)
+    holding = sum(1 for usage in result.nodes if usage.replicas)
+    return (f"{len(nodes)} nodes ({cordoned} cordoned), {holding} holding replicas; free after placing: "
+            f"CPU {format_cpu(sum(u.cpu_free for u in result.nodes))} of {format_cpu(cpu_total)}, "
+            f"memory {human_bytes(sum(u.memory_free for u in result.nodes))} of {human_bytes(memory_total)}")
+
+
+def matching(rows: list[tuple[str, tuple[Cell, ...]]], wanted: str) -> list[tuple[Cell, ...]]:
+    """The rows whose node id contains `wanted` (any case); all of them for an empty text."""
+    wanted = wanted.strip().casefold()
+    return [row for node_id, row in rows if wanted in node_id.casefold()]
 
 
 class PlacementScreen(Screen[None]):
-    DEFAULT_CSS = CSS.format(name="PlacementScreen")
-    BINDINGS = [Binding("escape", "close", "Back"), Binding("f5", "preview", "Preview")]
+    DEFAULT_CSS = CSS.format(name="PlacementScreen") + """
+    PlacementScreen #find { width: 48; margin: 0 1; }
+    PlacementScreen #capacity-column { width: 2fr; }
+    PlacementScreen .list-title { height: 1; padding: 0 1; text-style: bold; }
+    """
+    BINDINGS = [Binding("escape", "close", "Back"), Binding("f5", "preview", "Preview"),
+                Binding("ctrl+f", "find", "Find a node")]
 
     def __init__(self, catalog: SpecCatalog, live_nodes: list[NodeInfo], runtimes: Sequence[object] = ()) -> None:
         """`runtimes`: the runtime backends (Docker engines, libvirt hosts), merged into their machines."""
@@ -83,6 +101,8 @@ class PlacementScreen(Screen[None]):
         self.live_nodes = live_nodes
         self.runtimes = tuple(runtimes)
         self.result: ScheduleResult | None = None
+        self.capacity: list[tuple[str, tuple[Cell, ...]]] = []  # (node id, row), every node
+        self.placements: list[tuple[str, tuple[Cell, ...]]] = []  # (node id, row), every replica
 
     @property
     def console(self) -> RtmConsole:
@@ -101,11 +121,14 @@ class PlacementScreen(Screen[None]):
             default_nodes = 0 if self.catalog.inventories else LIVE
             yield Select(node_sources, id="nodes", allow_blank=False, value=default_nodes)
             yield Button("Preview", id="preview", variant="primary")
+        yield Input("", placeholder="find a node: its id or part of it (Ctrl+F)", id="find")
         with Horizontal(id="results"):
-            with VerticalScroll():
-                yield Static("", id="placements", classes="section")
-            with VerticalScroll():
-                yield Static("", id="capacity", classes="section")
+            with Vertical(id="placements-column"):
+                yield Label("", id="placements-title", classes="list-title")
+                yield RowList(("REPLICA", "NODE"), right_aligned=(0,), id="placements")
+            with Vertical(id="capacity-column"):
+                yield Label("", id="capacity-title", classes="list-title")
+                yield RowList(("NODE", "CPU FREE", "MEMORY FREE", "REPLICAS"), right_aligned=(3,), id="capacity")
         yield Static("", id="messages", classes="section")
 
     def on_mount(self) -> None:
@@ -134,7 +157,28 @@ class PlacementScreen(Screen[None]):
             self.action_preview()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.action_preview()
+        if event.input.id == "find":
+            self.query_one("#capacity", RowList).focus()
+        else:
+            self.action_preview()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "find":
+            self._show_rows()
+
+    def action_find(self) -> None:
+        self.query_one("#find", Input).focus()
+
+    def _show_rows(self) -> None:
+        """The nodes whose id holds the find text, and the replicas on them (all without one)."""
+        wanted = self.query_one("#find", Input).value
+        capacity, placements = matching(self.capacity, wanted), matching(self.placements, wanted)
+        self.query_one("#capacity", RowList).show(capacity)
+        self.query_one("#placements", RowList).show(placements)
+        found = f" matching {wanted.strip()!r}" if wanted.strip() else ""
+        self.query_one("#capacity-title", Label).update(f"Nodes{found}: {len(capacity)} of {len(self.capacity)}")
+        self.query_one("#placements-title", Label).update(
+            f"Replicas{' on nodes' + found if found else ''}: {len(placements)} of {len(self.placements)}")
 
     def action_preview(self) -> None:
         messages = self.query_one("#messages", Static)
@@ -160,13 +204,13 @@ class PlacementScreen(Screen[None]):
         except ValueError as exc:
             messages.update(f"Cannot preview: {exc}")
             return
-        self.query_one("#placements", Static).update(placements_table(self.result))
-        self.query_one("#capacity", Static).update(capacity_table(self.result, nodes))
+        self.capacity, self.placements = capacity_rows(self.result, nodes), placement_rows(self.result)
+        self._show_rows()
         placed = sum(1 for p in self.result.placements if p.node is not None)
         asks = f"each replica asks for {format_cpu(requirements.cpu_millis)} CPU, {human_bytes(requirements.memory_bytes)}"
         if requirements.runtime:
             asks += f", a node with {requirements.runtime}"
-        lines = [f"{algorithm}: {placed} of {replicas} placed; {asks}."]
+        lines = [f"{algorithm}: {placed} of {replicas} placed; {asks}.", totals_line(self.result, nodes)]
         reasons = sorted({p.reason for p in self.result.unschedulable if p.reason})
         lines += [f"unschedulable: {reason}" for reason in reasons]
         messages.update("\n".join(lines))
