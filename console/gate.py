@@ -255,11 +255,13 @@ class ActionGate:
         destructive: bool = False,
         on_interrupt: Callable[[], str] | None = None,
         records_event: bool = False,
+        question: str | None = None,
     ) -> ActionResult[T]:
         """Run `fn` if the mode and the person allow it, auditing the attempt. When Ctrl+C or an
         exit cuts `fn` short, `on_interrupt()` says what exists now, for the audit record.
         `records_event` says the caller writes its own event for this change (with its reason),
-        so the gate does not write a second one."""
+        so the gate does not write a second one. `question` replaces the default question
+        ("Scale workload/web?") when the step needs more said, e.g. that it replaces tasks."""
         spec = ACTIONS.get(action)
         if spec is None:
             raise UndeclaredAction(
@@ -275,7 +277,7 @@ class ActionGate:
             message = f"kiosk mode is read-only: {action} {target} was not run"
             return finish(ActionResult(False, action, target, None, message, "refused_read_only"), "refused")
         if destructive and self.mode == "interactive" and not self.assume_yes:
-            refusal = self._ask(action, target)
+            refusal = self._ask(action, target, question)
             if refusal:
                 return finish(ActionResult(False, action, target, None, refusal, "not_confirmed"), "refused")
         problem = self._audit_log_problem()
@@ -311,14 +313,14 @@ class ActionGate:
         except OSError as exc:  # the change happened; a full disk must not turn it into a failure
             logger.error("event for %s %s not written", action, target, exc_info=exc)
 
-    def _ask(self, action: str, target: str) -> str | None:
+    def _ask(self, action: str, target: str, question: str | None = None) -> str | None:
         """None when confirmed; otherwise the refusal message."""
         if self.confirm is None:
             return (
                 f"{action} {target} was not run: it is destructive and there is no terminal "
                 "to confirm it on; pass --yes to run it without asking"
             )
-        question = f"{_verb(action).capitalize()} {target}?"
+        question = question or f"{_verb(action).capitalize()} {target}?"
         try:
             confirmed = bool(self.confirm(question))
         except (EOFError, KeyboardInterrupt):

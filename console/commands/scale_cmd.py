@@ -5,8 +5,9 @@ running container workload from its live usage, and executed on request.
 and rate policies need; `--now` replaces the clock so a sequence of decisions can be replayed.
 `--workload NAME` decides for a workload of the specs folder from its live stats, with the
 history the agent keeps for it in the data folder; `--apply` executes the decision (replicas
-placed by the scheduler), `--apply --vertical` also changes the limits in place, and
-`--replicas N` sets the count by hand. Changes go through the action gate.
+placed by the scheduler), `--apply --vertical` also changes the limits (in place on standalone
+replicas, by a rolling update of a Swarm service), and `--replicas N` sets the count by hand.
+Changes go through the action gate.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     live = scale.add_argument_group("live workloads (--workload)")
     live.add_argument("--specs", metavar="DIR", help="spec folder holding the workload (default: specs_dir)")
     live.add_argument("--apply", action="store_true", help="execute the decision")
-    live.add_argument("--vertical", action="store_true", help="with --apply: also change cpu and memory limits in place")
+    live.add_argument("--vertical", action="store_true", help="with --apply: also change cpu and memory limits (in place; a Swarm service: a rolling update that replaces its tasks)")
     live.add_argument("--replicas", type=int, metavar="N", help="set the replica count by hand instead of deciding")
-    live.add_argument("--yes", action="store_true", help="do not ask before removing replicas")
+    live.add_argument("--yes", action="store_true", help="do not ask before removing replicas or replacing a service's tasks")
     scale.set_defaults(handler=run_scale)
 
 

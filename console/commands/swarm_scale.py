@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from backends.base import BackendUnavailable
-from console.supervisor.gated_actions import SCALE
+from console.supervisor.swarm_autoscaling import execute_service_scale
 
 
 def scale_service(ctx: Any, workload: str, replicas: int, as_json: bool) -> int | None:
@@ -23,16 +23,11 @@ def scale_service(ctx: Any, workload: str, replicas: int, as_json: bool) -> int 
     if services is None:
         return None
     current = int(services.find(workload)["Spec"]["Mode"]["Replicated"]["Replicas"])
-    result = ctx.gate.run(SCALE.name, f"workload/{workload}", {"from": current, "to": replicas, "reason": "set by hand", "service": True},
-                          lambda: services.scale(workload, replicas), destructive=replicas < current,
-                          records_event=True)
-    if not result.ok:
-        ctx.events.record("scale_failed", result.message, workload=workload, target=f"workload/{workload}")
-        print(f"rtm-console scale: {result.message}", file=sys.stderr)
+    counts, message = execute_service_scale(workload, services, ctx.gate, ctx.events, current, replicas, "set by hand")
+    if counts is None:
+        print(f"rtm-console scale: {message}", file=sys.stderr)
         return 1
-    before, after = result.value
-    ctx.events.record("scale", f"{before} -> {after} replicas (Swarm service; running tasks kept): set by hand",
-                      workload=workload, target=f"workload/{workload}", details={"from": before, "to": after})
+    before, after = counts
     if as_json:
         print(json.dumps({"workload": workload, "service": True, "from": before, "to": after}))
     else:

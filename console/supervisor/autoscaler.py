@@ -14,6 +14,10 @@ Vertical: the usage seen at each evaluation (per replica) is kept in a rolling w
 `rtm.autoscaling.recommend_vertical` turns it into cpu and memory limits, applied to every
 running replica in place by the Docker backend's `update_limits` (the swap limit moves with
 the memory limit). Replicas created later get the spec's limits.
+
+A workload that is a Docker Swarm service is measured over its running tasks, scaled by the
+service's replica count and resized by a rolling update of the service (swarm_autoscaling.py);
+no loose container is added for it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 from backends.base import BackendUnavailable
 from backends.docker.desired import DesiredStore
+from backends.docker.swarm.services import ServiceState, SwarmServices
 from backends.docker.replica_service import ScaleResult, workload_lock
 from backends.docker.replicas import Replica
 from backends.files import exclusive
@@ -38,6 +43,12 @@ from console.gate import ActionGate
 from console.supervisor.engines import Engine, replica_service
 from console.supervisor.gated_actions import RESIZE, SCALE
 from console.supervisor.supervised import Workload
+from console.supervisor.swarm_autoscaling import (
+    ServiceFinder,
+    execute_service_resize,
+    execute_service_scale,
+    task_readings,
+)
 from rtm.autoscaling import (
     Decision,
     History,
@@ -98,14 +109,27 @@ class LiveUsage:
     cpu_millis: tuple[float, ...]  # per running replica with a reading
     memory_bytes: tuple[int, ...]
     metrics: dict[str, float] = field(default_factory=dict)  # utilization percent: cpu, memory
+    service: ServiceState | None = None  # when the workload is a Swarm service (its tasks measured)
 
     @property
     def current_replicas(self) -> int:
-        return len(self.replicas)
+        return self.service.replicas if self.service is not None else len(self.replicas)
+
+    def limits(self) -> tuple[int | None, int | None]:
+        """cpu millis and memory bytes of the limits now (the service's, else the first running replica's)."""
+        if self.service is not None:
+            return self.service.cpu_limit_millis, self.service.memory_limit_bytes
+        return current_limits(self.replicas)
 
 
-def measure(workload: Workload, engines: Sequence[Engine]) -> LiveUsage:
-    """Usage of the workload's running replicas, from each engine's stats sampler."""
+def measure(workload: Workload, engines: Sequence[Engine], service: SwarmServices | None = None) -> LiveUsage:
+    """Usage of the workload's running replicas, from each engine's stats sampler; of its
+    running tasks when `service` runs it."""
+    if service is not None:
+        state = service.state(workload.name)
+        cpu_readings, memory_readings = task_readings(service, state)
+        usage = [ReplicaUsage(True, c, m) for c, m in zip(cpu_readings, memory_readings)]
+        return LiveUsage((), tuple(cpu_readings), tuple(memory_readings), workload_utilization(usage, workload.cpu, workload.memory), state)
     replicas = tuple(replica_service(engines).survey(workload.name).of(workload.name))
     cpu: list[float] = []
     memory: list[int] = []
@@ -142,14 +166,16 @@ def current_limits(replicas: Sequence[Replica]) -> tuple[int | None, int | None]
 
 
 def execute_scale(workload: Workload, engines: Sequence[Engine], gate: ActionGate, events: EventLog,
-                  current: int, target: int, reason: str, desired: DesiredStore | None = None) -> tuple[ScaleResult | None, str]:
+                  current: int, target: int, reason: str, desired: DesiredStore | None = None,
+                  question: str | None = None) -> tuple[ScaleResult | None, str]:
     """Scale through the gate and the replica service (`desired` records the new count); the
-    event log gets the outcome. (None, why) when it did not happen."""
-    destructive = target < current
+    event log gets the outcome. (None, why) when it did not happen. A `question` is asked
+    first (`--yes` answers it; without a terminal the scale is refused)."""
+    destructive = target < current or question is not None
     service = replica_service(engines, desired)
     result = gate.run(SCALE.name, f"workload/{workload.name}", {"from": current, "to": target, "reason": reason},
                       lambda: service.scale(workload.template, target), destructive=destructive,
-                      records_event=True)
+                      records_event=True, question=question)
     if not result.ok:
         events.record("scale_failed", result.message, workload=workload.name, target=f"workload/{workload.name}")
         return None, result.message
@@ -190,6 +216,23 @@ def execute_resize(workload: Workload, engines: Sequence[Engine], gate: ActionGa
     return True
 
 
+def resize(workload: Workload, engines: Sequence[Engine], gate: ActionGate, events: EventLog, usage: LiveUsage,
+           recommendation: VerticalRecommendation, service: SwarmServices | None) -> tuple[bool, str]:
+    """The recommended limits: in place on standalone replicas, by a rolling update of a
+    service. (done, what was done or why not)."""
+    if service is None or usage.service is None:
+        done = execute_resize(workload, engines, gate, events, usage.replicas, recommendation)
+        return done, "limits changed in place" if done else "the limits were not changed (see the event log)"
+    cpu, memory = limits_to_set(recommendation)
+    if cpu is None and memory is None:
+        return False, "no limit to change"
+    reasons = "; ".join(r.reason for r in (recommendation.cpu, recommendation.memory) if r.changes)
+    replaced, message = execute_service_resize(workload.name, service, gate, events, usage.service, cpu, memory, reasons)
+    if replaced is None:
+        return False, message
+    return True, f"limits changed by a rolling update of service/{workload.name} on {usage.service.cluster}: replaced {replaced} tasks"
+
+
 # --- the loop for one workload -----------------------------------------------------------------
 
 
@@ -204,6 +247,7 @@ class WorkloadAutoscaler:
         self.events = events
         self.history_file = history_path(data_dir, workload.name)
         self.desired = DesiredStore(data_dir)
+        self.services = ServiceFinder()
         self.interval = interval
         self.last_run: float | None = None
         self.last_decision: Decision | None = None
@@ -234,7 +278,8 @@ class WorkloadAutoscaler:
 
     def _evaluate(self, now: float) -> None:
         engines = self.engines()
-        usage = measure(self.workload, engines)
+        service = self.services.holding(self.workload.name, engines)
+        usage = measure(self.workload, engines, service)
         self.last_metrics = usage.metrics
         self._cpu_window.extend(usage.cpu_millis)
         self._memory_window.extend(usage.memory_bytes)
@@ -249,17 +294,22 @@ class WorkloadAutoscaler:
             update_history(self.history_file, evaluate)
             decision = self.last_decision = decisions[0]
             if decision.direction != "no_scale":
-                done, _message = execute_scale(self.workload, engines, self.gate, self.events,
-                                               decision.current_replicas, decision.target_replicas, decision.reason, self.desired)
+                done: Any
+                if service is not None:
+                    done, _message = execute_service_scale(self.workload.name, service, self.gate, self.events,
+                                                           decision.current_replicas, decision.target_replicas, decision.reason)
+                else:
+                    done, _message = execute_scale(self.workload, engines, self.gate, self.events,
+                                                   decision.current_replicas, decision.target_replicas, decision.reason, self.desired)
                 if done is not None:
                     update_history(self.history_file, lambda h: h.record_event(now, decision.current_replicas, decision.target_replicas))
         if self.workload.vertical is not None and self._cpu_window:
-            cpu_limit, memory_limit = current_limits(usage.replicas)
+            cpu_limit, memory_limit = usage.limits()
             recommendation = recommend_vertical(self.workload.vertical, list(self._cpu_window), list(self._memory_window), cpu_limit, memory_limit)
             self.last_vertical = recommendation
             if recommendation.changes:
                 with workload_lock(self.workload.name):
-                    if execute_resize(self.workload, engines, self.gate, self.events, usage.replicas, recommendation):
+                    if resize(self.workload, engines, self.gate, self.events, usage, recommendation, service)[0]:
                         # Limits changed: earlier readings were taken under the old ones.
                         self._cpu_window.clear()
                         self._memory_window.clear()

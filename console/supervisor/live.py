@@ -3,6 +3,10 @@
 The same decision the agent's autoscaler makes (same measurements, same history file in the
 data folder), made once: shown, and executed with `--apply`; `--replicas N` sets the count by
 hand. Usage is read twice, a second apart, so the CPU figure covers a real interval.
+
+For a workload that is a Docker Swarm service the measure is over its running tasks, the
+decision sets the service's replica count (running tasks kept) and `--vertical` is one
+rolling update of the service, which the plan line and the question name.
 """
 
 from __future__ import annotations
@@ -12,21 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from console.context import AppContext
-from console.cordons import CordonStore
-from console.supervisor.autoscaler import (
-    LiveUsage,
-    current_limits,
-    execute_resize,
-    execute_scale,
-    history_path,
-    measure,
-    update_history,
-)
+from console.context import AppContext, supervisor_engines
+from console.supervisor.autoscaler import LiveUsage, execute_scale, history_path, measure, resize, update_history
 from backends.docker.desired import DesiredStore
 from console.supervisor.engines import Engine, replica_service
 from console.supervisor.supervised import load_workloads
+from console.supervisor.swarm_autoscaling import ServiceFinder, execute_service_scale, rolling_update_note
 from rtm.autoscaling import Decision, History, HistoryFormatError, VerticalRecommendation, decide, recommend_vertical
+from rtm.documents import ASK_BEFORE_CREATING_ABOVE
 
 SAMPLE_GAP_SECONDS = 1.0
 
@@ -44,6 +41,7 @@ class LiveScaleReport:
     metrics: dict[str, float]
     decision: Decision | None = None
     vertical: VerticalRecommendation | None = None
+    plan: list[str] = field(default_factory=list)  # what --apply changes besides the count (the vertical step)
     applied: list[str] = field(default_factory=list)  # what was done
     refused: list[str] = field(default_factory=list)  # what the gate or the engine refused
 
@@ -57,6 +55,7 @@ class LiveScaleReport:
             "workload": self.workload,
             "metrics": {k: round(v, 2) for k, v in self.metrics.items()},
             "vertical": self.vertical.to_json() if self.vertical else None,
+            "plan": self.plan,
             "applied": self.applied,
             "refused": self.refused,
         })
@@ -72,15 +71,22 @@ class LiveScaleReport:
         if self.vertical is not None:
             for item in (self.vertical.cpu, self.vertical.memory):
                 lines.append(f"vertical {item.resource}: {item.reason}")
+        lines += [f"plan: {line}" for line in self.plan]
         lines += [f"done: {line}" for line in self.applied]
         lines += [f"not done: {line}" for line in self.refused]
         return "\n".join(lines)
 
 
-def _measure_twice(workload: Any, engines: list[Engine]) -> LiveUsage:
-    measure(workload, engines)
+def many_replicas(current: int, target: int) -> str | None:
+    """Why a scale-up is confirmed first, as `apply` confirms creating this many at once."""
+    creating = target - current
+    return f"creates {creating:,} replicas at once (more than {ASK_BEFORE_CREATING_ABOVE})" if creating > ASK_BEFORE_CREATING_ABOVE else None
+
+
+def _measure_twice(workload: Any, engines: list[Engine], service: Any) -> LiveUsage:
+    measure(workload, engines, service)
     time.sleep(SAMPLE_GAP_SECONDS)
-    return measure(workload, engines)
+    return measure(workload, engines, service)
 
 
 def live_scale(ctx: AppContext, name: str, *, apply: bool = False, vertical: bool = False, replicas: int | None = None,
@@ -90,8 +96,7 @@ def live_scale(ctx: AppContext, name: str, *, apply: bool = False, vertical: boo
     if workload is None:
         known = ", ".join(sorted(specs.workloads)) or "none"
         raise LiveScaleError(f"no container workload named {name!r} in {ctx.config.specs_dir} (workloads there: {known})")
-    cordons = CordonStore(ctx.config.data_dir)
-    engines = [Engine(endpoint, cordoned=cordons.is_cordoned) for endpoint in ctx.config.docker.endpoints]
+    engines = supervisor_engines(ctx)
     try:
         return _scale(ctx, workload, engines, apply, vertical, replicas, time.time() if now is None else now, state_file)
     finally:
@@ -106,7 +111,8 @@ def _scale(ctx: AppContext, workload: Any, engines: list[Engine], apply: bool, v
         report = LiveScaleReport(workload.name, current, {})
         _execute(ctx, workload, engines, report, current, replicas, "set by hand")
         return report
-    usage = _measure_twice(workload, engines)
+    service = ServiceFinder().holding(workload.name, engines)
+    usage = _measure_twice(workload, engines, service)
     report = LiveScaleReport(workload.name, usage.current_replicas, usage.metrics)
     if workload.horizontal is not None:
         path = state_file or history_path(ctx.config.data_dir, workload.name)
@@ -121,23 +127,35 @@ def _scale(ctx: AppContext, workload: Any, engines: list[Engine], apply: bool, v
             raise LiveScaleError(f"{path}: {exc}", exit_code=1) from None
         decision = report.decision
         if apply and decision is not None and decision.direction != "no_scale":
-            if _execute(ctx, workload, engines, report, decision.current_replicas, decision.target_replicas, decision.reason):
+            if _execute(ctx, workload, engines, report, decision.current_replicas, decision.target_replicas, decision.reason, service):
                 update_history(path, lambda h: h.record_event(now, decision.current_replicas, decision.target_replicas))
     if workload.vertical is not None and usage.cpu_millis:
-        cpu_limit, memory_limit = current_limits(usage.replicas)
+        cpu_limit, memory_limit = usage.limits()
         report.vertical = recommend_vertical(workload.vertical, list(usage.cpu_millis), list(usage.memory_bytes), cpu_limit, memory_limit)
+        if report.vertical.changes:
+            step = rolling_update_note(workload.name, usage.service) if usage.service else f"in place on {sum(r.running for r in usage.replicas)} running replicas"
+            report.plan.append(f"resize workload/{workload.name}: {step}")
         if apply and vertical and report.vertical.changes:
-            if execute_resize(workload, engines, ctx.gate, ctx.events, usage.replicas, report.vertical):
-                report.applied.append("limits changed in place")
-            else:
-                report.refused.append("the limits were not changed (see the event log)")
+            done, line = resize(workload, engines, ctx.gate, ctx.events, usage, report.vertical, service)
+            (report.applied if done else report.refused).append(line)
     return report
 
 
-def _execute(ctx: AppContext, workload: Any, engines: list[Engine], report: LiveScaleReport, current: int, target: int, reason: str) -> bool:
-    done, message = execute_scale(workload, engines, ctx.gate, ctx.events, current, target, reason, DesiredStore(ctx.config.data_dir))
+def _execute(ctx: AppContext, workload: Any, engines: list[Engine], report: LiveScaleReport, current: int, target: int, reason: str,
+             service: Any = None) -> bool:
+    if service is not None:
+        counts, message = execute_service_scale(workload.name, service, ctx.gate, ctx.events, current, target, reason)
+        if counts is None:
+            report.refused.append(message)
+            return False
+        report.applied.append(f"{counts[0]} -> {counts[1]} replicas of service/{workload.name} on {service.cluster.name} (running tasks kept)")
+        return True
+    many = many_replicas(current, target)
+    question = f"Scale workload/{workload.name} from {current} to {target}? It {many}." if many else None
+    done, message = execute_scale(workload, engines, ctx.gate, ctx.events, current, target, reason, DesiredStore(ctx.config.data_dir),
+                                  question=question)
     if done is None:
-        report.refused.append(message)
+        report.refused.append(f"{message} (it {many})" if many else message)
         return False
     report.applied.append(f"{done.before} -> {done.after} replicas" + "".join(f", +{n}" for n in done.created) + "".join(f", -{n}" for n in done.removed))
     return True

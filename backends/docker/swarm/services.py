@@ -8,6 +8,7 @@ back and replaces every task): a changed replica count alone keeps the running t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,18 @@ def _at(data: Any, path: tuple[str, ...]) -> Any:
     for key in path:
         data = (data or {}).get(key)
     return data
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """A workload's service as the autoscaler sees it: the cluster, the desired count (the
+    service's spec), the tasks running now and the limits of the task template."""
+
+    cluster: str
+    replicas: int
+    running: tuple[Task, ...]
+    cpu_limit_millis: int | None
+    memory_limit_bytes: int | None
 
 
 def field_diff(live: dict[str, Any], wanted: dict[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
@@ -142,9 +155,7 @@ class SwarmServices:
         """The service's logs (every task's, as `docker service logs` prints them)."""
         from backends.docker.container_actions import _lines
 
-        live = self.find(workload)
-        if live is None:
-            raise DockerRequestError(f"no service of workload {workload} on {self.cluster.name}")
+        live = self._live(workload)
         chunks = self.cluster.call(lambda api: api.service_logs(live["ID"], stdout=True, stderr=True, follow=follow,
                                                                 tail="all" if tail is None else tail, is_tty=False))
         return _lines(chunks, self.cluster.manager)
@@ -155,14 +166,48 @@ class SwarmServices:
         (previous, new)."""
         if replicas < 0:
             raise DockerRequestError(f"replicas cannot be negative ({replicas})")
-        live = self.find(workload)
-        if live is None:
-            raise DockerRequestError(f"no service of workload {workload} on {self.cluster.name}")
+        live = self._live(workload)
         spec = live["Spec"]
         before = int(_at(spec, ("Mode", "Replicated", "Replicas")) or 0)
         if before != replicas:
             self._update(live, {**spec, "Mode": {"Replicated": {"Replicas": replicas}}})
         return before, replicas
+
+    def state(self, workload: str) -> ServiceState:
+        """The service's desired count, running tasks and limits (three engine calls)."""
+        live = self._live(workload)
+        limits = _at(live["Spec"], ("TaskTemplate", "Resources", "Limits")) or {}
+        hostnames = {n["ID"]: (n.get("Description") or {}).get("Hostname", "") for n in self.cluster.call(lambda api: api.nodes())}
+        raw = self.cluster.call(lambda api: api.tasks(filters={"service": live["ID"], "desired-state": "running"}))
+        running = tuple(t for t in (task_of(r, workload, hostnames) for r in raw) if t.state == "running")
+        return ServiceState(self.cluster.name, int(_at(live["Spec"], ("Mode", "Replicated", "Replicas")) or 0), running,
+                            int(limits.get("NanoCPUs") or 0) // 1_000_000 or None, int(limits.get("MemoryBytes") or 0) or None)
+
+    def set_limits(self, workload: str, cpu_millis: int | None, memory_bytes: int | None) -> int:
+        """New cpu and memory limits (None keeps one) in one update of the stored spec with its
+        version index: a rolling update, Swarm replaces the tasks one at a time. A reservation
+        above its new limit comes down to it. The number of tasks replaced (0: nothing changed)."""
+        live = self._live(workload)
+        spec = live["Spec"]
+        template = dict(spec["TaskTemplate"])
+        resources = dict(template.get("Resources") or {})
+        limits, reservations = dict(resources.get("Limits") or {}), dict(resources.get("Reservations") or {})
+        for key, value in (("NanoCPUs", None if cpu_millis is None else cpu_millis * 1_000_000), ("MemoryBytes", memory_bytes)):
+            if value is not None:
+                limits[key] = value
+                if reservations.get(key, 0) > value:
+                    reservations[key] = value
+        template["Resources"] = {**resources, "Limits": limits, **({"Reservations": reservations} if reservations else {})}
+        if template == spec["TaskTemplate"]:
+            return 0
+        self._update(live, {**spec, "TaskTemplate": template})
+        return int(_at(spec, ("Mode", "Replicated", "Replicas")) or 0)
+
+    def _live(self, workload: str) -> dict[str, Any]:
+        live = self.find(workload)
+        if live is None:
+            raise DockerRequestError(f"no service of workload {workload} on {self.cluster.name}")
+        return live
 
     def delete(self, workload: str) -> list[str]:
         """The workload's service (and only it), and its node label."""
@@ -177,4 +222,4 @@ class SwarmServices:
         return [f"deleted service/{workload} on {self.cluster.name}"]
 
 
-__all__ = ["SwarmServices", "field_diff"]
+__all__ = ["ServiceState", "SwarmServices", "field_diff"]
