@@ -28,21 +28,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from backends.base import one_line
-from console.config import ConfigError, ListenAddress
-from console.context import AppContext, open_context
+from console.config import ConfigError
+from console.context import AppContext, HostedFunctions, host_local_functions, open_context, supervisor_engines
 from console.datadir import FileLock, agent_lock_path, atomic_write, describe_holder, iso_utc, lock_holder
 from console.diagnostics import PROJECT_LOGGERS
 from console.eventlog import Event, EventLog
-from console.cordons import CordonStore
 from console.supervisor import Supervisor
 from console.supervisor.autoscaler import DEFAULT_INTERVAL
-from console.supervisor.engines import Engine
 
 log = logging.getLogger("console.agent")
 
@@ -135,45 +132,6 @@ def add_state_route(server: Any, state: Callable[[], dict[str, Any]]) -> bool:
     return True
 
 
-class StateServer:
-    """A small server of its own for /agent/state and /health, when the exporter cannot run."""
-
-    def __init__(self, listen: ListenAddress, state: Callable[[], dict[str, Any]]) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                path = urlsplit(self.path).path
-                if path == STATE_PATH:
-                    status, body, kind = 200, json.dumps(state(), default=str).encode(), "application/json"
-                elif path == "/health":
-                    status, body, kind = 200, b"ok\n", "text/plain; charset=utf-8"
-                else:
-                    status, body, kind = 404, f"Not found: try {STATE_PATH}\n".encode(), "text/plain; charset=utf-8"
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                log.debug("%s %s", self.address_string(), format % args)
-
-        self.httpd = ThreadingHTTPServer((listen.host or "0.0.0.0", listen.port), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.5}, name="rtm-agent-http", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 # --- the agent ---------------------------------------------------------------------------------
 
 
@@ -211,10 +169,9 @@ class Agent:
         config = ctx.config
         self.events = EchoingEventLog(ctx.events.path)
         self.notes: list[str] = []
-        self.backends = self._backends()
-        shared = {b.engine.name: b for b in self.backends if hasattr(b, "engine") and getattr(b, "kind", "") == "containers"}
-        cordons = CordonStore(config.data_dir)
-        self.engines = [Engine(endpoint, backend=shared.get(endpoint.name), cordoned=cordons.is_cordoned) for endpoint in config.docker.endpoints]
+        self.backends = ctx.backends_or_host_only()
+        self.notes += [f"backends could not be built for the exporter: {one_line(a.cause, 200)}" for a in ctx.unavailable if a.backend == "backends"]
+        self.engines = supervisor_engines(ctx, self.backends)
         self.supervisor = Supervisor(
             config.specs_dir, self.engines, ctx.gate, self.events, config.data_dir,
             upstream_path=config.load_balancer.upstream_path, reload_command=config.load_balancer.reload_command,
@@ -226,8 +183,7 @@ class Agent:
         self.alerts = AlertWatch(config.specs_dir, config.data_dir, self.events, write_events=True)
         self.poller: Any = None
         self.exporter: Any = None
-        self.state_server: StateServer | None = None
-        self.functions_runtime: Any = None
+        self.functions: HostedFunctions | None = None
         self.url: str | None = None
 
     def state(self) -> dict[str, Any]:
@@ -236,7 +192,7 @@ class Agent:
             "pid": state.pop("pid"),
             "started": iso_utc(self.started_at),
             "url": self.url,
-            "functions_runtime": self.functions_runtime.url if self.functions_runtime is not None else None,
+            "functions_runtime": self.functions.url if self.functions is not None else None,
             "notes": list(self.notes),
         }
         state["alerts"] = self.alerts.to_json()
@@ -251,16 +207,13 @@ class Agent:
         """The exporter with /agent/state added. Specs the exporter refuses cost the metrics,
         not the state: it is then served by an exporter server with no metrics, still behind
         the web config. A bad web config or a busy address stops the agent (AgentStartError)."""
-        listen = self.ctx.config.exporter.listen
-        try:
-            from prometheus_client import CollectorRegistry
+        from prometheus_client import CollectorRegistry
 
-            from console.exporter.assembly import ExporterStartError, read_web_config, serve_from_context
-            from console.exporter.server import ExporterServer
-            from console.poller import Poller
-        except ImportError as error:
-            self._serve_state_alone(listen, f"the exporter is not available ({error})")
-            return
+        from console.exporter.assembly import ExporterStartError, read_web_config, serve_from_context
+        from console.exporter.server import ExporterServer
+        from console.poller import Poller
+
+        listen = self.ctx.config.exporter.listen
         try:
             web_config = read_web_config(self.ctx.config.exporter.web_config)
         except ExporterStartError as error:
@@ -288,59 +241,24 @@ class Agent:
         self.url = server.url
         log.info("serving metrics at %s/metrics and the agent's state at %s%s", self.url, self.url, STATE_PATH)
 
-    def _backends(self) -> list[Any]:
-        try:
-            return self.ctx.backends()
-        except Exception as error:  # a half-installed backend must not stop the control loops
-            from backends.host import HostBackend
-            from console.cordons import CordonStore
-
-            self.notes.append(f"backends could not be built for the exporter: {one_line(str(error), 200)}")
-            log.warning("backends could not be built; exporting the host only", exc_info=error)
-            return [HostBackend(cordoned=CordonStore(self.ctx.config.data_dir).is_cordoned)]
-
-    def _serve_state_alone(self, listen: ListenAddress, why: str) -> None:
-        if self.ctx.config.exporter.web_config is not None:
-            raise AgentStartError(f"{why}, and the web config cannot be honoured without it")
-        self.notes.append(f"{why}; serving the agent's state alone (no metrics)")
-        log.warning("%s; serving %s alone on %s", why, STATE_PATH, listen)
-        self.state_server = StateServer(listen, self.state)
-        self.state_server.start()
-        self.url = self.state_server.url
-
     def _start_functions(self) -> None:
-        if self.ctx.config.functions.target != "local":
-            return
         try:
-            from backends.localfn import make_local_runtime
-        except ImportError:
-            return
-        runtime = make_local_runtime(self.ctx.config, role="agent")
-        try:
-            runtime.start()
+            self.functions = host_local_functions(self.ctx, role="agent")
         except Exception as error:  # hosted elsewhere, or its address is taken: the loops go on
             self.notes.append(f"local functions runtime not started: {one_line(str(error), 200)}")
             log.warning("local functions runtime not started: %s", error)
             return
-        self.functions_runtime = runtime
-        try:
-            handler = self.ctx.handlers().get("function")
-        except Exception:  # the backends could not be built; the runtime serves anyway
-            handler = None
-        if handler is not None and hasattr(handler, "attach_runtime"):
-            handler.attach_runtime(runtime)
-        log.info("local functions runtime serving at %s", runtime.url)
+        if self.functions is not None:
+            log.info("local functions runtime serving at %s", self.functions.url)
 
     def stop(self) -> None:
         """Stop the loops, the servers and the runtime; workloads keep running."""
         if not self.supervisor.stop(timeout=STOP_TIMEOUT):
             log.warning("a control loop did not stop in time; it is abandoned")
-        if self.functions_runtime is not None:
-            self.functions_runtime.stop(timeout=STOP_TIMEOUT)
+        if self.functions is not None:
+            self.functions.stop(timeout=STOP_TIMEOUT)
         if self.exporter is not None:
             self.exporter.stop()
-        if self.state_server is not None:
-            self.state_server.stop()
         if self.poller is not None:
             self.poller.stop(timeout=STOP_TIMEOUT)
 

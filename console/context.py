@@ -15,13 +15,15 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from backends.base import Availability, Backend
 from backends.handlers import RuntimeHandler
+from backends.verbs import HostedRuntime
 from console.config import Config, flags_from_args, load_config
 from console.datadir import ensure_private_dir
-from console.diagnostics import setup_debug_log
+from console.diagnostics import log_exception, setup_debug_log
 from console.eventlog import EventLog
 from console.gate import AUDIT_LOG_NAME, ActionGate, Mode, terminal_confirm
 from console.resource_kinds import node_runtimes
@@ -57,6 +59,21 @@ class AppContext:
         if self._handlers is None:
             self._backends, self._handlers = _build_backends(self)
         return self._handlers
+
+    def backends_or_host_only(self) -> list[Backend]:
+        """The configured backends; if building them fails (a bug, a backend half installed),
+        this host alone, and a report in `unavailable` says why (the traceback goes to the
+        debug log), so a face still starts and shows `rtm_backend_up{backend="backends"} 0`."""
+        try:
+            return self.backends()
+        except Exception as exc:  # any failure: the face goes on with this host and says why
+            from backends.host import HostBackend
+
+            cause = log_exception(exc, "building the backends")
+            self.unavailable.append(Availability("backends", "configuration", "unreachable", cause=cause,
+                                                 hint="read the debug log; meanwhile only this host is shown"))
+            self._backends, self._handlers = [HostBackend(cordoned=_cordon_store(self))], {}
+            return self._backends
 
     def close(self) -> None:
         for backend in self._backends or []:
@@ -162,3 +179,52 @@ def _cordon_store(ctx: AppContext) -> Callable[[str], bool]:
 
     store = CordonStore(ctx.config.data_dir)
     return store.is_cordoned
+
+
+# ----------------------------------------------------------------------------------------------
+# What the agent, the console and `scale --workload` start beside the backends
+
+
+def supervisor_engines(ctx: AppContext, backends: Iterable[Backend] = ()) -> list[Any]:
+    """The control loops' handle on each configured Docker engine (console/supervisor/engines.py),
+    sharing the Docker backend of that engine among `backends` (the poller's: one event
+    stream and one stats sampler serve both); cordons from the data folder."""
+    from console.supervisor.engines import Engine
+
+    shared = {b.engine.name: b for b in backends if b.kind == "containers" and hasattr(b, "engine")}
+    return [Engine(endpoint, backend=shared.get(endpoint.name), cordoned=_cordon_store(ctx)) for endpoint in ctx.config.docker.endpoints]
+
+
+@dataclass(frozen=True)
+class HostedFunctions:
+    """The local functions runtime served by this process, its function handler pointed at it."""
+
+    runtime: Any
+    handler: HostedRuntime | None
+
+    @property
+    def url(self) -> str:
+        return str(self.runtime.url)
+
+    def stop(self, timeout: float) -> None:
+        if self.handler is not None:
+            self.handler.attach_runtime(None)
+        self.runtime.stop(timeout=timeout)
+
+
+def host_local_functions(ctx: AppContext, role: str) -> HostedFunctions | None:
+    """Serve the local functions runtime from this process (`role`: "agent" or "console") when
+    functions run locally; None when they do not. Raises when it cannot start (another process
+    hosts it, or the gateway's address is taken)."""
+    if ctx.config.functions.target != "local":
+        return None
+    from backends.localfn import make_local_runtime
+
+    runtime = make_local_runtime(ctx.config, role=role)
+    runtime.start()
+    ctx.backends_or_host_only()
+    handler = ctx.handlers().get("function")
+    hosted = handler if isinstance(handler, HostedRuntime) else None
+    if hosted is not None:
+        hosted.attach_runtime(runtime)
+    return HostedFunctions(runtime, hosted)

@@ -15,9 +15,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from backends.base import Availability, Backend
 from console.config import ConfigError
-from console.diagnostics import log_exception
 from console.context import AppContext, open_context
 from console.poller import Poller
 
@@ -87,7 +85,7 @@ def _serve(ctx: AppContext) -> int:
     from console.exporter.web_config import describe
 
     stop = _stop_on_signals()
-    poller = Poller(_backends(ctx), interval=ctx.config.refresh_interval)
+    poller = Poller(ctx.backends_or_host_only(), interval=ctx.config.refresh_interval)
     exporter = serve_from_context(ctx, poller, started=False)
     try:
         poller.start()
@@ -104,20 +102,6 @@ def _serve(ctx: AppContext) -> int:
         exporter.stop()
         poller.stop(timeout=POLLER_STOP_TIMEOUT)
     return 0
-
-
-def _backends(ctx: AppContext) -> list[Backend]:
-    """The configured backends; if building them fails (a bug, or a backend half installed),
-    the host alone is exported and the failure shows as `rtm_backend_up{backend="backends"} 0`."""
-    try:
-        return ctx.backends()
-    except Exception as exc:
-        from backends.host import HostBackend
-        from console.cordons import CordonStore
-
-        cause = log_exception(exc, "building the backends")
-        ctx.unavailable.append(Availability("backends", "configuration", "unreachable", cause=cause, hint="read the debug log"))
-        return [HostBackend(cordoned=CordonStore(ctx.config.data_dir).is_cordoned)]
 
 
 def _stop_on_signals() -> threading.Event:

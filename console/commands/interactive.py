@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.base import Availability, one_line
+from backends.base import one_line
 from console.config import ConfigError
-from console.context import AppContext, open_context
+from console.context import AppContext, host_local_functions, open_context
 from console.diagnostics import log_exception
 from console.gate import AUDIT_LOG_NAME, ActionGate
 from console.poller import Poller
@@ -212,7 +212,8 @@ class _AfterFirstPaint:
         return True
 
     def _backends(self) -> None:
-        backends, handlers, unavailable = _backends(self.ctx)
+        backends = self.ctx.backends_or_host_only()
+        handlers, unavailable = dict(self.ctx.handlers()), tuple(self.ctx.unavailable)
         self.built = backends
         others = [backend for backend in backends if backend.kind != "nodes"]
         built_host = next((backend for backend in backends if backend.kind == "nodes"), None)
@@ -258,23 +259,7 @@ class _AfterFirstPaint:
 
     def _functions(self) -> None:
         if self.ctx.mode != "kiosk":
-            _host_functions(self.ctx, self.app.services.handlers, self.background)
-
-
-def _backends(ctx: AppContext) -> tuple[list[Any], dict[str, Any], tuple[Availability, ...]]:
-    """The configured backends; if building them fails, the console still starts with the
-    host alone and says why in the header (the traceback goes to the debug log)."""
-    try:
-        return ctx.backends(), dict(ctx.handlers()), tuple(ctx.unavailable)
-    except Exception as exc:
-        from backends.host import HostBackend
-        from console.cordons import CordonStore
-
-        cause = log_exception(exc, "building the backends")
-        failed = Availability("backends", "configuration", "unreachable", cause=cause,
-                              hint="read the debug log; meanwhile only this host is shown")
-        host = HostBackend(cordoned=CordonStore(ctx.config.data_dir).is_cordoned)
-        return [host], {}, (*ctx.unavailable, failed)
+            _host_functions(self.ctx, self.background)
 
 
 def _samples_dir() -> Any:
@@ -291,11 +276,8 @@ def _start_exporter(ctx: AppContext, poller: Poller, background: Background) -> 
     listen = ctx.config.exporter.console_listen
     if listen is None:
         return False
-    try:
-        from console.exporter import start_exporter
-    except ImportError:
-        background.note("metrics", f"metrics not served on {listen}: the exporter is not installed")
-        return False
+    from console.exporter import start_exporter
+
     try:
         background.stops.append(start_exporter(poller, listen, ctx))
     except Exception as exc:  # address in use, bad web config, a spec it refuses: the console
@@ -310,15 +292,11 @@ def _start_exporter(ctx: AppContext, poller: Poller, background: Background) -> 
 def _start_loops(ctx: AppContext, backends: list[Any], background: Background) -> bool:
     """The control loops (probes, failover, autoscaling) run here when no agent runs them;
     True when they do."""
-    try:
-        from console.supervisor.embedded import EmbeddedLoops
-    except ImportError:
-        background.note("loops", "")
-        return False
+    from console.supervisor.embedded import EmbeddedLoops
+
     loops = EmbeddedLoops(ctx)
-    engines = {b.engine.name: b for b in backends if getattr(b, "kind", "") == "containers" and hasattr(b, "engine")}
     try:
-        started = loops.start(engines)
+        started = loops.start(backends)
     except Exception as exc:  # the console still works without its loops
         background.note("loops", f"control loops not started: {log_exception(exc, 'starting the control loops')}")
         return False
@@ -331,30 +309,14 @@ def _start_loops(ctx: AppContext, backends: list[Any], background: Background) -
     return bool(started)
 
 
-def _host_functions(ctx: AppContext, handlers: dict[str, Any], background: Background) -> None:
+def _host_functions(ctx: AppContext, background: Background) -> None:
     """Serve the local functions runtime from this console while it is open, unless another
     process (the agent) already does."""
-    if ctx.config.functions.target != "local":
-        return
     try:
-        from backends.localfn import make_local_runtime
-    except ImportError:
-        background.note("functions", "")
-        return
-    runtime = make_local_runtime(ctx.config, role="console")
-    try:
-        runtime.start()
+        hosted = host_local_functions(ctx, role="console")
     except Exception as exc:  # hosted by the agent, or the gateway's address is taken
         background.note("functions", f"functions: {one_line(str(exc), 120)}")
         return
-    handler = handlers.get("function")
-    if handler is not None and hasattr(handler, "attach_runtime"):
-        handler.attach_runtime(runtime)
-
-    def stop() -> None:
-        if handler is not None and hasattr(handler, "attach_runtime"):
-            handler.attach_runtime(None)
-        runtime.stop(timeout=RUNTIME_STOP_TIMEOUT)
-
-    background.stops.append(stop)
-    background.note("functions", f"functions served at {runtime.url}")
+    if hosted is not None:
+        background.stops.append(lambda: hosted.stop(timeout=RUNTIME_STOP_TIMEOUT))
+        background.note("functions", f"functions served at {hosted.url}")

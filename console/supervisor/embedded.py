@@ -7,10 +7,11 @@ meanwhile refuses and names the console. A kiosk console never runs them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from console.context import AppContext
-from console.cordons import CordonStore
+from backends.base import Backend
+from console.context import AppContext, supervisor_engines
 from console.datadir import FileLock, agent_lock_path, lock_holder
 from console.supervisor.engines import Engine
 from console.supervisor.loops import Supervisor
@@ -23,15 +24,13 @@ class EmbeddedLoops:
         self._lock = FileLock(agent_lock_path(ctx.config.data_dir), role="console")
         self._engines: list[Engine] = []
 
-    def start(self, docker_backends: dict[str, Any] | None = None) -> bool:
+    def start(self, backends: Iterable[Backend] = ()) -> bool:
         """Run the loops here if this console may: not read-only and no agent holds the lock.
-        `docker_backends` (engine name -> DockerBackend) shares the console's connections."""
+        The Docker backends among `backends` (the console's) share their connections."""
         if self.ctx.read_only or not self._lock.acquire():
             return False
         config = self.ctx.config
-        shared = docker_backends or {}
-        cordons = CordonStore(config.data_dir)
-        self._engines = [Engine(endpoint, backend=shared.get(endpoint.name), cordoned=cordons.is_cordoned) for endpoint in config.docker.endpoints]
+        self._engines = supervisor_engines(self.ctx, backends)
         self.supervisor = Supervisor(
             config.specs_dir, self._engines, self.ctx.gate, self.ctx.events, config.data_dir,
             upstream_path=config.load_balancer.upstream_path, reload_command=config.load_balancer.reload_command,
