@@ -133,7 +133,7 @@ def _scale(ctx: AppContext, workload: Any, engines: list[Engine], apply: bool, v
         cpu_limit, memory_limit = usage.limits()
         report.vertical = recommend_vertical(workload.vertical, list(usage.cpu_millis), list(usage.memory_bytes), cpu_limit, memory_limit)
         if report.vertical.changes:
-            step = rolling_update_note(workload.name, usage.service) if usage.service else f"in place on {sum(r.running for r in usage.replicas)} running replicas"
+            step = rolling_update_note(workload.name, usage.service.cluster, usage.service.replicas) if usage.service else f"in place on {sum(r.running for r in usage.replicas)} running replicas"
             report.plan.append(f"resize workload/{workload.name}: {step}")
         if apply and vertical and report.vertical.changes:
             done, line = resize(workload, engines, ctx.gate, ctx.events, usage, report.vertical, service)

@@ -65,8 +65,9 @@ def task_readings(services: SwarmServices, state: ServiceState) -> tuple[list[fl
     return cpu, memory
 
 
-def rolling_update_note(workload: str, state: ServiceState) -> str:
-    return f"rolling update of service/{workload} on {state.cluster}: replaces {state.replicas} tasks"
+def rolling_update_note(workload: str, cluster: str, tasks: int) -> str:
+    """What a change of the service's limits does, for plans and questions."""
+    return f"rolling update of service/{workload} on {cluster}: replaces {tasks} tasks"
 
 
 def execute_service_scale(workload: str, services: SwarmServices, gate: ActionGate, events: EventLog,
@@ -88,7 +89,7 @@ def execute_service_resize(workload: str, services: SwarmServices, gate: ActionG
                            cpu_millis: int | None, memory_bytes: int | None, reasons: str) -> tuple[int | None, str]:
     """New limits by one service update (a rolling update that replaces the tasks), asked about
     first where the gate asks. (tasks replaced, message), or (None, why) when it did not happen."""
-    note = rolling_update_note(workload, state)
+    note = rolling_update_note(workload, state.cluster, state.replicas)
     result = gate.run(RESIZE.name, f"workload/{workload}", {"cpu_millis": cpu_millis, "memory_bytes": memory_bytes, "service": True},
                       lambda: services.set_limits(workload, cpu_millis, memory_bytes), destructive=True, records_event=True,
                       question=f"Resize workload/{workload} ({note})?")

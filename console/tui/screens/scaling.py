@@ -8,12 +8,18 @@ autoscaler keeps for the workload in the data folder, so cooldowns, stabilizatio
 rate policies hold here as they do for the control loop. Evaluating only reads that history (a
 "what if" must not count as a recommendation); an executed decision is recorded in it, so the
 autoscaler's cooldown starts from it. Executing goes through the action gate, and is offered
-only when the containers backend declares and implements `workload.scale`.
+only when the containers backend declares and implements `workload.scale`. A workload that is
+a Docker Swarm service is scaled by the service's replica count (its running tasks kept), and
+the question names the service and its cluster.
+
+"Apply limits" sets the vertical recommendation's limits (`workload.resize`): in place on the
+running replicas of a standalone workload (no restart), by one rolling update of a service,
+which replaces its tasks (the question says how many).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -22,13 +28,17 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from backends.docker.errors import DockerRequestError
+from backends.docker.swarm.observer import latest as swarm_status
 from backends.records import ContainerInfo
-from console.supervisor.autoscaler import history_path, load_history, update_history
+from console.supervisor.autoscaler import history_path, limits_to_set, load_history, update_history
+from console.supervisor.swarm_autoscaling import rolling_update_note
 from console.tables import duration
 from console.tui import offered_actions
 from console.tui.planning import SpecCatalog, SpecSource, horizontal_settings, live_workload, vertical_settings
 from console.tui.screens.planning_common import CSS
-from rtm.autoscaling import Decision, History, HistoryFormatError, decide, recommend_vertical
+from rtm.autoscaling import Decision, History, HistoryFormatError, VerticalRecommendation, decide, recommend_vertical
+from rtm.quantity import format_cpu, format_memory
 
 if TYPE_CHECKING:
     from console.tui.app import RtmConsole
@@ -63,6 +73,7 @@ class ScalingScreen(Screen[None]):
         ]
         self.containers = containers
         self.decision: Decision | None = None
+        self.vertical: VerticalRecommendation | None = None
 
     @property
     def console(self) -> RtmConsole:
@@ -79,6 +90,7 @@ class ScalingScreen(Screen[None]):
             yield Input("", placeholder="memory %", id="memory", type="number")
             yield Button("Evaluate", id="evaluate", variant="primary")
             yield Button("Execute", id="execute", variant="error", disabled=True)
+            yield Button("Apply limits", id="resize", variant="warning", disabled=True)
         with Horizontal(id="results"):
             with VerticalScroll():
                 yield Static("", id="horizontal", classes="section")
@@ -125,6 +137,8 @@ class ScalingScreen(Screen[None]):
             self.action_evaluate()
         elif event.button.id == "execute":
             self.execute()
+        elif event.button.id == "resize":
+            self.resize()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_evaluate()
@@ -218,11 +232,31 @@ class ScalingScreen(Screen[None]):
             limits.cpu if limits is not None else None,
             limits.memory if limits is not None else None,
         )
+        self.vertical = recommendation
+        self.query_one("#resize", Button).disabled = not (recommendation.changes and offered_actions.is_declared("workload.resize")
+                                                          and self.console.services.handler("container") is not None)
         grid = Table.grid(padding=(0, 1))
         grid.add_row("[b]Vertical recommendation[/b]")
         grid.add_row(recommendation.cpu.reason)
         grid.add_row(recommendation.memory.reason)
         view.update(grid)
+
+    def _service_of(self, workload: str) -> tuple[str, int] | None:
+        """(cluster, desired replicas) of the workload's service as its manager's last poll saw it, if any."""
+        for backend in self.console.services.backend_names("containers"):
+            status = swarm_status(backend)
+            for service, desired, _running in status.services if status is not None else ():
+                if service == workload:
+                    return status.cluster, desired
+        return None
+
+    def _holding(self, workload: str) -> Any:
+        """The cluster's services that run the workload now; on the action's worker thread."""
+        swarm = getattr(self.console.services.handler("container"), "swarm", None)
+        services = swarm.holding(workload) if swarm is not None else None
+        if services is None:
+            raise DockerRequestError(f"no Swarm service of workload {workload} answers now")
+        return services
 
     def execute(self) -> None:
         source, decision = self._source(), self.decision
@@ -232,12 +266,47 @@ class ScalingScreen(Screen[None]):
         if scale is None:
             return
         document, name, target = source.document, source.document.name, decision.target_replicas
+        service = self._service_of(name)
+
+        def run() -> Any:
+            if service is None:
+                return scale(name, target, document=document, base_dir=source.path.parent)
+            before, after = self._holding(name).scale(name, target)  # the stored spec: running tasks kept
+            return [f"service/{name} on {service[0]}: {before} -> {after} replicas (running tasks kept)"]
+
+        question = (f"Scale workload/{name} from {decision.current_replicas} to {target} replicas?" if service is None else
+                    f"Scale service/{name} on the Swarm cluster of {service[0]} from {decision.current_replicas} to {target} replicas (running tasks kept)?")
         self.console.run_gated(
             "workload.scale", f"workload/{name}",
-            {"replicas": target, "from": decision.current_replicas, "reason": decision.reason},
-            lambda: scale(name, target, document=document, base_dir=source.path.parent),
-            confirm=f"Scale workload/{name} from {decision.current_replicas} to {target} replicas?",
+            {"replicas": target, "from": decision.current_replicas, "reason": decision.reason, "service": service is not None},
+            run, confirm=question,
             on_done=lambda _value: self._record_scaling(name, decision.current_replicas, target),
+        )
+
+    def resize(self) -> None:
+        """The vertical recommendation's limits: in place on standalone replicas, by a rolling
+        update of a service."""
+        source, recommendation = self._source(), self.vertical
+        handler = self.console.services.handler("container")
+        if source is None or recommendation is None or handler is None:
+            return
+        name = source.document.name
+        cpu, memory = limits_to_set(recommendation)
+        wanted = ", ".join(f"{what} {text}" for what, value, text in (("cpu", cpu, format_cpu(cpu or 0)), ("memory", memory, format_memory(memory or 0)))
+                           if value is not None)
+        service = self._service_of(name)
+        running = [c.id for c in self.containers if c.workload == name and c.state == "running"]
+
+        def run() -> Any:
+            if service is not None:
+                replaced = self._holding(name).set_limits(name, cpu, memory)
+                return [f"limits set by a {rolling_update_note(name, service[0], replaced)}"]
+            return [handler.actions.update_limits(container, cpu_millis=cpu, memory_bytes=memory) for container in running]
+
+        how = rolling_update_note(name, service[0], service[1]) if service is not None else f"in place on {len(running)} running replicas, no restart"
+        self.console.run_gated(
+            "workload.resize", f"workload/{name}", {"cpu_millis": cpu, "memory_bytes": memory, "service": service is not None},
+            run, confirm=f"Set the limits of workload/{name} to {wanted} ({how})?",
         )
 
     def action_close(self) -> None:
