@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from backends.docker.desired import DesiredStore
 from backends.docker.replicas import find_replicas
 from console.eventlog import EventLog
 from console.gate import ActionGate
+from console.supervisor.autoscaler import WorkloadAutoscaler
 from console.supervisor.engines import Engine
+from console.supervisor.supervised import load_workloads
 from console.supervisor.reconcile import Reconciler
 from console.supervisor.swarm_autoscaling import ServiceFinder, execute_service_resize
 
@@ -91,7 +94,7 @@ def test_the_autoscaler_loop_raises_a_services_replicas_keeping_its_running_task
 
 def vertical_spec(name: str) -> str:
     vertical = {"min_cpu": "200m", "max_cpu": "1000m", "min_memory": "32Mi", "max_memory": "256Mi", "adjustment_step": "100m"}
-    return workload_spec(name, command=["sleep", "600"], replicas=2, limits=("500m", "128Mi"), requests=("100m", "16Mi"), policy={"vertical": vertical})
+    return workload_spec(name, command=["sleep", "600"], replicas=2, limits=("500m", "128Mi"), requests=("300m", "16Mi"), policy={"vertical": vertical})
 
 
 def every_engine(swarm: dict[str, Any]) -> list[str]:
@@ -115,15 +118,18 @@ def test_scale_vertical_on_a_service_is_one_rolling_update_said_by_the_plan(env,
     assert report["vertical"]["cpu"]["recommended"] == 200 and report["vertical"]["memory"]["recommended"] == 64 * MI
     assert len(report["applied"]) == 1 and note in report["applied"][0] and "replaced 2 tasks" in report["applied"][0]
     live = service(swarm["api"], name)["Spec"]
-    assert live["TaskTemplate"]["Resources"]["Limits"] == {"NanoCPUs": 200_000_000, "MemoryBytes": 64 * MI}
+    assert live["TaskTemplate"]["Resources"] == {"Limits": {"NanoCPUs": 200_000_000, "MemoryBytes": 64 * MI},
+                                                 "Reservations": {"NanoCPUs": 200_000_000, "MemoryBytes": 16 * MI}}  # the cpu request came down to its limit
     assert live["Mode"]["Replicated"]["Replicas"] == 2
     # Swarm replaces the tasks one at a time: two new running tasks, none of the old ones.
     after = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 2 and not set(t) & set(before) and t,
                      what="two new tasks after the rolling update", timeout=120)
     assert len(after) == 2
+    # A re-apply of the unchanged spec keeps the limits the vertical change set.
+    assert f"unchanged service/{name}" in ok(rtm_console(env, "apply", "--dry-run", str(specs / f"{name}.yaml"))).stdout
 
 
-def test_the_resize_question_names_the_rolling_update_and_a_no_changes_nothing(swarm, engines, run_id, tmp_path, env) -> None:
+def test_the_resize_question_names_the_rolling_update_and_the_agents_loop_resizes_without_one(swarm, engines, run_id, tmp_path, env) -> None:
     name = f"{run_id}-q1-ask"
     apply_spec(env, tmp_path, name, vertical_spec(name))
     services = ServiceFinder().holding(name, engines)
@@ -135,3 +141,12 @@ def test_the_resize_question_names_the_rolling_update_and_a_no_changes_nothing(s
     assert replaced is None and "not confirmed" in message
     assert questions == [f"Resize workload/{name} (rolling update of service/{name} on {services.cluster.name}: replaces 2 tasks)?"]
     assert service(swarm["api"], name)["Spec"]["TaskTemplate"]["Resources"]["Limits"]["NanoCPUs"] == 500_000_000
+
+    workload = load_workloads(tmp_path / "specs").workloads[name]
+    autoscaler = WorkloadAutoscaler(workload, engines, ActionGate("agent", tmp_path / "data" / "audit.jsonl"), events, tmp_path / "data",
+                                    interval=0)
+    wait_for(lambda: autoscaler.tick(time.time()) or autoscaler.last_vertical, what="a vertical recommendation from the tasks' readings")
+    assert autoscaler.last_error is None and autoscaler.last_vertical.changes
+    assert service(swarm["api"], name)["Spec"]["TaskTemplate"]["Resources"]["Limits"] == {"NanoCPUs": 200_000_000, "MemoryBytes": 64 * MI}
+    (resized,) = [e for e in events.read() if e.kind == "scale"]
+    assert f"limits changed by a rolling update of service/{name} on {services.cluster.name}: replaces 2 tasks" in resized.message
