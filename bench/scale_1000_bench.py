@@ -8,7 +8,12 @@ running `sleep 3600` are started on each, labelled rtm.bench.scale=<run>. The ex
 stopped and removed, and the containers on the test engine removed, at the end, also on a
 failure, Ctrl-C or SIGTERM.
 
-Once every container runs, measured in turn (never two at once):
+First, in this process and without engines, the cost per container of one exporter scrape
+and of the Containers pane taking one engine's poll (4 backends of made-up containers, 250 to
+2,000 in all): a figure that stays flat per container shows that nothing grows faster than the
+number of containers.
+
+Then, once every container runs, measured in turn (never two at once):
 1. `rtm-console exporter` (headless; its configuration lists the 4 engines, libvirt and AWS
    off): after the first poll of every engine and `--warmup-seconds`, idle CPU of its process
    tree over `--idle-seconds` at the default 2 s refresh, RSS at the end, then `--scrapes`
@@ -28,7 +33,8 @@ work) is reported beside each idle window.
 Usage (from the repository root, as root, services up; the full run takes 10-15 minutes and
 about 2 GiB of memory for the containers' shims):
     .venv/bin/python bench/scale_1000_bench.py [--per-engine 250] [--extra-engines 3]
-        [--idle-seconds 30] [--warmup-seconds 10] [--scrapes 200] [--skip-glances] [--skip-console]
+        [--idle-seconds 30] [--warmup-seconds 10] [--scrapes 200] [--cli-rounds 3] [--skip-glances]
+        [--skip-console] [--skip-synthetic] [--synthetic-only]
 
 Reported, not judged: the exit status is 1 only when something could not be measured.
 """
@@ -228,6 +234,87 @@ def docker_cli(hosts: list[tuple[str, str]], verb: list[str], rounds: int) -> di
             "engines_cpu": (processes_cpu_seconds(engine_list) - engines_before) / rounds, "lines": lines}
 
 
+# --------------------------------------------------------------------- cost per container
+
+
+_FLEETS: dict[tuple[int, int], list[tuple]] = {}
+
+
+def fleet_state(engines: int, per_engine: int, version: int, fresh: int = -1) -> object:
+    """A poll state of `engines` container backends with `per_engine` containers each (console
+    benchmark's made-up fleet); the records of backend `fresh` are new equal objects, as an
+    engine's poll of unchanged containers gives."""
+    import dataclasses
+
+    from console_bench import Fleet
+    from tui.fixtures.recorded import FROZEN_NOW
+
+    from backends.base import Availability
+    from backends.records import FrozenDict, KindSnapshot
+    from console.poller import BackendState, PollState
+
+    key = (engines, per_engine)
+    if key not in _FLEETS:
+        items = Fleet(engines * per_engine, 0.2).items
+        _FLEETS[key] = [tuple(dataclasses.replace(c, engine=f"docker@e{engine}") for c in items[engine * per_engine:(engine + 1) * per_engine])
+                        for engine in range(engines)]
+    backends = {}
+    for engine, records in enumerate(_FLEETS[key]):
+        name = f"docker@e{engine}"
+        mine = tuple(dataclasses.replace(c) for c in records) if engine == fresh else records
+        backends[name] = BackendState(name=name, kind="containers", availability=Availability("docker", f"unix:///e{engine}", "connected"),
+                                      snapshot=KindSnapshot("containers", name, mine, FROZEN_NOW, 0.0), polled_at=FROZEN_NOW,
+                                      polls=version)
+    return PollState(FrozenDict(backends), version)
+
+
+def costs_per_container(engines: int, totals: tuple[int, ...]) -> list[tuple[int, float, float]]:
+    """(containers, CPU ms of one scrape, CPU ms of the Containers pane taking one engine's
+    poll) at each total, in this process: flat per container means no term grows faster."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from tui.fixtures.recorded import RecordedSource, frozen_clock
+
+    from console.cordons import CordonStore
+    from console.exporter.collector import RtmCollector
+    from console.gate import ActionGate
+    from console.tui.app import RtmConsole
+    from console.tui.console_services import ConsoleOptions, ConsoleServices
+
+    async def pane_cost(total: int, data: Path) -> float:
+        source = RecordedSource([fleet_state(engines, total // engines, 1)])
+        services = ConsoleServices(source=source, gate=ActionGate("interactive", data / "audit.jsonl"), specs_dir=data / "specs",
+                                   data_dir=data, cordons=CordonStore(data), clock=frozen_clock, poll_clock=frozen_clock)
+        app = RtmConsole(services, ConsoleOptions(freeze_startup_objects=True))
+        spent = []
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.press("2")
+            await pilot.pause()
+            for version in range(2, 12):
+                state = fleet_state(engines, total // engines, version, fresh=version % engines)
+                began = time.process_time()
+                app.pane("containers").receive(state, visible=True)
+                spent.append(time.process_time() - began)
+                await pilot.pause()
+        return statistics.median(spent)
+
+    rows = []
+    for total in totals:
+        state = fleet_state(engines, total // engines, 1)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(RtmCollector(type("Source", (), {"latest": lambda self, state=state: state})()))
+        scrapes = []
+        for _ in range(5):
+            began = time.process_time()
+            generate_latest(registry)
+            scrapes.append(time.process_time() - began)
+        with tempfile.TemporaryDirectory(prefix="rtm-scale-pane-") as data:
+            pane = asyncio.run(pane_cost(total, Path(data)))
+        rows.append((total, 1000 * min(scrapes), 1000 * pane))
+    return rows
+
+
 # -------------------------------------------------------------------------------------- main
 
 
@@ -264,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cli-rounds", type=int, default=3)
     parser.add_argument("--skip-glances", action="store_true")
     parser.add_argument("--skip-console", action="store_true")
+    parser.add_argument("--skip-synthetic", action="store_true", help="leave out the cost per container in this process")
+    parser.add_argument("--synthetic-only", action="store_true", help="only the cost per container (no engine is started)")
     args = parser.parse_args(argv)
     if not os.environ.get("DOCKER_HOST"):
         print("DOCKER_HOST is not set: start the services (make services-up) and source .services/env")
@@ -274,6 +363,15 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM and SIGHUP unwind like Ctrl-C, so the engines and containers are always removed.
     for number in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, signal.default_int_handler)
+
+    if not args.skip_synthetic:
+        print(f"\ncost per container, in this process ({args.extra_engines + 1} backends of made-up containers):")
+        print("| containers | scrape CPU ms | per container µs | Containers pane, one engine's poll, CPU ms | per container µs |")
+        print("|---:|---:|---:|---:|---:|")
+        for total, scrape, pane in costs_per_container(args.extra_engines + 1, (250, 500, 1000, 2000)):
+            print(f"| {total} | {scrape:.1f} | {scrape * 1000 / total:.0f} | {pane:.1f} | {pane * 1000 / total:.1f} |", flush=True)
+        if args.synthetic_only:
+            return 0
 
     subprocess.run([sys.executable, "-m", "compileall", "-q", "console", "backends", "rtm", "themes"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
