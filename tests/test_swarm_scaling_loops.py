@@ -150,3 +150,20 @@ def test_the_resize_question_names_the_rolling_update_and_the_agents_loop_resize
     assert service(swarm["api"], name)["Spec"]["TaskTemplate"]["Resources"]["Limits"] == {"NanoCPUs": 200_000_000, "MemoryBytes": 64 * MI}
     (resized,) = [e for e in events.read() if e.kind == "scale"]
     assert f"limits changed by a rolling update of service/{name} on {services.cluster.name}: replaces 2 tasks" in resized.message
+
+
+def test_scale_apply_sets_the_services_replica_count_keeping_its_task(env, swarm, run_id, tmp_path) -> None:
+    name = f"{run_id}-q1-apply"
+    # The task's shell holds an 8 MiB string against a 4Mi request (Swarm's least): far above a 50 % target.
+    hold = "x=aaaaaaaa; while [ ${#x} -lt 8000000 ]; do x=$x$x; done; sleep 600; echo $x"  # not the last command: sh stays
+    spec = workload_spec(name, command=["sh", "-c", hold], replicas=1, limits=("100m", "64Mi"), requests=("10m", "4Mi"),
+                         policy={"horizontal": {"min_replicas": 1, "max_replicas": 2, "target_memory_utilization": 50}})
+    specs = apply_spec(env, tmp_path, name, spec)
+    first = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 1 and t, what="the first task running")
+    done = ok(rtm_console(env, *every_engine(swarm), "scale", "--workload", name, "--specs", str(specs), "--apply", "--json"))
+    report = json.loads(done.stdout)
+    assert (report["direction"], report["current_replicas"], report["target_replicas"]) == ("scale_up", 1, 2), report
+    assert report["applied"] == [f"1 -> 2 replicas of service/{name} on docker@n1-docker (running tasks kept)"]
+    assert service(swarm["api"], name)["Spec"]["Mode"]["Replicated"]["Replicas"] == 2
+    after = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 2 and t, what="two running tasks")
+    assert set(first) <= set(after)
