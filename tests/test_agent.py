@@ -78,7 +78,7 @@ def test_agent_serves_its_state_refuses_a_second_agent_and_stops_cleanly(tmp_pat
     try:
         state = wait_for(lambda: (s := _state(port)) and s["workloads"] and s["workloads"][0]["replicas"] and s, what="the agent's state")
         assert state["workloads"][0]["workload"] == agent_workload
-        assert set(state["loops"]) == {"rtm-failover", "rtm-engines", "rtm-autoscaler", "rtm-reconcile", "rtm-specs"}
+        assert set(state["loops"]) == {"rtm-failover", "rtm-engines", "rtm-autoscaler", "rtm-reconcile", "rtm-specs", "rtm-swarm"}
         assert state["agent"]["pid"] == agent.pid
         wait_for(lambda: any(e["kind"] == "probe_passed" for e in _state(port)["events"]), what="a probe event in the state")
         holder = lock_holder(agent_lock_path(tmp_path / "data"))

@@ -9,7 +9,11 @@ Four loops, each a named daemon thread that stops when asked:
 - "rtm-autoscaler": each autoscaled workload's evaluation when due;
 - "rtm-reconcile": every applied workload (the data folder's desired state, with or without
   policies) kept at its desired count, every detection interval (reconcile.py);
-- "rtm-specs": reloads the specs when a file is added, removed or changed.
+- "rtm-specs": reloads the specs when a file is added, removed or changed;
+- "rtm-swarm": every second, a look at each Swarm cluster: what Swarm did becomes events, and
+  the upstream members of balanced service workloads are their running tasks (swarm_watch.py).
+  The failover loop leaves a workload that is a Swarm service to Swarm: no restart, replacement
+  or rescheduling of its tasks.
 
 A loop with nothing to look after sleeps long (a reload that brings work wakes it): an idle
 console or agent should not wake up several times a second for nothing.
@@ -37,6 +41,7 @@ from console.supervisor.engines import Engine, replica_service
 from console.supervisor.workload_supervisor import WorkloadSupervisor
 from console.supervisor.membership import UpstreamWriter
 from console.supervisor.reconcile import Reconciler
+from console.supervisor.swarm_watch import SwarmWatch
 from console.supervisor.supervised import SpecLoad, Workload, load_workloads, specs_fingerprint
 from rtm.kinds.failover import Detection
 from rtm.recovery import Detector
@@ -48,6 +53,7 @@ ENGINE_PING_POLL = 0.2  # how often finished engine pings are collected
 ENGINE_IDLE_WAIT = 1.0
 IDLE_LOOP_WAIT = 10.0  # the failover and autoscaler loops with no workload to look after
 SPEC_CHECK_SECONDS = 2.0
+FIRST_SWARM_LOOK_WAIT = 5.0  # the failover loop's first tick waits this long to know which workloads are services
 
 
 def engine_detection(workloads: Sequence[Workload]) -> Detection:
@@ -157,6 +163,7 @@ class Supervisor:
         self.reconcile_interval = reconcile_interval
         self.reconciler = Reconciler(DesiredStore(self.data_dir), self.live_engines, gate, events, self.monitor.lost, self._rescheduled)
         self.specs = SpecLoad({}, (), ())
+        self.swarm = SwarmWatch(self.live_engines, events, self.membership, lambda: self.specs.workloads)
         self.loops: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
         # The loops sleep on this; stop() and a reload wake them (a reload may give idle loops
@@ -209,7 +216,7 @@ class Supervisor:
         self.reload()
         for name, body in (("rtm-failover", self._failover_loop), ("rtm-engines", self._engine_loop),
                            ("rtm-autoscaler", self._autoscaler_loop), ("rtm-reconcile", self._reconcile_loop),
-                           ("rtm-specs", self._specs_loop)):
+                           ("rtm-specs", self._specs_loop), ("rtm-swarm", self.swarm.tick)):
             thread = threading.Thread(target=self._run, args=(name, body), name=name, daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -237,6 +244,9 @@ class Supervisor:
         with self._lock:
             supervisors = list(self.supervisors.values())
         if supervisors:
+            self.swarm.first_look.wait(FIRST_SWARM_LOOK_WAIT)
+            services = self.swarm.services  # Swarm restarts and reschedules their tasks itself
+            supervisors = [s for s in supervisors if s.workload.name not in services]
             fleet = replica_service(self.live_engines()).survey()
             lost = self.monitor.lost()
             fleet = Fleet(fleet.replicas, {**fleet.unreachable, **{name: "lost" for name in lost}})
@@ -315,6 +325,7 @@ class Supervisor:
             "workloads": [s.state() for s in supervisors],
             "autoscaling": [a.state() for a in autoscalers],
             "reconcile": self.reconciler.state(),
+            "swarm": self.swarm.state(),
             "upstream": {"path": str(self.membership.path) if self.membership.path else None, "error": self.membership.last_error},
             "events": [event.to_record() for event in self.events.read(limit=recent_events)],
         }

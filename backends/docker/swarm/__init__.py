@@ -5,5 +5,7 @@ Modules, one job each:
 - spec.py     PURE: a ContainerRuntime workload -> a ServiceSpec, with warnings for what it cannot carry
 - services.py one service per workload: plan with a field diff, create/update, scale with the
               version index (tasks kept), delete, tasks
+- task_changes.py PURE: what Swarm did between two looks (failed, restarted, rescheduled tasks; nodes down/up)
+- task_addresses.py PURE: where a load balancer on this host reaches a service's running tasks
 - target.py   whether a workload goes to a cluster, and the container handler's calls for it
 """

@@ -1,0 +1,119 @@
+"""Swarm's own failover, reported: for a workload that is a Swarm service, Swarm restarts and
+reschedules the tasks; the loops never do (the failover loop leaves such workloads alone).
+
+Every `interval` seconds each cluster among the engines (a manager engine, found again every
+`ROLE_CHECK_SECONDS`) is looked at with three calls (services, tasks, nodes), and what Swarm did
+since the previous look becomes events, once each (backends/docker/swarm/task_changes.py):
+`swarm_task_failed`, `swarm_task_pending`, `swarm_task_restarted`, `swarm_task_rescheduled`,
+`swarm_task_replaced`, `swarm_node_down`, `swarm_node_up`, `swarm_service_converged`.
+
+For a service workload whose specs have a FailoverStrategy, its members in the nginx upstream
+are its running tasks at addresses this host reaches (backends/docker/swarm/task_addresses.py),
+written by the one upstream writer (membership.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from backends.base import BackendUnavailable, one_line
+from backends.docker.errors import DockerRequestError
+from backends.docker.swarm.cluster import SwarmCluster, find_clusters
+from backends.docker.swarm.spec import LABEL_WORKLOAD
+from backends.docker.swarm.task_addresses import reachable_members
+from backends.docker.swarm.task_changes import ClusterView, SwarmChange, TaskWatch, view_from_api
+from console.eventlog import EventLog
+from console.supervisor.engines import Engine
+from console.supervisor.membership import UpstreamWriter
+from console.supervisor.supervised import Workload
+
+log = logging.getLogger("rtm.supervisor.swarm")
+SURVEY_SECONDS = 1.0
+ROLE_CHECK_SECONDS = 30.0  # how often the engines are asked again whether one became a manager
+
+
+class SwarmWatch:
+    def __init__(self, engines: Callable[[], Sequence[Engine]], events: EventLog, membership: UpstreamWriter,
+                 workloads: Callable[[], Mapping[str, Workload]], interval: float = SURVEY_SECONDS) -> None:
+        self._engines = engines
+        self.events = events
+        self.membership = membership
+        self._workloads = workloads
+        self.interval = interval
+        self.first_look = threading.Event()  # set once the first look ended (found something or not)
+        self.looks = 0
+        self.calls = 0  # engine calls made, for tests counting the cost
+        self.last_error: str | None = None
+        self._clusters: list[SwarmCluster] = []
+        self._roles_checked: float | None = None
+        self._watches: dict[str, TaskWatch] = {}
+        self._services: dict[str, frozenset[str]] = {}  # cluster -> its rtm-console services at its last good look
+        self._problems: dict[str, str] = {}  # workload -> why it has no reachable member, said once
+
+    @property
+    def services(self) -> frozenset[str]:
+        """The workloads that are Swarm services (as last seen; kept while a manager does not answer)."""
+        return frozenset().union(*self._services.values())
+
+    def tick(self, now: float) -> float:
+        """One look at every cluster; returns the seconds until the next one."""
+        try:
+            if self._roles_checked is None or now - self._roles_checked >= ROLE_CHECK_SECONDS:
+                self._clusters = find_clusters([engine.backend for engine in self._engines()])[0]
+                self._roles_checked = now
+            for cluster in self._clusters:
+                self._look_at(cluster)
+            self.looks += 1
+        finally:
+            self.first_look.set()
+        return self.interval if self._clusters else ROLE_CHECK_SECONDS
+
+    def _look_at(self, cluster: SwarmCluster) -> None:
+        try:
+            view = self._view(cluster)
+        except (BackendUnavailable, DockerRequestError) as error:
+            message = f"{cluster.name}: {one_line(str(error), 200)}"
+            if message != self.last_error:
+                log.warning("Swarm cluster not looked at: %s", message)
+            self.last_error = message
+            return  # nothing is known: no event, the members stay as they were
+        self.last_error = None
+        self._services[cluster.name] = frozenset(view.services)
+        for change in self._watches.setdefault(cluster.name, TaskWatch(cluster.name)).update(view):
+            self._record(change)
+        self._publish(view)
+
+    def _view(self, cluster: SwarmCluster) -> ClusterView:
+        def call(fn: Callable[[Any], Any]) -> Any:
+            self.calls += 1
+            return cluster.call(fn)
+
+        services = {s["ID"]: s for s in call(lambda api: api.services(filters={"label": LABEL_WORKLOAD}))}
+        tasks = call(lambda api: api.tasks()) if services else []
+        return view_from_api(services, tasks, call(lambda api: api.nodes()))
+
+    def _record(self, change: SwarmChange) -> None:
+        self.events.record(change.kind, change.message, workload=change.service, target=change.target, details=change.details)
+        log.info("%s %s: %s", change.kind, change.target, change.message)
+
+    def _publish(self, view: ClusterView) -> None:
+        """The upstream members of the balanced workloads that are this cluster's services."""
+        for name, workload in self._workloads().items():
+            if name not in view.services or not workload.has_failover_spec:
+                continue
+            members, problem = reachable_members(view, name, workload.serving_port) if workload.serving_port else ([], None)
+            if problem is not None and self._problems.get(name) != problem:
+                self.events.record("swarm_unreachable", problem, workload=name, target=f"upstream/{name}")
+                log.warning("upstream of %s: %s", name, problem)
+            if problem is None:
+                self._problems.pop(name, None)
+            else:
+                self._problems[name] = problem
+            self.membership.update(name, workload.failover.load_balancing.algorithm, members)
+
+    def state(self) -> dict[str, Any]:
+        return {"clusters": [c.name for c in self._clusters], "services": sorted(self.services), "looks": self.looks,
+                "last_error": self.last_error}
