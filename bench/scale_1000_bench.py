@@ -119,12 +119,14 @@ def containers(hosts: list[tuple[str, str]], per_engine: int, run: str) -> Itera
             list(pool.map(lambda container: container.remove(force=True), mine))
 
     try:
-        began = time.monotonic()
+        began, used_before = time.monotonic(), psutil.virtual_memory().used
         jobs = [(engine, index) for index in range(per_engine) for engine in clients]  # the engines in step
         with ThreadPoolExecutor(max_workers=2 * len(clients)) as pool:
             list(pool.map(start, jobs))
         running = sum(len(client.containers.list(filters={"label": f"{LABEL}={run}"})) for client in clients.values())
-        print(f"{running} containers running after {time.monotonic() - began:.0f} s", flush=True)
+        grown = (psutil.virtual_memory().used - used_before) / 2**30
+        print(f"{running} containers running after {time.monotonic() - began:.0f} s; the machine's memory in use grew "
+              f"by {grown:.2f} GiB", flush=True)
         yield running
     finally:
         with ThreadPoolExecutor(max_workers=len(clients)) as pool:
@@ -328,6 +330,9 @@ def report(results: dict[str, dict[str, float]], cli: dict[str, dict[str, float]
                   f"{result['series']}" if "p99_ms" in result else " |  |  | ")
         print(f"| {name} | {result['idle_cpu'] * 100:.2f} | {result['engines_cpu'] * 100:.2f} | "
               f"{result['rss'] / RSS_MIB:.0f} | {scrape} |")
+    for name, result in results.items():
+        if "first_content" in result:
+            print(f"{name}: first content {result['first_content']:.2f} s after launch")
     print("\n| docker CLI, engine after engine | wall s per round | CLI CPU s | engines' CPU s | lines | "
           "CPU % of a core at a 2 s refresh |")
     print("|---|---:|---:|---:|---:|---:|")
