@@ -8,6 +8,7 @@ them itself only when no agent holds the lock. Never imports textual.
 - probe_runner.py one probe against one replica (command, HTTP, TCP), bounded by its timeout
 - workload_supervisor.py per workload: probes, detection, restarts, replacement, rescheduling
 - membership.py   ready replicas -> nginx upstream file (+ reload)
+- swarm_watch.py  what Swarm does for workloads that are services, as events; their upstream members
 - gated_actions.py the changes the loops make, declared with the action gate
 - reconcile.py    every applied workload kept at its desired count (missing replaced, surplus removed)
 - autoscaler.py   horizontal and vertical scaling from live usage
