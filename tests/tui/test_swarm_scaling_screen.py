@@ -102,9 +102,14 @@ async def test_the_scaling_screen_scales_a_service_keeping_its_tasks_and_resizes
             assert handler.replicas.survey(name).of(name) == []  # no loose container
 
             await pilot.press("escape")
-            assert await wait_for(pilot, lambda: any(c.workload == name and c.state == "running" and c.cpu_ratio is not None
-                                                     for c in app.live_records("containers")), timeout=60)
+
+            def engine_rows() -> int:  # running tasks of the workload whose containers an engine lists (with statistics)
+                return len({c.id for c in app.live_records("containers")
+                            if c.workload == name and c.state == "running" and "/" not in c.engine and c.cpu_ratio is not None})
+
+            assert await wait_for(pilot, lambda: engine_rows() == 3, timeout=60)
             screen = await scaling_screen_of(pilot, name)
+            assert screen.query_one("#replicas").value == "3"  # one row per task, not one per engine that reports it
             assert await wait_for(pilot, lambda: not screen.query_one("#resize").disabled)
             before = running_task_ids(api, name)
             question = await confirm(pilot, "#resize")

@@ -30,6 +30,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from backends.docker.errors import DockerRequestError
 from backends.docker.swarm.observer import latest as swarm_status
+from backends.docker.swarm.tasks import merge_task_rows
 from backends.records import ContainerInfo
 from console.supervisor.autoscaler import history_path, limits_to_set, load_history, update_history
 from console.supervisor.swarm_autoscaling import rolling_update_note
@@ -71,7 +72,8 @@ class ScalingScreen(Screen[None]):
         self.workloads: list[SpecSource] = [
             source for source in catalog.workloads if source.document.get("AutoScalingPolicy") is not None
         ]
-        self.containers = containers
+        # A Swarm task is one row: a manager's row of a task gives way to the engine row of its container.
+        self.containers = merge_task_rows(containers, ())
         self.decision: Decision | None = None
         self.vertical: VerticalRecommendation | None = None
 
