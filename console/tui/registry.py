@@ -28,4 +28,4 @@ PANE_ALIASES = {
 }
 ALIAS_TO_PANE = {alias: pane for pane, aliases in PANE_ALIASES.items() for alias in aliases}
 # The wall screen's rotation: the Alerts pane is its main use.
-KIOSK_CYCLE = ("alerts", "nodes", "containers", "vms", "functions", "events")
+KIOSK_CYCLE = ("alerts", *(kind.name for kind in KINDS), "events")
