@@ -5,6 +5,7 @@ nginx upstream of a balanced service at its running tasks' addresses reachable f
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import os
 import re
@@ -26,7 +27,7 @@ from console.supervisor.gated_actions import WRITE_UPSTREAM
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 IMAGE = os.environ.get("RTM_TEST_IMAGE", "rtm-busybox:1.0")
 LOOP_EVENTS = ("restart_scheduled", "restart", "restart_failed", "replica_failed", "give_up", "replace", "reschedule", "reconcile_create")
-SERVER = re.compile(r"^\s*server (\S+);$", re.M)
+SERVER = re.compile(r"^\s*server (\S+);$", re.MULTILINE)
 
 
 @pytest.fixture()
@@ -92,6 +93,18 @@ def hostname_of(swarm: dict[str, Any], node_id: str) -> str:
     return next(n["Description"]["Hostname"] for n in swarm["api"].nodes() if n["ID"] == node_id)
 
 
+EXITS_ON_USR1 = """["sh", "-c", "trap 'exit 3' USR1; while true; do sleep 0.2; done"]"""
+
+
+def exit_3(swarm: dict[str, Any], task: dict[str, Any]) -> str:
+    """Makes the task's container exit with code 3 (USR1, through its node's engine); its node."""
+    node = hostname_of(swarm, task["NodeID"])
+    engine = docker.APIClient(base_url=node_engines(swarm)[node])
+    engine.kill(task["Status"]["ContainerStatus"]["ContainerID"], signal="SIGUSR1")
+    engine.close()
+    return node
+
+
 def event(harness: Harness, kind: str, target: str | None = None) -> Any:
     """The first event of this kind (and target) about the workload, or about a node."""
     found = harness.events.read() if target and target.startswith("node/") else harness.log()
@@ -110,7 +123,7 @@ def servers(harness: Harness) -> list[str]:
 def test_a_task_that_fails_is_restarted_by_swarm_and_reported_once_never_restarted_by_the_loops(swarm, prefix, tmp_path) -> None:
     name = f"{prefix}-exit"
     # USR1 makes the task exit with code 3; the readiness port 9000 is not published.
-    text = spec(name, replicas=1, command="""["sh", "-c", "trap 'exit 3' USR1; while true; do sleep 0.2; done"]""",
+    text = spec(name, replicas=1, command=EXITS_ON_USR1,
                 extra="HealthCheck:\n  readiness: {tcp: {port: 9000}, interval: 2s, timeout: 1s, retries: 1}\n")
     harness = applied(swarm, tmp_path, name, text, every_node=True)  # the loops see the task's container too
     audited = len(harness.audit())  # the apply's
@@ -123,10 +136,7 @@ def test_a_task_that_fails_is_restarted_by_swarm_and_reported_once_never_restart
         assert "server 127.0.0.1:9 down;" in harness.upstream()
 
         converged = len(kinds(harness, "swarm_service_converged"))
-        node = hostname_of(swarm, first["NodeID"])
-        engine = docker.APIClient(base_url=node_engines(swarm)[node])
-        engine.kill(first["Status"]["ContainerStatus"]["ContainerID"], signal="SIGUSR1")
-        engine.close()
+        node = exit_3(swarm, first)
 
         failed = wait_for(lambda: event(harness, "swarm_task_failed", f"task/{name}.1"), what="the failure reported", timeout=60)
         assert failed.message == f"task {name}.1 failed on {node}: task: non-zero exit (3)"
@@ -230,3 +240,30 @@ def test_an_ingress_published_service_is_balanced_over_every_ready_node_at_its_p
         wait_for(every_ready_node, what="every ready node at the published port", timeout=60)
     finally:
         harness.supervisor.stop()
+
+
+def test_an_interactive_console_runs_the_watch_too_for_every_service_without_specs(swarm, prefix, tmp_path) -> None:
+    from console.context import open_context
+    from console.supervisor.embedded import EmbeddedLoops
+
+    name = f"{prefix}-console"
+    env = cli_env(swarm, tmp_path, "ingress")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(spec(name, replicas=1, command=EXITS_ON_USR1))
+    ok(rtm_console(env, "apply", "--yes", str(path)))
+    first = wait_for(lambda: running(swarm, name), what="the task running", timeout=60)[0]
+    ctx = open_context(argparse.Namespace(), "interactive", env={**env, "RTM_SPECS_DIR": str(tmp_path / "specs")})
+    loops = EmbeddedLoops(ctx)
+    try:
+        assert loops.start()  # no agent holds the lock; the specs folder is empty
+        wait_for(lambda: name in loops.supervisor.swarm.services, what="the service seen")
+        node = exit_3(swarm, first)
+
+        def told(kind: str) -> list[Any]:
+            return [e for e in ctx.events.read() if e.kind == kind and e.workload == name]
+
+        wait_for(lambda: told("swarm_task_restarted"), what="Swarm's restart in the console's event log", timeout=60)
+        assert [e.message for e in told("swarm_task_failed")] == [f"task {name}.1 failed on {node}: task: non-zero exit (3)"]
+    finally:
+        loops.stop()
+        ctx.close()

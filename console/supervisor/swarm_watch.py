@@ -24,7 +24,12 @@ from backends.docker.errors import DockerRequestError
 from backends.docker.swarm.cluster import SwarmCluster, find_clusters
 from backends.docker.swarm.spec import LABEL_WORKLOAD
 from backends.docker.swarm.task_addresses import reachable_members
-from backends.docker.swarm.task_changes import ClusterView, SwarmChange, TaskWatch, view_from_api
+from backends.docker.swarm.task_changes import (
+    ClusterView,
+    SwarmChange,
+    TaskWatch,
+    view_from_api,
+)
 from console.eventlog import EventLog
 from console.supervisor.engines import Engine
 from console.supervisor.membership import UpstreamWriter
