@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -26,21 +26,33 @@ from console.tables import Column, duration, human_bytes, percent
 
 
 @dataclass(frozen=True)
-class ExporterFunction:
-    """A function of console/exporter/collector.py, imported when first called (at the first
-    scrape), so reading a descriptor does not load prometheus_client. It takes the kind's
-    records and the host selection of a ResourceMetrics spec (only host families are
-    selectable) and returns metric families."""
+class ModuleFunction:
+    """A function of another module, imported when first called: the exporter's (so reading a
+    descriptor does not load prometheus_client) and the console's row builders (which read
+    these descriptors themselves)."""
 
+    module: str
     name: str
 
     @cached_property
-    def _function(self) -> Callable[..., list[Any]]:
-        function: Callable[..., list[Any]] = getattr(importlib.import_module("console.exporter.collector"), self.name)
+    def _function(self) -> Callable[..., Any]:
+        function: Callable[..., Any] = getattr(importlib.import_module(self.module), self.name)
         return function
 
-    def __call__(self, records: Sequence[Any], selection: frozenset[str] | None = None) -> list[Any]:
-        return self._function(records, selection)
+    def __call__(self, *args: Any) -> Any:
+        return self._function(*args)
+
+
+def exporter(name: str) -> ModuleFunction:
+    """A metric family builder of console/exporter/collector.py: (records, host selection of a
+    ResourceMetrics spec; only host families are selectable) -> metric families."""
+    return ModuleFunction("console.exporter.collector", name)
+
+
+def pane_rows(name: str) -> ModuleFunction:
+    """A row builder of console/tui/views.py: (record, backend name, now) -> the pane's row,
+    its cells in the order of the kind's `columns`."""
+    return ModuleFunction("console.tui.views", name)
 
 
 @dataclass(frozen=True)
@@ -51,9 +63,11 @@ class ResourceKind:
     key: str  # the number key that shows the pane
     record: type  # what its backends report
     aliases: tuple[str, ...]  # what `:` and the CLI's KIND/ and `get` take (k9s-style short forms included)
-    columns: tuple[Column, ...]  # the console's table, in cell order of console/tui/views.py's row
+    columns: tuple[Column, ...]  # the console's table; an `uptime` column is refreshed as records age
+    row: ModuleFunction  # a record -> its row in the pane (console/tui/views.py)
+    row_key: Callable[[Any, str], str]  # (record, backend name) -> the row's identity across polls
     cli_columns: tuple[Column, ...]  # `rtm-console get`'s table (each with its cell)
-    metric_families: ExporterFunction
+    metric_families: ModuleFunction
     verbs: tuple[str, ...]  # what the console offers on a row (console/tui/offered_actions.py VERBS)
     backend_types: tuple[str, ...] = ()  # the `backend` of its backends' availability reports
     spec_kind: str | None = None  # the runtime kind of a spec that creates it
@@ -80,7 +94,9 @@ NODES = ResourceKind(
         Column.cli("load1", lambda n: f"{n.load1:.2f}"), Column.cli("runtimes", lambda n: ",".join(sorted(n.runtimes)) or "-"),
         Column.cli("cordoned", lambda n: "yes" if n.cordoned else "no"),
     ),
-    metric_families=ExporterFunction("host_families"),
+    row=pane_rows("node_row"),
+    row_key=lambda node, backend: f"{backend}/{node.id}",
+    metric_families=exporter("host_families"),
     verbs=("cordon", "uncordon"),
     backend_types=("host",),
 )
@@ -101,7 +117,9 @@ CONTAINERS = ResourceKind(
         Column.cli("memory", lambda c: f"{human_bytes(c.memory_working_set_bytes)}/{human_bytes(c.memory_limit_bytes) or '-'}"),
         Column.cli("restarts", lambda c: c.restarts),
     ),
-    metric_families=ExporterFunction("container_families"),
+    row=pane_rows("container_row"),
+    row_key=lambda container, backend: f"{container.engine or backend}/{container.id}",
+    metric_families=exporter("container_families"),
     verbs=("start", "stop", "restart", "delete", "exec"),
     backend_types=("docker",), spec_kind="ContainerRuntime", node_runtime="docker",
 )
@@ -118,7 +136,9 @@ VMS = ResourceKind(
         Column.cli("memory", lambda v: f"{human_bytes(v.memory_current_bytes)}/{human_bytes(v.memory_max_bytes)}"),
         Column.cli("cpu", lambda v: percent(v.cpu_ratio)), Column.cli("uptime", lambda v: _since(v.started_at)),
     ),
-    metric_families=ExporterFunction("vm_families"),
+    row=pane_rows("vm_row"),
+    row_key=lambda vm, backend: f"{vm.host or backend}/{vm.uuid or vm.name}",
+    metric_families=exporter("vm_families"),
     verbs=("start", "stop", "restart", "delete"),
     backend_types=("libvirt",), spec_kind="VirtualMachineRuntime", node_runtime="libvirt",
 )
@@ -136,18 +156,29 @@ FUNCTIONS = ResourceKind(
         Column.cli("triggers", lambda f: "; ".join(f.triggers) or None), Column.cli("invocations", lambda f: f.invocations),
         Column.cli("errors", lambda f: f.errors),
     ),
-    metric_families=ExporterFunction("function_families"),
+    row=pane_rows("function_row"),
+    row_key=lambda function, backend: f"{backend}/{function.region or function.target}/{function.name}",
+    metric_families=exporter("function_families"),
     verbs=("delete", "invoke"),
     backend_types=("lambda", "local-functions"), spec_kind="ServerlessRuntime",
 )
 
 KINDS: tuple[ResourceKind, ...] = (NODES, CONTAINERS, VMS, FUNCTIONS)
 _BY_WORD = {word: kind for kind in KINDS for word in (kind.name, kind.resource, *kind.aliases)}
+_BY_RECORD = {kind.record: kind for kind in KINDS}
 
 
 def kind_named(word: str) -> ResourceKind | None:
     """The kind a word names: its plural, its singular or an alias, in any case."""
     return _BY_WORD.get(word.lower())
+
+
+def kind_of_record(record: Any) -> ResourceKind:
+    """The kind of a record a backend reported (raises TypeError for anything else)."""
+    kind = _BY_RECORD.get(type(record))
+    if kind is None:
+        raise TypeError(f"not a record: {type(record).__name__}")
+    return kind
 
 
 def kind_of_backend_type(backend_type: str) -> ResourceKind | None:

@@ -163,6 +163,7 @@ def test_every_descriptor_is_what_the_cli_the_prompt_the_panes_and_the_exporter_
         assert COLUMNS[kind.name] == kind.columns and kind.name in PANE_KINDS
         assert all(verb in VERB_BY_NAME for verb in kind.verbs)
         assert callable(kind.metric_families._function)  # names a function of the exporter's collector
+        assert callable(kind.row._function)  # and one of the console's row builders
 
 
 def _short_aliases() -> set[str]:

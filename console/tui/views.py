@@ -19,7 +19,7 @@ from typing import Any
 from backends.records import ContainerInfo, FunctionInfo, NodeInfo, Record, VmInfo
 from console.eventlog import Event
 from console.datadir import iso_utc
-from console.resource_kinds import KINDS
+from console.resource_kinds import KINDS, kind_named, kind_of_record
 from console.tables import Column, duration
 
 PANE_KINDS = tuple(kind.name for kind in KINDS)
@@ -128,16 +128,8 @@ class NodeRates:
 
 
 def row_key(record: Record, backend: str) -> str:
-    """The row's identity across polls."""
-    if isinstance(record, NodeInfo):
-        return f"{backend}/{record.id}"
-    if isinstance(record, ContainerInfo):
-        return f"{record.engine or backend}/{record.id}"
-    if isinstance(record, VmInfo):
-        return f"{record.host or backend}/{record.uuid or record.name}"
-    if isinstance(record, FunctionInfo):
-        return f"{backend}/{record.region or record.target}/{record.name}"
-    raise TypeError(f"not a record: {type(record).__name__}")
+    """The row's identity across polls (its kind's descriptor says how)."""
+    return kind_of_record(record).row_key(record, backend)
 
 
 def record_name(record: Record) -> str:
@@ -148,7 +140,8 @@ def fullest_filesystem(node: NodeInfo) -> float | None:
     return max((fs.used_ratio for fs in node.filesystems), default=None)
 
 
-def node_row(node: NodeInfo, backend: str, rates: NodeRates | None = None) -> Row:
+def node_row(node: NodeInfo, backend: str, now: float | None = None, rates: NodeRates | None = None) -> Row:
+    """`now` is taken as by every row builder; a node's cells do not age between polls."""
     rates = rates or NodeRates()
     memory_ratio = node.memory_bytes_used / node.memory_bytes_total if node.memory_bytes_total else None
     disk_ratio = fullest_filesystem(node)
@@ -246,7 +239,8 @@ def vm_row(vm: VmInfo, backend: str, now: float) -> Row:
     return Row(row_key(vm, backend), vm.name, backend, cells, sort_values)
 
 
-def function_row(function: FunctionInfo, backend: str) -> Row:
+def function_row(function: FunctionInfo, backend: str, now: float | None = None) -> Row:
+    """`now` is taken as by every row builder; a function's cells do not age between polls."""
     target = function.target if function.region is None else f"{function.target} {function.region}"
     average = function.duration.average_seconds if function.duration else None
     triggers = ", ".join(function.triggers) or MISSING
@@ -354,9 +348,13 @@ class RowBuilder:
     """Builds the rows of one pane, reusing the row of every record that did not change."""
 
     def __init__(self, kind: str) -> None:
-        if kind not in PANE_KINDS:
+        described = kind_named(kind)
+        if described is None or kind != described.name:
             raise ValueError(f"no rows for kind {kind!r}")
         self.kind = kind
+        self._row = described.row
+        # The one cell that changes while a record does not: it is redone as the record ages.
+        self._uptime_column = next((i for i, column in enumerate(described.columns) if column.key == "uptime"), None)
         # Two plain dicts rather than (record, row) pairs: fewer objects for the garbage
         # collector to walk on every full collection (it matters at thousands of rows).
         self._records: dict[str, Record] = {}
@@ -377,37 +375,30 @@ class RowBuilder:
             key = row_key(record, backend)
             if isinstance(record, NodeInfo):
                 # Nodes are few and their rates move with every poll: always rebuilt.
-                row = node_row(record, backend, (node_rates or {}).get(key))
+                row = node_row(record, backend, now, (node_rates or {}).get(key))
             elif key in old_rows and (old_records[key] is record or old_records[key] == record):
                 row = self._refresh_time_cells(old_rows[key], record, now)
             else:
-                row = self._make(record, backend, now)
+                row = self._row(record, backend, now)
             records[key] = record
             built[key] = row
             rows.append(row)
         self._records, self._rows = records, built
         return rows
 
-    def _make(self, record: Record, backend: str, now: float) -> Row:
-        if isinstance(record, ContainerInfo):
-            return container_row(record, backend, now)
-        if isinstance(record, VmInfo):
-            return vm_row(record, backend, now)
-        if isinstance(record, FunctionInfo):
-            return function_row(record, backend)
-        raise TypeError(f"not a record: {type(record).__name__}")
-
-    def _refresh_time_cells(self, row: Row, record: Record, now: float) -> Row:
-        """An unchanged record still ages: redo its uptime cell, and the row only if it moved."""
-        if isinstance(record, (ContainerInfo, VmInfo)):
-            uptime_column = 6 if isinstance(record, ContainerInfo) else 5
-            uptime = _uptime(record.started_at, record.state == "running", now)
-            text = human_duration(uptime)
-            if text != row.cells[uptime_column]:
-                cells = row.cells[:uptime_column] + (text,) + row.cells[uptime_column + 1:]
-                sorts = row.sort_values[:uptime_column] + (_num(uptime),) + row.sort_values[uptime_column + 1:]
-                return Row(row.key, row.name, row.backend, cells, sorts)
-        return row
+    def _refresh_time_cells(self, row: Row, record: Any, now: float) -> Row:
+        """An unchanged record still ages: redo its uptime cell (a kind with an `uptime` column
+        has records with `started_at` and `state`), and the row only if it moved."""
+        column = self._uptime_column
+        if column is None:
+            return row
+        uptime = _uptime(record.started_at, record.state == "running", now)
+        text = human_duration(uptime)
+        if text == row.cells[column]:
+            return row
+        cells = row.cells[:column] + (text,) + row.cells[column + 1:]
+        sorts = row.sort_values[:column] + (_num(uptime),) + row.sort_values[column + 1:]
+        return Row(row.key, row.name, row.backend, cells, sorts)
 
 
 def matches_filter(row: Row, query: str) -> bool:
