@@ -45,6 +45,10 @@ class GatedActions:
         kind = kind_named(pane)  # a resource kind's pane: carrier() found the verb in its descriptor
         name, target = row.name, f"{kind.resource if kind else pane}/{row.name}"
         if verb == "exec":
+            if not self._reaches_container(row):
+                return
+            name = row.key.rsplit("/", 1)[-1]  # the container's id: a Swarm task's row is named service.slot
+
             def run(command: str | None) -> None:
                 if command:
                     self.run_gated(spec.action, target, {"command": command, "backend": row.backend},
@@ -195,7 +199,7 @@ class GatedActions:
         """`e` on a container: `docker exec -it` with the configured shell, the console suspended."""
         from console.tui.sessions import docker_exec_argv
 
-        if not self._is_running_now("containers", row):
+        if not self._reaches_container(row) or not self._is_running_now("containers", row):
             return
         backend = self.services.backends.get(row.backend)
         argv, problem = docker_exec_argv(backend, row.key.rsplit("/", 1)[-1], self.options.shell)
@@ -215,6 +219,15 @@ class GatedActions:
         self.attach_session(CONSOLE_ACTION, f"vm/{row.name}", {"backend": row.backend}, argv, problem,
                             f"serial console of vm/{row.name} on {row.backend}: Ctrl+] detaches and returns to rtm-console",
                             escape=b"\x1d")
+
+    def _reaches_container(self, row: Row) -> bool:
+        """A Swarm task on a node whose engine is not configured: say which endpoint to add."""
+        from backends.docker.swarm.tasks import engine_missing
+
+        missing = engine_missing(self._find_record("containers", row))  # type: ignore[attr-defined]
+        if missing:
+            self.notify(missing, severity="warning", timeout=10)  # type: ignore[attr-defined]
+        return not missing
 
     def _is_running_now(self, kind: str, row: Row) -> bool:
         """A session needs a running container or VM: say so instead of handing over the terminal."""

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Input, Static
 from backends.base import Availability, FocusableBackend
 from console.poller import PollState
 from console.tui import offered_actions
-from console.tui.views import COLUMNS, PANE_KINDS, Row, RowBuilder, alerted_names, mark_alerted
+from console.tui.views import COLUMNS, PANE_KINDS, Row, RowBuilder, alerted_names, mark_alerted, row_key
 from console.tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
@@ -65,6 +65,17 @@ def banner_lines(states: Iterable[Any], unavailable: Iterable[Availability], now
         lines.append(line)
     lines += [availability.describe() for availability in unavailable]
     return lines
+
+
+def with_swarm_tasks(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Every engine's containers with the Swarm task rows of the managers' polls: a task whose
+    container a configured engine (a worker's, or the manager's) lists is that engine's row, with
+    its statistics, exec and shell; the others stay task rows (backends/docker/swarm/tasks.py)."""
+    if not any("/" in record.engine for _backend, record in pairs):
+        return pairs  # no task row: nothing to merge (and the Swarm code is not imported)
+    from backends.docker.swarm.tasks import merge_task_pairs
+
+    return merge_task_pairs(pairs, ())
 
 
 class ResourcePane(Vertical):
@@ -201,14 +212,23 @@ class ResourcePane(Vertical):
         if self.console.active_pane == self.kind:
             self.watch_view()
 
-    def rows_from(self, state: PollState, now: float) -> list[Row]:
-        assert self.builder is not None
+    def record_pairs(self, state: PollState) -> list[tuple[str, Any]]:
+        """(backend name, record) of every row the pane shows."""
         pairs = [
             (backend.name, record)
             for backend in state.of_kind(self.kind)  # type: ignore[arg-type]
             if backend.snapshot is not None
             for record in backend.snapshot.items
         ]
+        return with_swarm_tasks(pairs) if self.kind == "containers" else pairs
+
+    def record_of(self, state: PollState, key: str) -> Any:
+        """The record a row shows (a Swarm task's container with its task labels), or None."""
+        return next((record for backend, record in self.record_pairs(state) if row_key(record, backend) == key), None)
+
+    def rows_from(self, state: PollState, now: float) -> list[Row]:
+        assert self.builder is not None
+        pairs = self.record_pairs(state)
         rows = self.builder.build(pairs, now, self.console.node_rates())
         if self.kind in ("containers", "vms"):
             rows = mark_alerted(rows, alerted_names(pairs, self.console.alerts.current()))

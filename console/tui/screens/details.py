@@ -3,12 +3,15 @@
 The record (inspect) is shown at once. When the resource's runtime handler offers them, its
 `describe` (domain XML and stats for VMs, configuration and triggers for functions, Docker's
 inspect for containers) and a container's logs, followed, are fetched in thread workers, so a
-slow backend never freezes the screen.
+slow backend never freezes the screen. A Swarm task's row opens on its slot's history, read from
+the cluster's manager the same way (console/tui/screens/task_history.py).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -22,6 +25,7 @@ from textual.widgets import Label, Static, TabbedContent, TabPane
 from backends.base import BackendUnavailable
 from backends.records import to_jsonable
 from console.diagnostics import log_exception
+from console.tui.screens.task_history import task_history_tab
 from console.tui.widgets.history_strip import HistoryStrip
 from console.tui.widgets.log_view import MAX_LINES, LogView
 
@@ -30,6 +34,16 @@ LOG_TAIL = MAX_LINES  # the last lines asked for when the logs open (and for "si
 
 def as_yaml(data: Any) -> str:
     return yaml.safe_dump(to_jsonable(data), sort_keys=False, allow_unicode=True, width=100)
+
+
+@dataclass(frozen=True)
+class FetchedTab:
+    """A tab whose text a backend gives: fetched in a thread worker once the screen is shown."""
+
+    id: str  # the Static's id; the tab's is "tab-" + id
+    title: str
+    fetch: Callable[[], str]
+    what: str  # for the debug log: "describe web-0"
 
 
 class DetailsScreen(ModalScreen[None]):
@@ -49,47 +63,67 @@ class DetailsScreen(ModalScreen[None]):
         self.record = record
         self.handler = handler
         self.resource_name = name
+        labels = getattr(record, "labels", None) or {}
+        # A Swarm task's row is named service.slot: its container is asked for by id on the engine
+        # that lists it; a task no configured engine lists has its service's logs and no describe.
+        self.task_without_engine = "rtm.swarm.task" in labels and "/" in record.engine
+        if "rtm.swarm.task" in labels:
+            self.resource_name = labels.get("rtm.swarm.service", name) if self.task_without_engine else record.id
         self.follow_logs = follow_logs
         self._stop_streams = threading.Event()
         self._log_stream = threading.Event()  # set: the current log stream is replaced
+        self._fetched: list[FetchedTab] = []
+
+    def fetched_tabs(self) -> list[FetchedTab]:
+        tabs = []
+        task = task_history_tab(self.record, self.app.services.backends)  # type: ignore[attr-defined]
+        if task is not None:
+            tabs.append(FetchedTab("task-history", "Task history", task, f"history of task {self.resource_name}"))
+        if self.handler is not None and callable(getattr(self.handler, "describe", None)) and not self.task_without_engine:
+            tabs.append(FetchedTab("describe", "Describe", lambda: as_yaml(self.handler.describe(self.resource_name)),
+                                   f"describe {self.resource_name}"))
+        return tabs
 
     def compose(self) -> ComposeResult:
+        fetched = self.fetched_tabs()
         with Vertical():
             yield Label(self.title_text, id="details-title")
             if self.history_key is not None:
                 yield HistoryStrip(id="history")
-            with TabbedContent():
+            # A Swarm task opens on its history; anything else on the record.
+            with TabbedContent(initial=f"tab-{fetched[0].id}" if fetched and fetched[0].id == "task-history" else ""):
                 with TabPane("Inspect", id="tab-inspect"):
                     with VerticalScroll():
                         yield Static(as_yaml(self.record), id="inspect", markup=False)
-                if self.handler is not None and callable(getattr(self.handler, "describe", None)):
-                    with TabPane("Describe", id="tab-describe"):
+                for tab in fetched:
+                    with TabPane(tab.title, id=f"tab-{tab.id}"):
                         with VerticalScroll():
-                            yield Static("asking the backend…", id="describe", markup=False)
+                            yield Static("asking the backend…", id=tab.id, markup=False)
                 if self.follow_logs and callable(getattr(self.handler, "logs", None)):
                     with TabPane("Logs", id="tab-logs"):
                         yield LogView(self.app.services.clock, id="log-view", on_since=self.stream_logs)  # type: ignore[attr-defined]
+        self._fetched = fetched
 
     def on_mount(self) -> None:
         if self.history_key is not None:
             self.app.watch_rows("details", frozenset({self.history_key}))  # type: ignore[attr-defined]
             self.update_history()
             self.set_interval(1.0, self.update_history)
-        if self.query("#describe"):
-            self.describe()
+        for tab in self._fetched:
+            self.fetch(tab)
         if self.query(LogView):
             self.stream_logs()
 
     @work(thread=True, group="details")
-    def describe(self) -> None:
+    def fetch(self, tab: FetchedTab) -> None:
         try:
-            text = as_yaml(self.handler.describe(self.resource_name))
+            text = tab.fetch()
         except BackendUnavailable as exc:
             text = str(exc)
         except Exception as exc:  # shown as one line naming the debug log, never a traceback
-            text = log_exception(exc, f"describe {self.resource_name}")
+            text = log_exception(exc, tab.what)
         if not self._stop_streams.is_set():
-            self.app.call_from_thread(self.query_one("#describe", Static).update, text)
+            self.app.call_from_thread(self.query_one(f"#{tab.id}", Static).update, text)
 
     def stream_logs(self, since: float | None = None) -> None:
         """Follow the logs (those since `since`, epoch seconds, when given) in a daemon thread of
@@ -124,7 +158,7 @@ class DetailsScreen(ModalScreen[None]):
         """Lines with the engine's timestamps when the handler's actions can give them (for the
         view's timestamps and "since", asked of the engine), else plain ones."""
         with_stamps = getattr(getattr(self.handler, "actions", None), "logs", None)
-        if callable(with_stamps):
+        if callable(with_stamps) and not self.task_without_engine:
             return with_stamps(self.resource_name, tail=LOG_TAIL, follow=True, timestamps=True, since=since)
         return self.handler.logs(self.resource_name, follow=True, tail=LOG_TAIL)
 

@@ -3,13 +3,15 @@
 `interactive` or `KIOSK read-only` (with `[locked]` when the keyboard cannot quit), PAUSED
 when the display is paused, how many alerts fire (`2 ALERTS`, `no alerts`, silenced ones
 counted apart), then every backend as `name state` (up, DOWN, not installed,
-connecting; "(sandbox)" and "(read-only)" where they apply), and the refresh interval. Words, not only colours, so it reads the same in
-monochrome (NO_COLOR) and high contrast.
+connecting; "(sandbox)" and "(read-only)" where they apply), the Docker Swarm clusters
+(`swarm docker@n1 3 nodes (1 down)`, from what each manager engine's poll saw) and the refresh
+interval. Words, not only colours, so it reads the same in monochrome (NO_COLOR) and high contrast.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -93,10 +95,36 @@ def _header(info: HeaderInfo, compact: bool) -> Text:
             text.append(" (sandbox)", style="italic")
         if availability.read_only:
             text.append(" (read-only)", style="italic")
+    clusters = swarm_clusters(state)
+    if clusters:
+        text.append(" │ ")
+        text.append("  ".join(clusters), style="bold")
     text.append(f" │ every {info.interval:g}s")
     if info.note:
         text.append(f" │ {info.note}")
     return text
+
+
+def swarm_clusters(state: PollState | None) -> list[str]:
+    """The Swarm clusters among the connected Docker engines: one per manager whose last poll saw
+    its swarm (two managers of one swarm show it once); none when no engine is a manager."""
+    engines = [b.name for b in state.of_kind("containers") if b.availability.state == "connected"] if state is not None else []
+    if not engines:
+        return []  # no Docker engine: the Swarm code is not even imported
+    from backends.docker.swarm.observer import latest
+
+    seen: dict[tuple[Any, ...], str] = {}
+    for name in engines:
+        status = latest(name)
+        if status is not None and status.nodes not in seen:
+            seen[status.nodes] = cluster_words(status)
+    return list(seen.values())
+
+
+def cluster_words(status: Any) -> str:
+    """`swarm CLUSTER N nodes`, with how many are not ready: `(1 down)`."""
+    count, down = len(status.nodes), sum(1 for _hostname, _availability, state in status.nodes if state != "ready")
+    return f"swarm {status.cluster} {count} node{'s' if count != 1 else ''}" + (f" ({down} down)" if down else "")
 
 
 class StatusHeader(Static):
