@@ -377,6 +377,9 @@ class RtmConsole(GatedActions, Navigation, App[int]):
     def _find_record(self, kind: str, row: Row) -> Any:
         if self.state is None:
             return None
+        pane = self.panes.get(kind)
+        if isinstance(pane, ResourcePane):  # the record as its row shows it (a Swarm task's, with its task labels)
+            return pane.record_of(self.state, row.key)
         for backend in self.state.of_kind(kind):  # type: ignore[arg-type]
             if backend.snapshot is None:
                 continue
