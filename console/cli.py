@@ -11,8 +11,7 @@ import logging
 import sys
 from typing import Sequence
 
-from console.commands import COMMAND_MODULES, add_global_options
-from console.commands.schedule_cmd import fold_client_keys
+from console.commands import add_global_options, command_modules
 from rtm import __version__
 
 EPILOG = """\
@@ -35,14 +34,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rtm-console {__version__}")
     add_global_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMAND_MODULES:
+    for module in command_modules():
         module.register(subparsers)
     return parser
 
 
+def console_args(argv: list[str]) -> argparse.Namespace | None:
+    """The arguments when they hold only global options (the console, no command), parsed
+    without importing the command modules; None for anything else (a command, --help, a typo),
+    which the full parser reads and reports."""
+    if any(arg in ("-h", "--help") or arg == "--version" for arg in argv):
+        return None
+    parser = argparse.ArgumentParser(prog="rtm-console", add_help=False)
+    add_global_options(parser)
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        return None
+    args.command = None
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(fold_client_keys(list(sys.argv[1:] if argv is None else argv)))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = console_args(arguments)
+    if args is None:
+        from console.commands.schedule_cmd import fold_client_keys
+
+        args = build_parser().parse_args(fold_client_keys(arguments))
     handler = getattr(args, "handler", None)
     try:
         if handler is None:

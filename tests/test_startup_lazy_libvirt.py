@@ -9,86 +9,42 @@ this test process may have imported libvirt already."""
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.libvirt]
+from startup_support import console_env, free_port, run_child
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.libvirt]
 
 # Run in the child: drives the console as `rtm-console` builds it and prints what it saw.
 CHILD = r"""
-import argparse, asyncio, json, sys
-
-from console.commands.interactive import build_console
-from console.context import open_context
-
-env, domain, exporter = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3] == "exporter"
-
-async def until(pilot, condition, timeout=90.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        await pilot.pause(0.1)
-        if condition():
-            return True
-    return False
+domain, exporter = extra[0], extra[1] == "exporter"
 
 def vm_names(app):
     return [row.name for row in app.pane("vms").table.rows_shown]
 
-async def main():
-    args = argparse.Namespace(metrics_listen=env.pop("METRICS_LISTEN")) if exporter else argparse.Namespace()
-    ctx = open_context(args, "interactive", env=env)
-    app, poller, background = build_console(ctx, args)
+async def watch(app, poller, pilot, seen):
     header = lambda: str(app.header.render())
-    seen = {}
-    poller.start()
-    try:
-        async with app.run_test(size=(160, 40)) as pilot:
-            seen["started"] = await until(pilot, lambda: "functions served at" in header() and "docker@local up" in header()
-                                                 and "starting" not in header())
-            seen["before"] = {"header": header(), "libvirt_imported": "libvirt" in sys.modules,
-                              "polled": sorted(poller.latest().backends)}
-            if not exporter:
-                await pilot.press("3")
-                seen["listed"] = await until(pilot, lambda: domain in vm_names(app))
-                seen["after"] = {"header": header(), "libvirt_imported": "libvirt" in sys.modules,
-                                 "polled": sorted(poller.latest().backends), "vms": vm_names(app)}
-            await pilot.press("q")
-    finally:
-        background.stop()
-        poller.stop(timeout=3)
-        ctx.close()
-    print(json.dumps(seen))
+    seen["started"] = await until(pilot, lambda: "functions served at" in header() and "docker@local up" in header()
+                                  and "starting" not in header())
+    seen["before"] = {"header": header(), "libvirt_imported": "libvirt" in sys.modules,
+                      "polled": sorted(poller.latest().backends)}
+    if not exporter:
+        await pilot.press("3")
+        seen["listed"] = await until(pilot, lambda: domain in vm_names(app))
+        seen["after"] = {"header": header(), "libvirt_imported": "libvirt" in sys.modules,
+                         "polled": sorted(poller.latest().backends), "vms": vm_names(app)}
 
-asyncio.run(main())
+drive(argparse.Namespace(metrics_listen=env.pop("METRICS_LISTEN")) if exporter else argparse.Namespace(), watch)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _console(tmp_path: Path, uri: str, domain: str, *, exporter: bool = False) -> dict:
-    env = {"RTM_DATA_DIR": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"), "HOME": str(tmp_path),
-           "RTM_SPECS_DIR": str(tmp_path / "specs"), "DOCKER_HOST": os.environ["DOCKER_HOST"],
-           "LIBVIRT_DEFAULT_URI": uri, "RTM_FUNCTIONS_TARGET": "local",
-           "RTM_FUNCTIONS_GATEWAY_LISTEN": f"127.0.0.1:{_free_port()}"}
+    env = console_env(tmp_path, uri)
     if exporter:
-        env["METRICS_LISTEN"] = f"127.0.0.1:{_free_port()}"
-    child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(env), domain, "exporter" if exporter else "console"],
-                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
-    assert child.returncode == 0, child.stderr[-3000:]
-    seen = json.loads(child.stdout.strip().splitlines()[-1])
+        env["METRICS_LISTEN"] = f"127.0.0.1:{free_port()}"
+    seen = run_child(CHILD, env, domain, "exporter" if exporter else "console")
     assert seen["started"], seen
     return seen
 

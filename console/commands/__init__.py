@@ -7,10 +7,15 @@ failed, 2 a usage error (bad arguments, unreadable path). docs/cli.md lists them
 from __future__ import annotations
 
 import argparse
+import importlib
+from types import ModuleType
 
-from console.commands import agent_cmd, exporter_cmd, resources, scale_cmd, schedule_cmd, spec_commands
+# In the order of `rtm-console --help`; imported only to parse a command (the console needs none).
+COMMAND_MODULE_NAMES = ("spec_commands", "resources", "schedule_cmd", "scale_cmd", "exporter_cmd", "agent_cmd")
 
-COMMAND_MODULES = [spec_commands, resources, schedule_cmd, scale_cmd, exporter_cmd, agent_cmd]
+
+def command_modules() -> list[ModuleType]:
+    return [importlib.import_module(f"{__name__}.{name}") for name in COMMAND_MODULE_NAMES]
 
 
 # Configuration keys whose flags belong to one command (exporter, agent), not to every one.

@@ -17,6 +17,14 @@ them itself only when no agent holds the lock. Never imports textual.
 - live.py         one-off decisions for `rtm-console scale --workload`
 """
 
-from console.supervisor.loops import Supervisor
+from typing import TYPE_CHECKING
 
+from backends.lazy import on_first_use
+
+if TYPE_CHECKING:
+    from console.supervisor.loops import Supervisor
+
+# Imported on first use: the console declares the loops' gated actions (gated_actions.py) at
+# start, and the loops with the Docker backend they drive start after its first frame.
 __all__ = ["Supervisor"]
+__getattr__ = on_first_use(__name__, {"Supervisor": "loops"})

@@ -28,6 +28,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import AwaitMount
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from backends.records import ContainerInfo, NodeInfo
@@ -41,17 +42,15 @@ from console.tui.panes.resource import ResourcePane
 from console.tui.panes.specs import SpecsPane
 from console.tui.planning import find_specs
 from console.tui.registry import KIOSK_CYCLE, PANE_CLASSES, PANES
-from console.tui.screens.details import DetailsScreen
 from console.tui.screens.dialogs import UnsavedScreen
-from console.tui.screens.help import HelpScreen
-from console.tui.screens.placement_preview import PlacementScreen
-from console.tui.screens.scaling import ScalingScreen
 from console.tui.console_services import ConsoleOptions, ConsoleServices
 from console.tui.views import NodeRates, Row, row_key
 from console.tui.widgets.status_header import HeaderInfo, StatusHeader
 from themes import EDITOR_THEMES, STYLESHEET, THEME_NAMES, THEMES
 
 __all__ = ["PANES", "RtmConsole"]
+
+FIRST_PANE = "nodes"  # in sight at start; the other panes are built after the first paint
 
 
 class PollUpdated(Message):
@@ -97,6 +96,7 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         self._posted = False
         self._unsubscribe: Callable[[], None] | None = None
         self._after_save_action: Callable[[], None] | None = None
+        self._building: dict[str, AwaitMount] = {}  # panes built after the first paint
         services.gate.confirm = self.confirm_from_worker
 
     # ------------------------------------------------------------------ layout
@@ -104,18 +104,18 @@ class RtmConsole(GatedActions, Navigation, App[int]):
     def compose(self) -> ComposeResult:
         # Kept by reference: while another screen is on top, queries would not find them.
         self.header = StatusHeader(self._header())
-        self.tabs = TabbedContent(initial="nodes", id="panes")
+        self.tabs = TabbedContent(initial=FIRST_PANE, id="panes")
         self.panes = {pane: PANE_CLASSES[pane](id=f"pane-{pane}") for pane, _, _ in PANES}
         yield self.header
         with self.tabs:
             for pane, title, key in PANES:
                 with TabPane(f"{key} {title}", id=pane):
-                    yield self.panes[pane]
+                    if pane == FIRST_PANE:  # the others are built after the first paint
+                        yield self.panes[pane]
         yield Footer()
 
     def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, self._theme_changed)
-        self._theme_changed(self.current_theme)
         self._unsubscribe = self.services.source.subscribe(self._on_poll)
         latest = self.services.source.latest()
         self._record_history(latest)
@@ -127,8 +127,26 @@ class RtmConsole(GatedActions, Navigation, App[int]):
             self.set_interval(self.options.cycle_interval, self._cycle_pane)
         if self.services.after_first_paint is not None:
             self.call_after_refresh(self.services.after_first_paint)
+        self.call_after_refresh(self._build_hidden_panes)
+
+    async def _build_hidden_panes(self) -> None:
+        """After the first paint: the panes out of sight (about 100 widgets, the spec editor
+        among them) are composed one after another, so keys are read in between; a pane shown
+        before its turn is built first (_build_pane)."""
+        for pane_id, _, _ in PANES:
+            await self._build_pane(pane_id)
         if self.options.freeze_startup_objects:
-            self.call_after_refresh(self._freeze_startup_objects)  # after the first paint
+            self._freeze_startup_objects()
+
+    async def _build_pane(self, pane_id: str) -> None:
+        if pane_id == FIRST_PANE:
+            return
+        if pane_id not in self._building:
+            tab = self.tabs.get_pane(pane_id)
+            if not tab.is_attached:  # the app is closing
+                return
+            self._building[pane_id] = tab.mount(self.panes[pane_id])
+        await self._building[pane_id]
 
     @staticmethod
     def _freeze_startup_objects() -> None:
@@ -167,6 +185,9 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         self.post_message(PollUpdated())
 
     def on_poll_updated(self, message: PollUpdated) -> None:
+        self._apply_pending()
+
+    def _apply_pending(self) -> None:
         with self._pending_lock:
             state, self._posted = self._pending, False
         if state is not None:
@@ -267,8 +288,10 @@ class RtmConsole(GatedActions, Navigation, App[int]):
                 continue
 
     @on(TabbedContent.TabActivated, "#panes")
-    def _pane_activated(self, event: TabbedContent.TabActivated) -> None:
+    async def _pane_activated(self, event: TabbedContent.TabActivated) -> None:
         pane_id = event.pane.id or "nodes"
+        await self._build_pane(pane_id)
+        self._apply_pending()  # polls that came while it was built: the header agrees with the pane
         first_contact = self.services.on_pane_shown
         if first_contact is not None and first_contact(pane_id):
             self.backends_changed()  # its backends are polled from now on: header and cadence
@@ -299,6 +322,8 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         self.action_show_pane(KIOSK_CYCLE[(index + 1) % len(KIOSK_CYCLE)])
 
     def action_help(self) -> None:
+        from console.tui.screens.help import HelpScreen  # screens are imported when first opened
+
         self.push_screen(HelpScreen(self.binding_sections()))
 
     def binding_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -335,10 +360,15 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         names = list(THEME_NAMES)
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
 
-    def _theme_changed(self, theme: Any) -> None:
-        editor_theme = EDITOR_THEMES.get(getattr(theme, "name", ""), "css")
-        if hasattr(self, "panes"):
-            self.panes["specs"].editor.theme = editor_theme
+    @property
+    def editor_theme(self) -> str:
+        """The spec editor's syntax colours for the console's theme."""
+        return EDITOR_THEMES.get(getattr(self.current_theme, "name", ""), "css")
+
+    def _theme_changed(self, _theme: Any) -> None:
+        specs = self.panes.get("specs") if hasattr(self, "panes") else None
+        if specs is not None and specs.query("#spec-editor"):  # else it takes the theme when built
+            specs.editor.theme = self.editor_theme
 
     # ------------------------------------------------------------------ screens
 
@@ -352,10 +382,14 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         return find_specs(folders)
 
     def action_placement(self) -> None:
+        from console.tui.screens.placement_preview import PlacementScreen
+
         nodes = [n for n in self.live_records("nodes") if isinstance(n, NodeInfo)]
         self.push_screen(PlacementScreen(self.spec_catalog(), nodes, tuple(self.services.backends.values())))
 
     def action_scaling(self) -> None:
+        from console.tui.screens.scaling import ScalingScreen
+
         containers = [c for c in self.live_records("containers") if isinstance(c, ContainerInfo)]
         self.push_screen(ScalingScreen(self.spec_catalog(), containers))
 
@@ -364,6 +398,8 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         return self.options.autoscaler_tolerance
 
     def open_details(self, kind: str, row: Row) -> None:
+        from console.tui.screens.details import DetailsScreen
+
         record = self._find_record(kind, row)
         if record is None:
             self.notify(f"{row.name} is no longer reported.", severity="warning")

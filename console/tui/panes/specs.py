@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import OptionList, Static, TextArea
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from console.datadir import atomic_write, backup_path
@@ -29,6 +29,8 @@ from rtm.documents import LoadResult, load_text, spec_files
 from rtm.findings import Finding
 
 if TYPE_CHECKING:
+    from textual.widgets import TextArea
+
     from console.tui.app import RtmConsole
 
 VALIDATE_DELAY = 0.35  # seconds of quiet typing before validating
@@ -110,6 +112,8 @@ class SpecsPane(Vertical):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import TextArea  # with tree-sitter: imported when the pane is built
+
         highlighting = yaml_highlighting()
         with Horizontal(id="spec-body"):
             yield OptionList(id="spec-files")
@@ -121,6 +125,7 @@ class SpecsPane(Vertical):
                     show_line_numbers=True,
                     tab_behavior="indent",
                     read_only=self.console.options.kiosk,
+                    theme=self.console.editor_theme,
                     id="spec-editor",
                 )
                 yield OptionList(id="spec-findings")
@@ -139,6 +144,8 @@ class SpecsPane(Vertical):
 
     @property
     def editor(self) -> TextArea:
+        from textual.widgets import TextArea
+
         return self.query_one("#spec-editor", TextArea)
 
     @property
