@@ -56,12 +56,8 @@ class SwarmWatch:
         self._roles_checked: float | None = None
         self._watches: dict[str, TaskWatch] = {}
         self._services: dict[str, frozenset[str]] = {}  # cluster -> its rtm-console services at its last good look
+        self.services: frozenset[str] = frozenset()  # the workloads that are Swarm services (kept while a manager does not answer)
         self._problems: dict[str, str] = {}  # workload -> why it has no reachable member, said once
-
-    @property
-    def services(self) -> frozenset[str]:
-        """The workloads that are Swarm services (as last seen; kept while a manager does not answer)."""
-        return frozenset().union(*self._services.values())
 
     def tick(self, now: float) -> float:
         """One look at every cluster; returns the seconds until the next one."""
@@ -87,6 +83,7 @@ class SwarmWatch:
             return  # nothing is known: no event, the members stay as they were
         self.last_error = None
         self._services[cluster.name] = frozenset(view.services)
+        self.services = frozenset().union(*self._services.values())  # one reference swapped: read by the failover loop
         for change in self._watches.setdefault(cluster.name, TaskWatch(cluster.name)).update(view):
             self._record(change)
         self._publish(view)
