@@ -13,6 +13,7 @@ import pytest
 from textual.widgets import Static, TabbedContent
 
 from backends.docker.swarm.observer import SwarmStatus
+from backends.docker.swarm.tasks import slot_history
 from console.tui.screens.details import DetailsScreen
 from console.tui.screens.dialogs import OutputScreen, TextPromptScreen
 from console.tui.widgets.status_header import StatusHeader, cluster_words, header_text
@@ -152,6 +153,11 @@ async def test_enter_on_a_failed_task_shows_its_slots_history_with_swarms_error(
         assert [line.split()[0] for line in lines] == ids  # newest first
         await pilot.press("escape")
         assert await wait_for(pilot, lambda: not isinstance(app.screen, DetailsScreen))
+    manager = next(b for b in app.services.backends.values() if b.name == "docker@n1")
+    calls = []
+    real_call = manager.client.call
+    manager.client.call = lambda fn: calls.append(fn) or real_call(fn)  # counts the engine calls, still made for real
+    assert [t.id[:12] for t in slot_history(manager, name, 1)] == ids and len(calls) == 3
 
 
 def wait_until(condition: Any, timeout: float = 90) -> bool:
