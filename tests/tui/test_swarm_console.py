@@ -5,6 +5,7 @@ exec on a task goes through the engine of its node, or says which endpoint to ad
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,7 @@ async def test_enter_on_a_failed_task_shows_its_slots_history_with_swarms_error(
         assert f"{name}.1: 3 tasks Swarm keeps for this slot, newest first" in text
         lines = [line for line in text.splitlines() if "task: non-zero exit (3)" in line]
         assert len(lines) == 3 and all(" shutdown " in line and " failed " in line and " 3 " in line for line in lines)
+        assert all(len(re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", line)) == 2 for line in lines)  # created, state since
         ids = [t["ID"][:12] for t in sorted(api.tasks(filters={"service": name}), key=lambda t: t["CreatedAt"], reverse=True)]
         assert [line.split()[0] for line in lines] == ids  # newest first
         await pilot.press("escape")
