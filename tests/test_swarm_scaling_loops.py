@@ -110,6 +110,8 @@ def test_scale_vertical_on_a_service_is_one_rolling_update_said_by_the_plan(env,
 
     preview = ok(rtm_console(env, *scale)).stdout
     assert f"plan: resize workload/{name}: {note}" in preview and ": replaces 2 tasks" in preview
+    planned = ok(rtm_console(env, *scale, "--apply", "--vertical", "--dry-run")).stdout
+    assert f"plan: resize workload/{name}: {note}" in planned and "done:" not in planned
     refused = rtm_console(env, *scale, "--apply", "--vertical")  # no terminal, no --yes
     assert refused.returncode == 1 and "pass --yes" in refused.stdout
     assert service(swarm["api"], name)["Spec"]["TaskTemplate"]["Resources"]["Limits"] == {"NanoCPUs": 500_000_000, "MemoryBytes": 128 * MI}
@@ -123,7 +125,7 @@ def test_scale_vertical_on_a_service_is_one_rolling_update_said_by_the_plan(env,
     assert live["Mode"]["Replicated"]["Replicas"] == 2
     # Swarm replaces the tasks one at a time: two new running tasks, none of the old ones.
     after = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 2 and not set(t) & set(before) and t,
-                     what="two new tasks after the rolling update", timeout=120)
+                     what="two new tasks after the rolling update", timeout=300)
     assert len(after) == 2
     # A re-apply of the unchanged spec keeps the limits the vertical change set.
     assert f"unchanged service/{name}" in ok(rtm_console(env, "apply", "--dry-run", str(specs / f"{name}.yaml"))).stdout
@@ -160,10 +162,17 @@ def test_scale_apply_sets_the_services_replica_count_keeping_its_task(env, swarm
                          policy={"horizontal": {"min_replicas": 1, "max_replicas": 2, "target_memory_utilization": 50}})
     specs = apply_spec(env, tmp_path, name, spec)
     first = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 1 and t, what="the first task running")
-    done = ok(rtm_console(env, *every_engine(swarm), "scale", "--workload", name, "--specs", str(specs), "--apply", "--json"))
+    scale = [*every_engine(swarm), "scale", "--workload", name, "--specs", str(specs)]
+    step = f"scale service/{name} on docker@n1-docker: 1 -> 2 replicas (running tasks kept)"
+    planned = json.loads(ok(rtm_console(env, *scale, "--apply", "--dry-run", "--json")).stdout)
+    assert (planned["plan"], planned["applied"]) == ([step], [])
+    assert ok(rtm_console(env, *scale, "--replicas", "3", "--dry-run")).stdout.strip() == f"plan: {step.replace('-> 2', '-> 3')}"
+    assert service(swarm["api"], name)["Spec"]["Mode"]["Replicated"]["Replicas"] == 1
+    assert not (Path(env["RTM_DATA_DIR"]) / "autoscaler" / f"{name}.json").exists()  # a dry run writes no history
+    done = ok(rtm_console(env, *scale, "--apply", "--json"))
     report = json.loads(done.stdout)
     assert (report["direction"], report["current_replicas"], report["target_replicas"]) == ("scale_up", 1, 2), report
-    assert report["applied"] == [f"1 -> 2 replicas of service/{name} on docker@n1-docker (running tasks kept)"]
+    assert report["applied"] == [f"1 -> 2 replicas of service/{name} on docker@n1-docker (running tasks kept)"] and report["plan"] == [step]
     assert service(swarm["api"], name)["Spec"]["Mode"]["Replicated"]["Replicas"] == 2
     after = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 2 and t, what="two running tasks")
     assert set(first) <= set(after)

@@ -56,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     live.add_argument("--apply", action="store_true", help="execute the decision")
     live.add_argument("--vertical", action="store_true", help="with --apply: also change cpu and memory limits (in place; a Swarm service: a rolling update that replaces its tasks)")
     live.add_argument("--replicas", type=int, metavar="N", help="set the replica count by hand instead of deciding")
+    live.add_argument("--dry-run", action="store_true", help="print the plan of what --apply or --replicas would change; change nothing, write no history")
     live.add_argument("--yes", action="store_true", help="do not ask before removing replicas or replacing a service's tasks")
     scale.set_defaults(handler=run_scale)
 
@@ -109,8 +110,8 @@ def run_scale(args: argparse.Namespace) -> int:
     if args.current is None:
         print("rtm-console scale: --policy needs --current N", file=sys.stderr)
         return 2
-    if args.apply or args.vertical or args.replicas is not None:
-        print("rtm-console scale: --apply, --vertical and --replicas act on a running workload: use --workload NAME", file=sys.stderr)
+    if args.apply or args.vertical or args.replicas is not None or args.dry_run:
+        print("rtm-console scale: --apply, --vertical, --replicas and --dry-run act on a running workload: use --workload NAME", file=sys.stderr)
         return 2
     try:
         metrics = parse_metrics(args.metric)
@@ -171,11 +172,11 @@ def run_live_scale(args: argparse.Namespace) -> int:
         if args.replicas is not None:  # a Swarm service: its own replica count (console/commands/swarm_scale.py)
             from console.commands.swarm_scale import scale_service
 
-            status = scale_service(ctx, args.workload, args.replicas, args.json)
+            status = scale_service(ctx, args.workload, args.replicas, args.json, dry_run=args.dry_run)
             if status is not None:
                 return status
         report = live_scale(ctx, args.workload, apply=args.apply, vertical=args.vertical, replicas=args.replicas,
-                            now=parse_now(args.now), state_file=args.state)
+                            now=parse_now(args.now), state_file=args.state, dry_run=args.dry_run)
     except LiveScaleError as exc:
         print(f"rtm-console scale: {exc}", file=sys.stderr)
         return exc.exit_code

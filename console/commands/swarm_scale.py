@@ -9,11 +9,13 @@ import sys
 from typing import Any
 
 from backends.base import BackendUnavailable
+from console.supervisor.live import scale_step
 from console.supervisor.swarm_autoscaling import execute_service_scale
 
 
-def scale_service(ctx: Any, workload: str, replicas: int, as_json: bool) -> int | None:
-    """0 or 1 when `workload` is a Swarm service; None when it is not one (the standalone path)."""
+def scale_service(ctx: Any, workload: str, replicas: int, as_json: bool, dry_run: bool = False) -> int | None:
+    """0 or 1 when `workload` is a Swarm service; None when it is not one (the standalone path).
+    `dry_run`: the plan line only."""
     handler = ctx.handlers().get("container")
     target = getattr(handler, "swarm", None)
     try:
@@ -23,6 +25,10 @@ def scale_service(ctx: Any, workload: str, replicas: int, as_json: bool) -> int 
     if services is None:
         return None
     current = int(services.find(workload)["Spec"]["Mode"]["Replicated"]["Replicas"])
+    if dry_run:
+        step = scale_step(workload, current, replicas, services.cluster.name)
+        print(json.dumps({"workload": workload, "service": True, "from": current, "to": replicas, "plan": [step]}) if as_json else f"plan: {step}")
+        return 0
     counts, message = execute_service_scale(workload, services, ctx.gate, ctx.events, current, replicas, "set by hand")
     if counts is None:
         print(f"rtm-console scale: {message}", file=sys.stderr)

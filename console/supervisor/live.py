@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from console.context import AppContext, supervisor_engines
-from console.supervisor.autoscaler import LiveUsage, execute_scale, history_path, measure, resize, update_history
+from console.supervisor.autoscaler import LiveUsage, execute_scale, history_path, load_history, measure, resize, update_history
 from backends.docker.desired import DesiredStore
 from console.supervisor.engines import Engine, replica_service
 from console.supervisor.supervised import load_workloads
@@ -89,8 +89,17 @@ def _measure_twice(workload: Any, engines: list[Engine], service: Any) -> LiveUs
     return measure(workload, engines, service)
 
 
+def scale_step(workload: str, current: int, target: int, cluster: str | None) -> str:
+    """A change of the replica count as a plan line (`cluster`: the workload is a Swarm service there)."""
+    if cluster is not None:
+        return f"scale service/{workload} on {cluster}: {current} -> {target} replicas (running tasks kept)"
+    return f"scale workload/{workload}: {current} -> {target} replicas (placed by the scheduler)"
+
+
 def live_scale(ctx: AppContext, name: str, *, apply: bool = False, vertical: bool = False, replicas: int | None = None,
-               now: float | None = None, state_file: Path | None = None) -> LiveScaleReport:
+               now: float | None = None, state_file: Path | None = None, dry_run: bool = False) -> LiveScaleReport:
+    """`dry_run`: the plan of what --apply (or --replicas) would change, nothing changed and
+    the history not written."""
     specs = load_workloads(ctx.config.specs_dir, ctx.config.autoscaler.tolerance)
     workload = specs.workloads.get(name)
     if workload is None:
@@ -98,19 +107,23 @@ def live_scale(ctx: AppContext, name: str, *, apply: bool = False, vertical: boo
         raise LiveScaleError(f"no container workload named {name!r} in {ctx.config.specs_dir} (workloads there: {known})")
     engines = supervisor_engines(ctx)
     try:
-        return _scale(ctx, workload, engines, apply, vertical, replicas, time.time() if now is None else now, state_file)
+        return _scale(ctx, workload, engines, apply, vertical, replicas, time.time() if now is None else now, state_file, dry_run)
     finally:
         for engine in engines:
             engine.close()
 
 
 def _scale(ctx: AppContext, workload: Any, engines: list[Engine], apply: bool, vertical: bool, replicas: int | None,
-           now: float, state_file: Path | None) -> LiveScaleReport:
+           now: float, state_file: Path | None, dry_run: bool = False) -> LiveScaleReport:
     if replicas is not None:
         current = len(replica_service(engines).survey(workload.name).of(workload.name))
         report = LiveScaleReport(workload.name, current, {})
-        _execute(ctx, workload, engines, report, current, replicas, "set by hand")
+        if dry_run:
+            report.plan.append(scale_step(workload.name, current, replicas, None))
+        else:
+            _execute(ctx, workload, engines, report, current, replicas, "set by hand")
         return report
+    apply, vertical = apply and not dry_run, vertical and not dry_run
     service = ServiceFinder().holding(workload.name, engines)
     usage = _measure_twice(workload, engines, service)
     report = LiveScaleReport(workload.name, usage.current_replicas, usage.metrics)
@@ -122,10 +135,15 @@ def _scale(ctx: AppContext, workload: Any, engines: list[Engine], apply: bool, v
             return history
 
         try:
-            update_history(path, evaluate)
+            if dry_run:
+                evaluate(load_history(path))
+            else:
+                update_history(path, evaluate)
         except HistoryFormatError as exc:
             raise LiveScaleError(f"{path}: {exc}", exit_code=1) from None
         decision = report.decision
+        if decision is not None and decision.direction != "no_scale":
+            report.plan.append(scale_step(workload.name, decision.current_replicas, decision.target_replicas, usage.service.cluster if usage.service else None))
         if apply and decision is not None and decision.direction != "no_scale":
             if _execute(ctx, workload, engines, report, decision.current_replicas, decision.target_replicas, decision.reason, service):
                 update_history(path, lambda h: h.record_event(now, decision.current_replicas, decision.target_replicas))
