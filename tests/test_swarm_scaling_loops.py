@@ -176,3 +176,15 @@ def test_scale_apply_sets_the_services_replica_count_keeping_its_task(env, swarm
     assert service(swarm["api"], name)["Spec"]["Mode"]["Replicated"]["Replicas"] == 2
     after = wait_for(lambda: (t := running_tasks(swarm, name)) and len(t) == 2 and t, what="two running tasks")
     assert set(first) <= set(after)
+
+
+def test_a_dry_run_of_scale_replicas_on_standalone_engines_prints_the_plan_and_creates_nothing(tmp_path, docker_client, run_id) -> None:
+    name = f"{run_id}-q1-dry"
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "dry.yaml").write_text(workload_spec(name, command=["sleep", "600"], replicas=1, limits=("100m", "32Mi"), requests=("10m", "16Mi"),
+                                                  policy={"horizontal": {"min_replicas": 1, "max_replicas": 3, "target_cpu_utilization": 50}}))
+    env = {**os.environ, "RTM_DATA_DIR": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    planned = ok(rtm_console(env, "scale", "--workload", name, "--specs", str(specs), "--replicas", "3", "--dry-run")).stdout
+    assert f"plan: scale workload/{name}: 0 -> 3 replicas (placed by the scheduler)" in planned and "done:" not in planned
+    assert docker_client.containers.list(all=True, filters={"label": f"rtm.workload={name}"}) == []
