@@ -123,6 +123,7 @@ def kinds(harness: Harness, kind: str) -> list[Any]:
 
 
 def servers(harness: Harness) -> list[str]:
+    """The servers of the workload's upstream block (an empty block's `down` server left out)."""
     block = harness.upstream().split(f"workload {harness.workload} ", 1)[-1]
     return sorted(SERVER.findall(block.split("}", 1)[0]))
 
@@ -275,3 +276,32 @@ def test_an_interactive_console_runs_the_watch_too_for_every_service_without_spe
     finally:
         loops.stop()
         ctx.close()
+
+
+def test_a_host_mode_task_is_in_the_upstream_only_while_its_readiness_probe_passes(swarm, prefix, tmp_path) -> None:
+    name = f"{prefix}-ready"
+    text = spec(name, replicas=1, command='["sh", "-c", "mkdir -p /tmp/www && exec httpd -f -p 8080 -h /tmp/www"]', zone="b",
+                extra='  ports: ["8080"]\nHealthCheck:\n  readiness: {http: {path: /ready, port: 8080}, interval: 1s, timeout: 0.5s, retries: 1}\n')
+    harness = applied(swarm, tmp_path, name, text, publish_mode="host")
+    harness.supervisor.start()
+    try:
+        task = wait_for(lambda: running(swarm, name), what="the task running", timeout=60)[0]
+        published = next(p["PublishedPort"] for p in task["Status"]["PortStatus"]["Ports"] if p["TargetPort"] == 8080)
+        member = f"{swarm['api'].inspect_node(task['NodeID'])['Status']['Addr']}:{published}"
+        looks = harness.supervisor.swarm.looks
+        wait_for(lambda: harness.supervisor.swarm.looks >= looks + 3, what="three looks with the task running")
+        assert "server 127.0.0.1:9 down;" in harness.upstream() and not kinds(harness, "ready")  # GET /ready: 404, not ready
+
+        def run_in_task(*command: str) -> None:
+            engine = docker.APIClient(base_url=swarm["manager"])  # zone b: the manager's own task
+            engine.exec_start(engine.exec_create(task["Status"]["ContainerStatus"]["ContainerID"], list(command))["Id"])
+            engine.close()
+
+        run_in_task("touch", "/tmp/www/ready")
+        wait_for(lambda: servers(harness) == [member], what="the task in the upstream once ready", timeout=30)
+        assert [e.target for e in kinds(harness, "ready")] == [f"task/{name}.1"]
+        run_in_task("rm", "/tmp/www/ready")
+        wait_for(lambda: servers(harness) == [], what="the task out of the upstream", timeout=30)
+        assert kinds(harness, "unready")[0].message.startswith("readiness probe failed 1 times in a row: out of rotation")
+    finally:
+        harness.supervisor.stop()

@@ -9,6 +9,7 @@ them itself only when no agent holds the lock. Never imports textual.
 - workload_supervisor.py per workload: probes, detection, restarts, replacement, rescheduling
 - membership.py   ready replicas -> nginx upstream file (+ reload)
 - swarm_watch.py  what Swarm does for workloads that are services, as events; their upstream members
+- task_readiness.py the readiness probe of a service's tasks, for its upstream members
 - gated_actions.py the changes the loops make, declared with the action gate
 - reconcile.py    every applied workload kept at its desired count (missing replaced, surplus removed)
 - autoscaler.py   horizontal and vertical scaling from live usage

@@ -163,7 +163,7 @@ class Supervisor:
         self.reconcile_interval = reconcile_interval
         self.reconciler = Reconciler(DesiredStore(self.data_dir), self.live_engines, gate, events, self.monitor.lost, self._rescheduled)
         self.specs = SpecLoad({}, (), ())
-        self.swarm = SwarmWatch(self.live_engines, events, self.membership, lambda: self.specs.workloads)
+        self.swarm = SwarmWatch(self.live_engines, events, self.membership, lambda: self.specs.workloads, self.pool)
         self.loops: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
         # The loops sleep on this; stop() and a reload wake them (a reload may give idle loops

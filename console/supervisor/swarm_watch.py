@@ -9,6 +9,7 @@ since the previous look becomes events, once each (backends/docker/swarm/task_ch
 
 For a service workload whose specs have a FailoverStrategy, its members in the nginx upstream
 are its running tasks at addresses this host reaches (backends/docker/swarm/task_addresses.py),
+the ready ones when their readiness probe can be run against each task (task_readiness.py),
 written by the one upstream writer (membership.py).
 """
 
@@ -17,13 +18,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from backends.base import BackendUnavailable, one_line
 from backends.docker.errors import DockerRequestError
 from backends.docker.swarm.cluster import SwarmCluster, find_clusters
 from backends.docker.swarm.spec import LABEL_WORKLOAD
-from backends.docker.swarm.task_addresses import reachable_members
+from backends.docker.swarm.task_addresses import reachable_members, task_endpoints
 from backends.docker.swarm.task_changes import (
     ClusterView,
     SwarmChange,
@@ -34,6 +36,8 @@ from console.eventlog import EventLog
 from console.supervisor.engines import Engine
 from console.supervisor.membership import UpstreamWriter
 from console.supervisor.supervised import Workload
+from console.supervisor.task_readiness import TaskReadiness
+from rtm.loadbalancer import Member
 
 log = logging.getLogger("rtm.supervisor.swarm")
 SURVEY_SECONDS = 1.0
@@ -42,12 +46,13 @@ ROLE_CHECK_SECONDS = 30.0  # how often the engines are asked again whether one b
 
 class SwarmWatch:
     def __init__(self, engines: Callable[[], Sequence[Engine]], events: EventLog, membership: UpstreamWriter,
-                 workloads: Callable[[], Mapping[str, Workload]], interval: float = SURVEY_SECONDS) -> None:
+                 workloads: Callable[[], Mapping[str, Workload]], pool: ThreadPoolExecutor, interval: float = SURVEY_SECONDS) -> None:
         self._engines = engines
         self.events = events
         self.membership = membership
         self._workloads = workloads
         self.interval = interval
+        self.readiness = TaskReadiness(pool, events)
         self.first_look = threading.Event()  # set once the first look ended (found something or not)
         self.looks = 0
         self.calls = 0  # engine calls made, for tests counting the cost
@@ -66,13 +71,13 @@ class SwarmWatch:
                 self._clusters = find_clusters([engine.backend for engine in self._engines()])[0]
                 self._roles_checked = now
             for cluster in self._clusters:
-                self._look_at(cluster)
+                self._look_at(cluster, now)
             self.looks += 1
         finally:
             self.first_look.set()
         return self.interval if self._clusters else ROLE_CHECK_SECONDS
 
-    def _look_at(self, cluster: SwarmCluster) -> None:
+    def _look_at(self, cluster: SwarmCluster, now: float) -> None:
         try:
             view = self._view(cluster)
         except (BackendUnavailable, DockerRequestError) as error:
@@ -86,7 +91,7 @@ class SwarmWatch:
         self.services = frozenset().union(*self._services.values())  # one reference swapped: read by the failover loop
         for change in self._watches.setdefault(cluster.name, TaskWatch(cluster.name)).update(view):
             self._record(change)
-        self._publish(view)
+        self._publish(view, now)
 
     def _view(self, cluster: SwarmCluster) -> ClusterView:
         def call(fn: Callable[[Any], Any]) -> Any:
@@ -101,12 +106,17 @@ class SwarmWatch:
         self.events.record(change.kind, change.message, workload=change.service, target=change.target, details=change.details)
         log.info("%s %s: %s", change.kind, change.target, change.message)
 
-    def _publish(self, view: ClusterView) -> None:
-        """The upstream members of the balanced workloads that are this cluster's services."""
+    def _publish(self, view: ClusterView, now: float) -> None:
+        """The upstream members of the balanced workloads that are this cluster's services (the
+        ready ones when their readiness probe can be run against each task)."""
         for name, workload in self._workloads().items():
             if name not in view.services or not workload.has_failover_spec:
                 continue
             members, problem = reachable_members(view, name, workload.serving_port) if workload.serving_port else ([], None)
+            ready = self.readiness.ready_tasks(workload, view, now)
+            if ready is not None and problem is None:
+                serving = task_endpoints(view, name, workload.serving_port) or {}
+                members = [Member(address) for task_id, address in serving.items() if task_id in ready]
             if problem is not None and self._problems.get(name) != problem:
                 self.events.record("swarm_unreachable", problem, workload=name, target=f"upstream/{name}")
                 log.warning("upstream of %s: %s", name, problem)

@@ -27,15 +27,23 @@ def reachable_members(view: ClusterView, service: str, port: int) -> tuple[list[
     if binding is None:
         return [], (f"service {service} does not publish port {port}, so no task is reachable from this host; "
                     f"publish it (ports: - container_port: {port}) with docker.publish_mode host or ingress")
-    running = view.running(service)
     if binding.mode == "ingress":
-        if not running or not binding.published:
+        if not view.running(service) or not binding.published:
             return [], None
         return [Member(f"{node.address}:{binding.published}") for node in view.nodes.values() if node.state == "ready" and node.address], None
-    members = []
-    for task in running:
+    return [Member(address) for address in dict.fromkeys((task_endpoints(view, service, port) or {}).values())], None
+
+
+def task_endpoints(view: ClusterView, service: str, port: int) -> dict[str, str] | None:
+    """Running task id -> `address:port` where this host reaches the task's `port`, when the
+    service publishes that port in host mode (None otherwise: no per-task address)."""
+    found = view.services.get(service)
+    if found is None or not any(b.target == port and b.mode == "host" for b in found.ports):
+        return None
+    endpoints = {}
+    for task in view.running(service):
         node = view.nodes.get(task.node)
         published = next((b.published for b in view.task_ports.get(task.id, ()) if b.target == port and b.published), None)
         if node is not None and node.address and published:
-            members.append(Member(f"{node.address}:{published}"))
-    return list(dict.fromkeys(members)), None
+            endpoints[task.id] = f"{node.address}:{published}"
+    return endpoints
