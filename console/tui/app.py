@@ -34,7 +34,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from backends.records import ContainerInfo, NodeInfo
 from console.exporter.firing import AlertWatch
 from console.poller import PollState
-from console.tui import offered_actions
+from console.resource_kinds import kind_named
 from console.tui.gated import GatedActions
 from console.tui.sparkline_history import NodeHistory, ResourceHistory
 from console.tui.navigation import Navigation
@@ -404,7 +404,7 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         if record is None:
             self.notify(f"{row.name} is no longer reported.", severity="warning")
             return
-        resource = offered_actions.RESOURCE_OF_PANE.get(kind)
+        resource = described.resource if (described := kind_named(kind)) else None
         handler = self.services.handler(resource) if resource else None
         title = f"{resource or kind.rstrip('s')}/{row.name} on {row.backend}"
         self.push_screen(DetailsScreen(title, record, handler, row.name, follow_logs=kind == "containers",

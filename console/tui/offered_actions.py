@@ -25,7 +25,7 @@ from backends.verbs import (
     Deletable, Executable, Invokable, Planned, Restartable, Scalable, Startable, Stoppable, WithActions,
 )
 from console.gate import ACTIONS, register_action
-from console.resource_kinds import kind_named, kinds_created_by_specs
+from console.resource_kinds import kind_named
 
 # Modules that declare actions the console offers: the resource commands (workload.apply,
 # resource.delete, node.cordon, node.uncordon) and the supervisor (workload.scale). Without one
@@ -39,9 +39,6 @@ from console.tui.console_services import ConsoleServices
 
 # The console's own change: writing a spec file from the editor (kept as NAME~ beforehand).
 SPEC_SAVE = register_action("spec.save", description="write a spec file from the console's editor")
-
-# The runtime handler's key of each pane that shows what a runtime handler runs (for details).
-RESOURCE_OF_PANE = {kind.name: kind.resource for kind in kinds_created_by_specs()}
 
 # Lifecycle changes the console makes on a backend (the CLI has no start/stop commands): the
 # console declares them; a backend offers them by implementing the verb's protocol.

@@ -23,6 +23,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from console.datadir import atomic_write, backup_path
+from console.resource_kinds import kinds_created_by_specs
 from console.tui import offered_actions
 from console.tui.offered_actions import SPEC_SAVE
 from rtm.documents import LoadResult, load_text, spec_files
@@ -325,7 +326,7 @@ class SpecsPane(Vertical):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "apply":
-            return any(offered_actions.apply_available(self.console.services, r) for r in ("container", "vm", "function"))
+            return any(offered_actions.apply_available(self.console.services, kind.resource) for kind in kinds_created_by_specs())
         return True
 
     def action_apply(self) -> None:

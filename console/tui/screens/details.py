@@ -24,6 +24,7 @@ from textual.widgets import Label, Static, TabbedContent, TabPane
 
 from backends.base import BackendUnavailable
 from backends.records import to_jsonable
+from backends.verbs import Logged, WithActions
 from console.diagnostics import log_exception
 from console.tui.screens.task_history import task_history_tab
 from console.tui.widgets.history_strip import HistoryStrip
@@ -99,7 +100,7 @@ class DetailsScreen(ModalScreen[None]):
                     with TabPane(tab.title, id=f"tab-{tab.id}"):
                         with VerticalScroll():
                             yield Static("asking the backend…", id=tab.id, markup=False)
-                if self.follow_logs and callable(getattr(self.handler, "logs", None)):
+                if self.follow_logs and isinstance(self.handler, Logged):
                     with TabPane("Logs", id="tab-logs"):
                         yield LogView(self.app.services.clock, id="log-view", on_since=self.stream_logs)  # type: ignore[attr-defined]
         self._fetched = fetched
@@ -157,9 +158,9 @@ class DetailsScreen(ModalScreen[None]):
     def _log_lines(self, since: float | None) -> Any:
         """Lines with the engine's timestamps when the handler's actions can give them (for the
         view's timestamps and "since", asked of the engine), else plain ones."""
-        with_stamps = getattr(getattr(self.handler, "actions", None), "logs", None)
-        if callable(with_stamps) and not self.task_without_engine:
-            return with_stamps(self.resource_name, tail=LOG_TAIL, follow=True, timestamps=True, since=since)
+        actions = self.handler.actions if isinstance(self.handler, WithActions) else None
+        if isinstance(actions, Logged) and not self.task_without_engine:  # Docker's container actions
+            return actions.logs(self.resource_name, tail=LOG_TAIL, follow=True, timestamps=True, since=since)  # type: ignore[call-arg]
         return self.handler.logs(self.resource_name, follow=True, tail=LOG_TAIL)
 
     def _show(self, write: Any, text: str) -> bool:
