@@ -8,4 +8,7 @@ Modules, one job each:
 - task_changes.py PURE: what Swarm did between two looks (failed, restarted, rescheduled tasks; nodes down/up)
 - task_addresses.py PURE: where a load balancer on this host reaches a service's running tasks
 - target.py   whether a workload goes to a cluster, and the container handler's calls for it
+- observer.py what a manager's poll sees: services' desired and running replicas, nodes, task
+              replacements (exporter), each slot's current task as a container row
+- tasks.py    PURE mostly: tasks as container rows (node, service, states), a slot's task history
 """
