@@ -10,5 +10,5 @@ Modules, one job each:
 - target.py   whether a workload goes to a cluster, and the container handler's calls for it
 - observer.py what a manager's poll sees: services' desired and running replicas, nodes, task
               replacements (exporter), each slot's current task as a container row
-- tasks.py    PURE mostly: tasks as container rows (node, service, states), a slot's task history
+- tasks.py    tasks as container rows (node, service, states); a slot's task history read from the manager
 """
