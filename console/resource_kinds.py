@@ -69,6 +69,10 @@ class ResourceKind:
     cli_columns: tuple[Column, ...]  # `rtm-console get`'s table (each with its cell)
     metric_families: ModuleFunction
     verbs: tuple[str, ...]  # what the console offers on a row (console/tui/offered_actions.py VERBS)
+    empty_hint: str  # what its pane says while it shows no row
+    # Its resources are replicas of workloads: their rows keep a usage history for the details'
+    # sparklines and are marked ALERT when an alert names them or their workload.
+    runs_replicas: bool = False
     backend_types: tuple[str, ...] = ()  # the `backend` of its backends' availability reports
     spec_kind: str | None = None  # the runtime kind of a spec that creates it
     node_runtime: str | None = None  # what a machine lists under RUNTIMES when a backend of this kind runs
@@ -98,6 +102,7 @@ NODES = ResourceKind(
     row_key=lambda node, backend: f"{backend}/{node.id}",
     metric_families=exporter("host_families"),
     verbs=("cordon", "uncordon"),
+    empty_hint="No node reported yet.",
     backend_types=("host",),
 )
 CONTAINERS = ResourceKind(
@@ -121,6 +126,7 @@ CONTAINERS = ResourceKind(
     row_key=lambda container, backend: f"{container.engine or backend}/{container.id}",
     metric_families=exporter("container_families"),
     verbs=("start", "stop", "restart", "delete", "exec"),
+    empty_hint="No Docker engine is configured (docker.endpoints, or DOCKER_HOST).", runs_replicas=True,
     backend_types=("docker",), spec_kind="ContainerRuntime", node_runtime="docker",
 )
 VMS = ResourceKind(
@@ -140,6 +146,8 @@ VMS = ResourceKind(
     row_key=lambda vm, backend: f"{vm.host or backend}/{vm.uuid or vm.name}",
     metric_families=exporter("vm_families"),
     verbs=("start", "stop", "restart", "delete"),
+    empty_hint="No libvirt host is configured (libvirt.uris, or LIBVIRT_DEFAULT_URI; --sandbox uses test:///default).",
+    runs_replicas=True,
     backend_types=("libvirt",), spec_kind="VirtualMachineRuntime", node_runtime="libvirt",
 )
 FUNCTIONS = ResourceKind(
@@ -160,6 +168,7 @@ FUNCTIONS = ResourceKind(
     row_key=lambda function, backend: f"{backend}/{function.region or function.target}/{function.name}",
     metric_families=exporter("function_families"),
     verbs=("delete", "invoke"),
+    empty_hint="No functions backend is configured.",
     backend_types=("lambda", "local-functions"), spec_kind="ServerlessRuntime",
 )
 

@@ -34,7 +34,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from backends.records import ContainerInfo, NodeInfo
 from console.exporter.firing import AlertWatch
 from console.poller import PollState
-from console.resource_kinds import kind_named
+from console.resource_kinds import KINDS, kind_named
 from console.tui.gated import GatedActions
 from console.tui.sparkline_history import NodeHistory, ResourceHistory
 from console.tui.navigation import Navigation
@@ -221,7 +221,7 @@ class RtmConsole(GatedActions, Navigation, App[int]):
                     self.history.add(key, node, backend.snapshot.taken_at)  # type: ignore[arg-type]
             self.history.forget_missing(keys)
             watched = self.watched_rows
-            for backend in (*state.of_kind("containers"), *state.of_kind("vms")):
+            for backend in (b for kind in KINDS if kind.runs_replicas for b in state.of_kind(kind.name)):
                 if backend.snapshot is None or not watched:
                     continue
                 for record in backend.snapshot.items:
@@ -408,7 +408,7 @@ class RtmConsole(GatedActions, Navigation, App[int]):
         handler = self.services.handler(resource) if resource else None
         title = f"{resource or kind.rstrip('s')}/{row.name} on {row.backend}"
         self.push_screen(DetailsScreen(title, record, handler, row.name, follow_logs=kind == "containers",
-                                       history_key=row.key if kind in ("containers", "vms") else None))
+                                       history_key=row.key if described and described.runs_replicas else None))
 
     def _find_record(self, kind: str, row: Row) -> Any:
         if self.state is None:

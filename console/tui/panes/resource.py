@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Input, Static
 
 from backends.base import Availability, FocusableBackend
 from console.poller import PollState
+from console.resource_kinds import KINDS
 from console.tui import offered_actions
 from console.tui.views import COLUMNS, PANE_KINDS, Row, RowBuilder, alerted_names, mark_alerted, row_key
 from console.tui.widgets.resource_table import ResourceTable
@@ -25,16 +26,14 @@ from console.tui.widgets.resource_table import ResourceTable
 if TYPE_CHECKING:
     from console.tui.app import RtmConsole
 
-# Kinds whose rows keep a history for the details' sparklines (while in sight or selected).
-HISTORY_KINDS = frozenset({"containers", "vms"})
+# Kinds whose rows keep a history for the details' sparklines (while in sight or selected)
+# and are marked when an alert names them: those that run workloads' replicas.
+HISTORY_KINDS = frozenset(kind.name for kind in KINDS if kind.runs_replicas)
 # Columns whose order depends on the statistics of every row.
 STATISTIC_COLUMNS = frozenset({"cpu", "memory", "disk", "net", "load"})
 
 EMPTY_HINTS = {
-    "nodes": "No node reported yet.",
-    "containers": "No Docker engine is configured (docker.endpoints, or DOCKER_HOST).",
-    "vms": "No libvirt host is configured (libvirt.uris, or LIBVIRT_DEFAULT_URI; --sandbox uses test:///default).",
-    "functions": "No functions backend is configured.",
+    **{kind.name: kind.empty_hint for kind in KINDS},
     "events": "No events yet: the agent's control loops and apply write them here.",
     "alerts": "No alert fires.",
 }
@@ -230,7 +229,7 @@ class ResourcePane(Vertical):
         assert self.builder is not None
         pairs = self.record_pairs(state)
         rows = self.builder.build(pairs, now, self.console.node_rates())
-        if self.kind in ("containers", "vms"):
+        if self.kind in HISTORY_KINDS:
             rows = mark_alerted(rows, alerted_names(pairs, self.console.alerts.current()))
         return rows
 
