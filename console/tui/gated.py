@@ -44,10 +44,16 @@ class GatedActions:
             return
         kind = kind_named(pane)  # a resource kind's pane: carrier() found the verb in its descriptor
         name, target = row.name, f"{kind.resource if kind else pane}/{row.name}"
-        if verb == "exec":
+        if pane == "containers" and self._is_swarm_task(row):
+            if verb != "exec":  # a stopped or restarted container ends its task: the restart policy decides what follows
+                self.notify(f"{row.name} is a task of Swarm service {row.name.rsplit('.', 1)[0]}, which Swarm runs: stopping, "
+                            "restarting or removing its container ends the task. Scale or delete the workload instead "
+                            "(rtm-console scale / delete).", severity="warning", timeout=10)
+                return
             if not self._reaches_container(row):
                 return
-            name = row.key.rsplit("/", 1)[-1]  # the container's id: a Swarm task's row is named service.slot
+            name = row.key.rsplit("/", 1)[-1]  # the container's id on its node's engine: a task's row is named service.slot
+        if verb == "exec":
 
             def run(command: str | None) -> None:
                 if command:
@@ -219,6 +225,12 @@ class GatedActions:
         self.attach_session(CONSOLE_ACTION, f"vm/{row.name}", {"backend": row.backend}, argv, problem,
                             f"serial console of vm/{row.name} on {row.backend}: Ctrl+] detaches and returns to rtm-console",
                             escape=b"\x1d")
+
+    def _is_swarm_task(self, row: Row) -> bool:
+        from backends.docker.swarm.tasks import LABEL_TASK
+
+        record = self._find_record("containers", row)  # type: ignore[attr-defined]
+        return record is not None and LABEL_TASK in record.labels
 
     def _reaches_container(self, row: Row) -> bool:
         """A Swarm task on a node whose engine is not configured: say which endpoint to add."""

@@ -16,7 +16,7 @@ from textual.widgets import Static, TabbedContent
 from backends.docker.swarm.observer import SwarmStatus
 from backends.docker.swarm.tasks import slot_history
 from console.tui.screens.details import DetailsScreen
-from console.tui.screens.dialogs import OutputScreen, TextPromptScreen
+from console.tui.screens.dialogs import ConfirmScreen, OutputScreen, TextPromptScreen
 from console.tui.widgets.status_header import StatusHeader, cluster_words, header_text
 from tui.conftest import wait_for
 from tui.test_tmux import _exit_status, _start, audit_records, select_row, terminals  # noqa: F401 - the fixture is used by name
@@ -256,3 +256,21 @@ def test_a_shell_in_a_task_opens_on_the_engine_of_its_node_in_a_real_terminal(te
     assert _exit_status(terminal) == 0
     (record,) = [r for r in audit_records(tmp_path) if r["action"] == "container.shell"]
     assert record["result"] == "ok" and record["target"] == f"container/{name}.1"
+
+
+async def test_lifecycle_keys_on_a_task_point_at_the_workload_and_leave_the_task_running(live_console, swarm, service) -> None:
+    name = service("life", "exec sleep 600", ZONE_A)
+    assert wait_until(lambda: running_task(swarm, name) is not None)
+    task = running_task(swarm, name)
+    console = swarm_console(live_console, swarm, 1, 2)
+    app = console.app
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await select(pilot, app, f"{name}.1")
+        for key in ("o", "R", "ctrl+d"):  # stop, restart, delete
+            app.clear_notifications()
+            await pilot.press(key)
+            assert await wait_for(pilot, lambda: any("Scale or delete the workload" in str(n.message) for n in app._notifications))
+            assert not isinstance(app.screen, ConfirmScreen)
+    assert console.audit() == []  # nothing was asked of any engine
+    assert running_task(swarm, name)["ID"] == task["ID"]  # the task runs on, untouched
