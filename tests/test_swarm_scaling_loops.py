@@ -220,3 +220,15 @@ def test_a_standalone_workloads_evaluations_ask_the_engine_for_its_swarm_role_on
         assert counts.get("info") == 2 and "services" not in counts  # no swarm here: no service listing either
     finally:
         engine.close()
+
+
+def test_a_service_scale_up_by_more_than_50_is_asked_first_and_refused_without_a_terminal(env, swarm, run_id, tmp_path) -> None:
+    name = f"{run_id}-q1-many"
+    spec = workload_spec(name, command=["sleep", "600"], replicas=1, limits=("50m", "16Mi"), requests=("10m", "4Mi"),
+                         policy={"horizontal": {"min_replicas": 1, "max_replicas": 100, "target_cpu_utilization": 50}})
+    specs = apply_spec(env, tmp_path, name, spec)
+    refused = rtm_console(env, *every_engine(swarm), "scale", "--workload", name, "--specs", str(specs), "--replicas", "52")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    said = refused.stdout + refused.stderr
+    assert "pass --yes" in said and "creates 51 replicas at once (more than 50)" in said
+    assert service(swarm["api"], name)["Spec"]["Mode"]["Replicated"]["Replicas"] == 1  # nothing changed

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from backends.base import BackendUnavailable
-from console.supervisor.live import scale_step
+from console.supervisor.live import many_replicas, scale_question, scale_step
 from console.supervisor.swarm_autoscaling import execute_service_scale
 
 
@@ -29,9 +29,11 @@ def scale_service(ctx: Any, workload: str, replicas: int, as_json: bool, dry_run
         step = scale_step(workload, current, replicas, services.cluster.name)
         print(json.dumps({"workload": workload, "service": True, "from": current, "to": replicas, "plan": [step]}) if as_json else f"plan: {step}")
         return 0
-    counts, message = execute_service_scale(workload, services, ctx.gate, ctx.events, current, replicas, "set by hand")
+    many = many_replicas(current, replicas)
+    counts, message = execute_service_scale(workload, services, ctx.gate, ctx.events, current, replicas, "set by hand",
+                                            scale_question(workload, current, replicas))
     if counts is None:
-        print(f"rtm-console scale: {message}", file=sys.stderr)
+        print(f"rtm-console scale: {message}" + (f" (it {many})" if many else ""), file=sys.stderr)
         return 1
     before, after = counts
     if as_json:

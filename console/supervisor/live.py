@@ -83,6 +83,12 @@ def many_replicas(current: int, target: int) -> str | None:
     return f"creates {creating:,} replicas at once (more than {ASK_BEFORE_CREATING_ABOVE})" if creating > ASK_BEFORE_CREATING_ABOVE else None
 
 
+def scale_question(workload: str, current: int, target: int) -> str | None:
+    """The question a large scale-up asks first (None: nothing to ask)."""
+    many = many_replicas(current, target)
+    return f"Scale workload/{workload} from {current} to {target}? It {many}." if many else None
+
+
 def _measure_twice(workload: Any, engines: list[Engine], service: Any) -> LiveUsage:
     measure(workload, engines, service)
     time.sleep(SAMPLE_GAP_SECONDS)
@@ -161,15 +167,15 @@ def _scale(ctx: AppContext, workload: Any, engines: list[Engine], apply: bool, v
 
 def _execute(ctx: AppContext, workload: Any, engines: list[Engine], report: LiveScaleReport, current: int, target: int, reason: str,
              service: Any = None) -> bool:
+    many = many_replicas(current, target)
+    question = scale_question(workload.name, current, target)
     if service is not None:
-        counts, message = execute_service_scale(workload.name, service, ctx.gate, ctx.events, current, target, reason)
+        counts, message = execute_service_scale(workload.name, service, ctx.gate, ctx.events, current, target, reason, question)
         if counts is None:
-            report.refused.append(message)
+            report.refused.append(f"{message} (it {many})" if many else message)
             return False
         report.applied.append(f"{counts[0]} -> {counts[1]} replicas of service/{workload.name} on {service.cluster.name} (running tasks kept)")
         return True
-    many = many_replicas(current, target)
-    question = f"Scale workload/{workload.name} from {current} to {target}? It {many}." if many else None
     done, message = execute_scale(workload, engines, ctx.gate, ctx.events, current, target, reason, DesiredStore(ctx.config.data_dir),
                                   question=question)
     if done is None:

@@ -71,11 +71,13 @@ def rolling_update_note(workload: str, cluster: str, tasks: int) -> str:
 
 
 def execute_service_scale(workload: str, services: SwarmServices, gate: ActionGate, events: EventLog,
-                          current: int, target: int, reason: str) -> tuple[tuple[int, int] | None, str]:
+                          current: int, target: int, reason: str, question: str | None = None) -> tuple[tuple[int, int] | None, str]:
     """The service's replica count set to `target` through the gate (running tasks kept); the
-    event log gets the outcome. ((before, after), message), or (None, why) when it did not happen."""
+    event log gets the outcome. ((before, after), message), or (None, why) when it did not happen.
+    A `question` is asked first where the gate asks (a large scale-up), as for a scale-down."""
     result = gate.run(SCALE.name, f"workload/{workload}", {"from": current, "to": target, "reason": reason, "service": True},
-                      lambda: services.scale(workload, target), destructive=target < current, records_event=True)
+                      lambda: services.scale(workload, target), destructive=target < current or question is not None,
+                      records_event=True, question=question)
     if not result.ok:
         events.record("scale_failed", result.message, workload=workload, target=f"workload/{workload}")
         return None, result.message
