@@ -299,14 +299,15 @@ class ActionGate:
             finish(ActionResult(False, action, target, None, f"{message}; {state}" if state else message, "interrupted"), "interrupted")
             raise
         if not records_event:
-            self._record_event(action, target)
+            self._record_event(action, target, params)
         return finish(ActionResult(True, action, target, value, f"{action} {target}: done"), "ok")
 
-    def _record_event(self, action: str, target: str) -> None:
+    def _record_event(self, action: str, target: str, params: Mapping[str, Any]) -> None:
         kind = EVENT_OF_ACTION.get(action)
         if kind is None:
             return
-        workload = target.split("/", 1)[1] if target.startswith("workload/") else None
+        # The workload a change is about: the target's, or the one the caller names (a replica's).
+        workload = target.split("/", 1)[1] if target.startswith("workload/") else params.get("workload") or None
         try:
             self.events.record(kind, f"{action} {target} by {self.user} ({self.mode})", workload=workload,
                                target=target, details={"action": action, "user": self.user, "mode": self.mode})

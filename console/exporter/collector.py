@@ -365,7 +365,7 @@ def control_families(counts: EventCounter) -> list[Metric]:
     events = counter("rtm_control_events_total", "Events the control loops logged, by kind.", "kind", "workload")
     failures = counter("rtm_probe_failures_total", "Failed probe runs.", "workload", "probe")
     recoveries = counter("rtm_probe_recoveries_total", "Probe passes that ended a failure streak.", "workload", "probe")
-    restarts = counter("rtm_workload_restarts_total", "Replica restarts by the control loops.", "workload")
+    restarts = counter("rtm_workload_restarts_total", "Restarts of a workload's replicas, by the control loops or from the console.", "workload")
     scaling = counter("rtm_scaling_decisions_total", "Scaling decisions carried out, by direction.", "workload", "direction")
     for (kind, workload), count in sorted(totals.by_kind.items()):
         events.add((kind, workload), count)

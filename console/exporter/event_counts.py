@@ -89,7 +89,7 @@ class EventCounter:
             probe = probe_name(event)
             target = totals.probe_failures if event.kind == "probe_failed" else totals.probe_recoveries
             target[(workload, probe)] += 1
-        elif event.kind == "restart":
+        elif event.kind == "restart" and workload:  # a restart of a container that is no workload's replica has no series
             totals.restarts[workload] += 1
         elif event.kind == "scale":
             totals.scaling_decisions[(workload, scale_direction(event.details))] += 1

@@ -75,7 +75,9 @@ class GatedActions:
 
             self.ask_text(f"JSON payload for {target} (empty: {{}}):", invoke)
             return
-        self.run_gated(spec.action, target, {"backend": row.backend}, lambda: do(name))
+        record = self._find_record(pane, row)  # type: ignore[attr-defined]
+        workload = getattr(record, "workload", None)  # a replica's restart counts for its workload
+        self.run_gated(spec.action, target, {"backend": row.backend, **({"workload": workload} if workload else {})}, lambda: do(name))
 
     def run_gated(self, action: str, target: str, params: dict[str, Any], fn: Callable[[], Any],
                   destructive: bool = False, confirm: str | None = None,

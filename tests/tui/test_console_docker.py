@@ -336,3 +336,27 @@ async def test_apply_of_a_host_level_capability_asks_with_the_reason_declined_cr
     finally:
         for leftover in docker_client.containers.list(all=True, filters={"name": name}):
             leftover.remove(force=True)
+
+
+async def test_a_replica_restarted_from_the_console_counts_for_its_workload(live_console, docker_client, test_image, test_labels, run_id) -> None:
+    from console.eventlog import EventLog
+    from console.exporter.event_counts import EventCounter
+
+    workload = f"{run_id}-restarted"
+    replica = docker_client.containers.run(test_image, ["sleep", "600"], name=f"{workload}-0", detach=True, init=True,
+                                           labels={**test_labels, "rtm.workload": workload, "rtm.replica": "0"})
+    try:
+        console = _docker_console(live_console)
+        app = console.app
+        async with app.run_test(size=SIZE) as pilot:
+            await _select(pilot, app, replica.name)
+            await pilot.press("R")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            assert await wait_for(pilot, lambda: len(console.audit()) == 1, timeout=30)
+        log = EventLog.in_data_dir(console.data_dir)
+        (restart,) = [e for e in log.read() if e.kind == "restart"]
+        assert restart.workload == workload
+        assert EventCounter(log).totals().restarts == {workload: 1}  # rtm_workload_restarts_total{workload=...}
+    finally:
+        replica.remove(force=True)
