@@ -51,6 +51,13 @@ async def _select(pilot, app, name: str) -> None:
     pane.table.focus()
 
 
+async def _confirmed(pilot, app, key: str) -> None:
+    """Press an action's key and answer its question yes."""
+    await pilot.press(key)
+    assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    await pilot.press("y")
+
+
 async def open_logs(pilot, app, name: str) -> DetailsScreen:
     """Select the container, open its details and show the Logs tab."""
     await _select(pilot, app, name)
@@ -72,9 +79,7 @@ async def test_stop_start_and_restart_a_container_through_the_gate(live_console,
         assert await wait_for(pilot, lambda: _row(app, container.name).cells[1] == "exited", timeout=30)
         await pilot.press("s")
         assert await wait_for(pilot, lambda: _row(app, container.name).cells[1] == "running", timeout=30)
-        await pilot.press("R")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("y")
+        await _confirmed(pilot, app, "R")
         assert await wait_for(pilot, lambda: len(console.audit()) == 3, timeout=30)
     assert [(r["action"], r["result"]) for r in console.audit()] == [
         ("resource.stop", "ok"), ("resource.start", "ok"), ("resource.restart", "ok")]
@@ -350,9 +355,7 @@ async def test_a_replica_restarted_from_the_console_counts_for_its_workload(live
         app = console.app
         async with app.run_test(size=SIZE) as pilot:
             await _select(pilot, app, replica.name)
-            await pilot.press("R")
-            assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-            await pilot.press("y")
+            await _confirmed(pilot, app, "R")
             assert await wait_for(pilot, lambda: len(console.audit()) == 1, timeout=30)
         log = EventLog.in_data_dir(console.data_dir)
         (restart,) = [e for e in log.read() if e.kind == "restart"]
