@@ -164,6 +164,7 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "compileall", "-q", "console", "backends", "rtm", "themes"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     run = uuid.uuid4().hex[:8]
+    load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     client, host, on_engine = start_containers(args.containers, run)
     started = time.monotonic()
     results: dict[str, list[dict[str, float]]] = {"glances": [], "rtm-console": [], WITHOUT_LIBVIRT: []}
@@ -184,7 +185,8 @@ def main() -> int:
         remove_containers(client, run)
 
     print(f"\n{on_engine} containers on {host}; tmux {SIZE[0]}x{SIZE[1]}; glances {args.glances_version}; "
-          f"{args.rounds} rounds; idle over {args.idle_seconds:g} s after {args.warmup_seconds:g} s")
+          f"{args.rounds} rounds; idle over {args.idle_seconds:g} s after {args.warmup_seconds:g} s; "
+          f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     if results[WITHOUT_LIBVIRT]:
         print(f"{WITHOUT_LIBVIRT} (not judged): first content {median(results[WITHOUT_LIBVIRT], 'first_content'):.2f} s, "
               f"idle CPU {median(results[WITHOUT_LIBVIRT], 'idle_cpu') * 100:.2f} %, "
