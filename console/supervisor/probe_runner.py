@@ -27,7 +27,7 @@ class ProbeOutcome:
 
 def run_probe(probe: Probe, replica: Replica, engine: Engine) -> ProbeOutcome:
     if probe.command is not None:
-        return _command(probe, replica, engine)
+        return command_probe(probe, replica.id, engine)
     if replica.address is None:
         return ProbeOutcome(False, "the container has no address to probe")
     if probe.http is not None:
@@ -37,10 +37,11 @@ def run_probe(probe: Probe, replica: Replica, engine: Engine) -> ProbeOutcome:
     return ProbeOutcome(False, "the probe has no command, http or tcp part")
 
 
-def _command(probe: Probe, replica: Replica, engine: Engine) -> ProbeOutcome:
+def command_probe(probe: Probe, container_id: str, engine: Engine) -> ProbeOutcome:
+    """The probe's command run in the container through its engine: passes on exit code 0."""
     command = probe.exec_command or []
     try:
-        result = engine.exec(replica.id, command, probe.timeout)
+        result = engine.exec(container_id, command, probe.timeout)
     except (BackendUnavailable, DockerRequestError) as error:
         return ProbeOutcome(False, one_line(str(error), 200))
     if result.timed_out:

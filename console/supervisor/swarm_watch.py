@@ -9,7 +9,8 @@ since the previous look becomes events, once each (backends/docker/swarm/task_ch
 
 For a service workload whose specs have a FailoverStrategy, its members in the nginx upstream
 are its running tasks at addresses this host reaches (backends/docker/swarm/task_addresses.py),
-the ready ones when their readiness probe can be run against each task (task_readiness.py),
+the ready ones when their readiness probe can be run against each task (task_readiness.py: a
+command probe through the configured engine of each task's node, matched by its Swarm node id),
 written by the one upstream writer (membership.py).
 """
 
@@ -63,12 +64,18 @@ class SwarmWatch:
         self._services: dict[str, frozenset[str]] = {}  # cluster -> its rtm-console services at its last good look
         self.services: frozenset[str] = frozenset()  # the workloads that are Swarm services (kept while a manager does not answer)
         self._problems: dict[str, str] = {}  # workload -> why it has no reachable member, said once
+        self._node_engines: dict[str, Engine] = {}  # Swarm node id -> the configured engine of that node
+        self._task_engines: dict[str, dict[str, Engine]] = {}  # cluster -> node hostname -> its engine
 
     def tick(self, now: float) -> float:
         """One look at every cluster; returns the seconds until the next one."""
         try:
             if self._roles_checked is None or now - self._roles_checked >= ROLE_CHECK_SECONDS:
-                self._clusters = find_clusters([engine.backend for engine in self._engines()])[0]
+                engines = list(self._engines())
+                self._clusters, roles = find_clusters([engine.backend for engine in engines])
+                # kept for an engine that did not answer this time: its probes fail rather than stop
+                self._node_engines.update((roles[e.backend.name].node_id, e) for e in engines
+                                          if e.backend.name in roles and roles[e.backend.name].node_id)
                 self._roles_checked = now
             for cluster in self._clusters:
                 self._look_at(cluster, now)
@@ -91,7 +98,7 @@ class SwarmWatch:
         self.services = frozenset().union(*self._services.values())  # one reference swapped: read by the failover loop
         for change in self._watches.setdefault(cluster.name, TaskWatch(cluster.name)).update(view):
             self._record(change)
-        self._publish(view, now)
+        self._publish(view, now, self._task_engines.get(cluster.name, {}))
 
     def _view(self, cluster: SwarmCluster) -> ClusterView:
         def call(fn: Callable[[Any], Any]) -> Any:
@@ -100,20 +107,23 @@ class SwarmWatch:
 
         services = {s["ID"]: s for s in call(lambda api: api.services(filters={"label": LABEL_WORKLOAD}))}
         tasks = call(lambda api: api.tasks()) if services else []
-        return view_from_api(services, tasks, call(lambda api: api.nodes()))
+        nodes = call(lambda api: api.nodes())
+        self._task_engines[cluster.name] = {(n.get("Description") or {}).get("Hostname", ""): self._node_engines[n["ID"]]
+                                            for n in nodes if n.get("ID") in self._node_engines}
+        return view_from_api(services, tasks, nodes)
 
     def _record(self, change: SwarmChange) -> None:
         self.events.record(change.kind, change.message, workload=change.service, target=change.target, details=change.details)
         log.info("%s %s: %s", change.kind, change.target, change.message)
 
-    def _publish(self, view: ClusterView, now: float) -> None:
+    def _publish(self, view: ClusterView, now: float, node_engines: Mapping[str, Engine]) -> None:
         """The upstream members of the balanced workloads that are this cluster's services (the
         ready ones when their readiness probe can be run against each task)."""
         for name, workload in self._workloads().items():
             if name not in view.services or not workload.has_failover_spec:
                 continue
             members, problem = reachable_members(view, name, workload.serving_port) if workload.serving_port else ([], None)
-            ready = self.readiness.ready_tasks(workload, view, now)
+            ready = self.readiness.ready_tasks(workload, view, now, node_engines)
             if ready is not None and problem is None:
                 serving = task_endpoints(view, name, workload.serving_port) or {}
                 members = [Member(address) for task_id, address in serving.items() if task_id in ready]
