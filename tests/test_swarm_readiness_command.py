@@ -12,7 +12,15 @@ from typing import Any
 import docker
 import pytest
 from supervisor_support import wait_for
-from test_swarm_failover import applied, hostname_of, kinds, node_engines, running, servers, spec
+from test_swarm_failover import (
+    applied,
+    hostname_of,
+    kinds,
+    node_engines,
+    running,
+    servers,
+    spec,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 SERVES_8080 = '["sh", "-c", "mkdir -p /tmp/www && exec httpd -f -p 8080 -h /tmp/www"]'

@@ -27,7 +27,12 @@ from backends.docker.swarm.task_addresses import task_endpoints
 from backends.docker.swarm.task_changes import ClusterView
 from console.eventlog import EventLog
 from console.supervisor.engines import Engine
-from console.supervisor.probe_runner import ProbeOutcome, command_probe, http_probe, tcp_probe
+from console.supervisor.probe_runner import (
+    ProbeOutcome,
+    command_probe,
+    http_probe,
+    tcp_probe,
+)
 from console.supervisor.supervised import Workload, probe_timing
 from rtm.kinds.health import Probe
 from rtm.probes import ReplicaProbes
