@@ -266,6 +266,8 @@ async def test_lifecycle_keys_on_a_task_point_at_the_workload_and_leave_the_task
     app = console.app
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
+        # The task's row as its worker engine lists it (with statistics): the row a container key acts on.
+        assert await wait_for(pilot, lambda: any(r.cells[3] != "-" for r in rows_named(app, f"{name}.1")), timeout=60)
         await select(pilot, app, f"{name}.1")
         for key in ("o", "R", "ctrl+d"):  # stop, restart, delete
             app.clear_notifications()
