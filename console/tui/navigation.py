@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from textual import events
 from textual.app import SystemCommand
 from textual.screen import Screen
+from textual.widgets import Input, TextArea
 
 from console.tui import offered_actions
 from console.tui.panes.resource import ResourcePane
 from console.tui.registry import ALIAS_TO_PANE, PANES
 from console.tui.screens.dialogs import TextPromptScreen
+from console.tui.typeahead import TypeAhead
 from console.tui.views import Row
 from themes import THEME_NAMES, THEMES
 
 
-class Navigation:
-    """The `:` prompt and the palette (a mixin of RtmConsole: `self` is the app)."""
+class Navigation(TypeAhead):
+    """The `:` prompt and the palette (a mixin of RtmConsole: `self` is the app). Keys typed
+    right behind `:`, or behind the Enter that answers a prompt, wait until the focus is
+    where they belong (TypeAhead)."""
 
     services: Any
     options: Any
@@ -28,6 +33,28 @@ class Navigation:
             TextPromptScreen(":", suggestions, placeholder="pane or resource name (nodes, co, vm, fn, web-0 …)", bottom=True),
             callback=lambda text: self.jump(text) if text else None,
         )
+
+    def focus_moves_after(self, key: events.Key) -> Callable[[], bool] | None:
+        screen = self.screen
+        if isinstance(screen, TextPromptScreen):
+            return (lambda: screen.answered and self._focus_arrived()) if key.key in ("enter", "escape") else None
+        if key.key not in ("colon", "slash") or isinstance(self.focused, (Input, TextArea)):
+            return None  # typed into a text field
+        bound = screen.active_bindings.get(key.key)
+        if bound is None or not bound.enabled:
+            return None
+        if bound.node is self and bound.binding.action == "prompt":
+            return lambda: isinstance(self.screen, TextPromptScreen) and self.screen.focused is not None
+        if isinstance(bound.node, ResourcePane) and bound.binding.action == "filter":
+            return lambda: isinstance(self.focused, Input)
+        return None
+
+    def _focus_arrived(self) -> bool:
+        """A screen shown on top is ready, or the focus is inside the pane in sight."""
+        if self.screen is not self.screen_stack[0]:
+            return self.screen.is_mounted
+        focused = self.focused
+        return focused is not None and self.pane(self.active_pane) in focused.ancestors_with_self
 
     def _all_rows(self) -> Iterable[Row]:
         for pane_id, _, _ in PANES:
@@ -78,7 +105,7 @@ class Navigation:
         if not pane.table.select_key(match.key):
             pane.action_clear_filter()
             pane.table.select_key(match.key)
-        pane.focus_table()
+        pane.table.screen.set_focus(pane.table)  # now, not queued: the next key typed is for this row
         return True
 
     def _nothing(self, text: str) -> bool:

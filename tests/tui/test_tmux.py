@@ -41,6 +41,11 @@ class Terminal:
             subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
             time.sleep(0.15)
 
+    def burst(self, *keys: str) -> None:
+        """The keys in one send-keys: they reach the console back to back, as a fast typist's
+        do over SSH."""
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
     def screen(self, escapes: bool = False) -> str:
         command = ["tmux", "capture-pane", "-p", "-t", self.name] + (["-e"] if escapes else [])
         result = subprocess.run(command, capture_output=True, text=True)
@@ -96,26 +101,35 @@ def audit_records(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def select_row(terminal: Terminal, pane_key: str, alias: str, name: str, timeout: float = 40.0) -> None:
+def select_row(terminal: Terminal, pane_key: str, alias: str, name: str, then: tuple[str, ...] = (),
+               timeout: float = 40.0) -> None:
     """Show a pane and select a row with the `:` prompt (`co NAME`), which scrolls to it: the
-    engine may hold more containers than the screen shows. Tried again until the row is known."""
+    engine may hold more containers than the screen shows. Until the console has polled the row
+    it says "Nothing is named …", and the jump is typed again. Then `then`, the keys that act on
+    the row, are typed with the jump once more, all in one burst right behind its Enter: the
+    console must lose none of them (nothing here waits for the focus to move)."""
     terminal.keys(pane_key)
+    typed = f"{alias} {name}"
     deadline = time.monotonic() + timeout
-    while True:
-        terminal.keys(":")
-        terminal.wait_for("pane or resource name")
-        typed = f"{alias} {name}"
-        terminal.keys(typed, "Enter")
-        # Keys sent before the prompt has closed would go to the prompt: wait until neither its
-        # placeholder nor the typed text (which hides the placeholder) is on screen.
-        while time.monotonic() < deadline:
-            screen = terminal.screen()
-            if "pane or resource name" not in screen and typed not in screen:
-                break
-            time.sleep(0.1)
-        if name in terminal.screen() or time.monotonic() > deadline:
-            return
-        time.sleep(0.5)
+    while not _jumped(terminal, typed, deadline):
+        _wait_until_gone(terminal, "Nothing is named", deadline)  # the notice of the try before
+    if then:
+        terminal.burst(":", typed, "Enter", *then)
+
+
+def _jumped(terminal: Terminal, typed: str, deadline: float) -> bool:
+    """Typed the jump in one burst; True when the console knew the row."""
+    terminal.burst(":", typed, "Enter")
+    _wait_until_gone(terminal, typed, deadline)  # the prompt, which shows what was typed, closed
+    time.sleep(0.3)  # a notice is drawn with the closed prompt, or soon after
+    return "Nothing is named" not in terminal.screen()
+
+
+def _wait_until_gone(terminal: Terminal, text: str, deadline: float) -> None:
+    while text in terminal.screen():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} stayed on the screen:\n{terminal.screen()}")
+        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -22,8 +22,7 @@ def test_alert_then_shell_in_the_container_and_back(terminals, tmp_path: Path, h
     terminal.keys("7")
     screen = terminal.wait_for("RtmWorkloadCpuAboveTarget")
     assert workload in screen and "1 ALERT" in screen
-    select_row(terminal, "2", "co", container.name)
-    terminal.keys("e")
+    select_row(terminal, "2", "co", container.name, then=("e",))
     terminal.wait_for(f"shell in container/{container.name}")
     terminal.wait_for(" #", "$")  # the shell's prompt (capture-pane drops its trailing space)
     terminal.keys("echo shell-$((6*7))", "Enter")
@@ -43,18 +42,8 @@ def test_kiosk_refuses_the_shell(terminals, tmp_path: Path, hot_workload) -> Non
     terminal = _start(tmp_path, docker_endpoint=os.environ["DOCKER_HOST"], size=(120, 40), args="--kiosk")
     terminals.append(terminal)
     terminal.wait_for("KIOSK")
-    select_row(terminal, "2", "co", container.name)
-    # A key sent while the jump is still moving the focus to the row is dropped (nothing is run
-    # or audited): press again until the refusal shows, a few times at most.
-    for _attempt in range(3):
-        terminal.keys("e")
-        try:
-            terminal.wait_for("kiosk mode is read-only", timeout=10)
-            break
-        except AssertionError:
-            continue
-    else:
-        raise AssertionError(f"e never reached the Containers pane:\n{terminal.screen()}")
+    select_row(terminal, "2", "co", container.name, then=("e",))  # e typed right behind the jump's Enter
+    terminal.wait_for("kiosk mode is read-only")
     assert "shell in container" not in terminal.screen()
     terminal.keys("q")
     assert [(r["action"], r["result"]) for r in audit_records(tmp_path)] == [("container.shell", "refused")]

@@ -99,6 +99,7 @@ class TextPromptScreen(ModalScreen[str | None]):
     TextPromptScreen.-bottom Label { margin: 0; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    answered = False  # True once the answer's callback has run: keys typed behind Enter wait for it
 
     def __init__(self, prompt: str, suggestions: Sequence[str] = (), placeholder: str = "", bottom: bool = False) -> None:
         super().__init__(classes="-bottom" if bottom else "")
@@ -117,10 +118,17 @@ class TextPromptScreen(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.dismiss(event.value.strip() or None)
+        self._answer(event.value.strip() or None)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self._answer(None)
+
+    def _answer(self, text: str | None) -> None:
+        self.dismiss(text)  # the callback is queued on the app; what is queued next runs after it
+        self.app.call_next(self._answered)
+
+    def _answered(self) -> None:
+        self.answered = True
 
 
 class OutputScreen(ModalScreen[None]):
