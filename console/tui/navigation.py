@@ -18,11 +18,15 @@ from console.tui.typeahead import TypeAhead
 from console.tui.views import Row
 from themes import THEME_NAMES, THEMES
 
+# The keys that may move the focus (what they are bound to decides): the prompt, a table's
+# filter, a pane's number key.
+FOCUS_KEYS = frozenset({"colon", "slash", *(key for _, _, key in PANES)})
+
 
 class Navigation(TypeAhead):
     """The `:` prompt and the palette (a mixin of RtmConsole: `self` is the app). Keys typed
-    right behind `:`, or behind the Enter that answers a prompt, wait until the focus is
-    where they belong (TypeAhead)."""
+    right behind `:`, the Enter that answers a prompt, `/` or a pane's number key wait until
+    the focus is where they belong (TypeAhead)."""
 
     services: Any
     options: Any
@@ -38,15 +42,19 @@ class Navigation(TypeAhead):
         screen = self.screen
         if isinstance(screen, TextPromptScreen):
             return (lambda: screen.answered and self._focus_arrived()) if key.key in ("enter", "escape") else None
-        if key.key not in ("colon", "slash") or isinstance(self.focused, (Input, TextArea)):
-            return None  # typed into a text field
+        if key.key not in FOCUS_KEYS or isinstance(self.focused, (Input, TextArea)):
+            return None  # moves nothing, or is typed into a text field
         bound = screen.active_bindings.get(key.key)
         if bound is None or not bound.enabled:
             return None
-        if bound.node is self and bound.binding.action == "prompt":
+        action = bound.binding.action
+        if bound.node is self and action == "prompt":
             return lambda: isinstance(self.screen, TextPromptScreen) and self.screen.focused is not None
-        if isinstance(bound.node, ResourcePane) and bound.binding.action == "filter":
+        if isinstance(bound.node, ResourcePane) and action == "filter":
             return lambda: isinstance(self.focused, Input)
+        shown = next((pane for pane, _, _ in PANES if action == f"show_pane('{pane}')"), None)
+        if bound.node is self and shown is not None:
+            return lambda: self.active_pane == shown and self._focus_arrived()
         return None
 
     def _focus_arrived(self) -> bool:

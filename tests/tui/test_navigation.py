@@ -81,6 +81,18 @@ async def test_the_prompt_gets_every_key_typed_right_after_colon(live_console) -
         assert app.screen is app.screen_stack[0] and console.audit() == []  # no dialog, nothing run
 
 
+async def test_keys_typed_right_after_a_pane_key_go_to_that_pane(live_console) -> None:
+    console = live_console([host_backend(), libvirt_sandbox()])
+    app = console.app
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        typed_in_one_burst(app, "3", "slash", *"tes")  # t alone would be the next theme
+        box = app.pane("vms").query_one(Input)
+        assert await wait_for(pilot, lambda: box.value == "tes")
+        assert app.focused is box and app.theme == "dark"
+        assert app.pane("nodes").query_one(Input).value == ""
+
+
 async def _escape_then_filter(live_console):
     """`:vm`, Esc, `/zz` in one burst: the prompt is left, and the Nodes pane's filter gets zz."""
     console = live_console([host_backend(), libvirt_sandbox()])
