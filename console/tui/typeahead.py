@@ -5,13 +5,15 @@ Textual sends a key to the widget focused when the app reads it, but a key that 
 answers a prompt does its work later, once it has gone up from that widget to the app. Keys
 typed right behind it (`:co web-0` Enter `e`, over SSH one burst of bytes) went to the widget
 that was about to lose the focus and were lost. A key that moves the focus starts a hold: the
-keys after it wait here until the hold's condition is true (checked every few milliseconds),
-or until MAX_HOLD has passed, so a condition that never comes true cannot swallow the keyboard.
+keys after it wait here until the hold's condition is true (checked on the app's own message
+loop every few milliseconds), or until it has been checked for MAX_HOLD seconds' worth, so a
+condition that never comes true cannot swallow the keyboard. The checks are counted rather
+than the clock read, so a console too busy to check (a loaded machine) does not let keys go
+before the focus has had its chance to move.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
 
@@ -27,7 +29,8 @@ class TypeAhead:
 
     _held_keys: deque[events.Key] | None = None
     _settled: Callable[[], bool] | None = None
-    _hold_deadline = 0.0
+    _checks_left = 0
+    _check_queued = False
     _hold_timer: Timer | None = None
 
     def focus_moves_after(self, key: events.Key) -> Callable[[], bool] | None:
@@ -52,12 +55,21 @@ class TypeAhead:
         await super().on_event(key)  # type: ignore[misc]
         if settled is not None:
             self._settled = settled
-            self._hold_deadline = time.monotonic() + MAX_HOLD
+            self._checks_left = round(MAX_HOLD / CHECK_EVERY)
             if self._hold_timer is None:
-                self._hold_timer = self.set_interval(CHECK_EVERY, self._release_if_settled)  # type: ignore[attr-defined]
+                self._hold_timer = self.set_interval(CHECK_EVERY, self._queue_check)  # type: ignore[attr-defined]
+
+    def _queue_check(self) -> None:
+        """A timer's callback runs in the timer's own task: the check and the keys it lets go
+        run on the app's message loop, one check queued at a time."""
+        if not self._check_queued:
+            self._check_queued = True
+            self.call_later(self._release_if_settled)  # type: ignore[attr-defined]
 
     async def _release_if_settled(self) -> None:
-        if self._settled is not None and not self._settled() and time.monotonic() < self._hold_deadline:
+        self._check_queued = False
+        self._checks_left -= 1
+        if self._settled is not None and not self._settled() and self._checks_left > 0:
             return
         self._settled = None
         held = self._keys()
