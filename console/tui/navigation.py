@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from textual import events
 from textual.app import SystemCommand
 from textual.screen import Screen
-from textual.widgets import Input, TextArea
+from textual.widgets import Input
 
 from console.tui import offered_actions
 from console.tui.panes.resource import ResourcePane
@@ -42,7 +43,7 @@ class Navigation(TypeAhead):
         screen = self.screen
         if isinstance(screen, TextPromptScreen):
             return (lambda: screen.answered and self._focus_arrived()) if key.key in ("enter", "escape") else None
-        if key.key not in FOCUS_KEYS or isinstance(self.focused, (Input, TextArea)):
+        if key.key not in FOCUS_KEYS or _is_text_field(self.focused):
             return None  # moves nothing, or is typed into a text field
         bound = screen.active_bindings.get(key.key)
         if bound is None or not bound.enabled:
@@ -164,3 +165,8 @@ class Navigation(TypeAhead):
                                 lambda verb=spec.verb: pane.action_resource(verb))
 
 
+def _is_text_field(widget: object) -> bool:
+    """A widget keys are typed into. TextArea (and tree-sitter with it) is looked up only once the
+    Specs pane has imported it: before that, no widget can be one, and the first frame stays light."""
+    text_area = sys.modules.get("textual.widgets._text_area")
+    return isinstance(widget, Input) or (text_area is not None and isinstance(widget, text_area.TextArea))

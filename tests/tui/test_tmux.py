@@ -61,6 +61,16 @@ class Terminal:
             time.sleep(0.2)
         raise AssertionError(f"none of {texts!r} appeared; the screen shows:\n{self.screen()}")
 
+    def wait_for_toast(self, text: str, timeout: float = 40.0) -> None:
+        """A notification holding `text`, however the toast wrapped it (its lines start with ▌)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            toast = [line.split("▌", 1)[1] for line in self.screen().splitlines() if "▌" in line]
+            if text in " ".join(" ".join(toast).split()):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"no notification said {text!r}; the screen shows:\n{self.screen()}")
+
     def alive(self) -> bool:
         return subprocess.run(["tmux", "has-session", "-t", self.name], capture_output=True).returncode == 0
 

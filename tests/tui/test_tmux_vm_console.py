@@ -45,7 +45,7 @@ def test_serial_console_attaches_and_detaches(terminals, tmp_path: Path, guests)
     screen = terminal.wait_for("e Serial console")  # the VMs pane's keys again
     assert talking in screen
     select_row(terminal, "3", "vm", silent, then=("e",))
-    terminal.wait_for("has no serial console")
+    terminal.wait_for_toast("has no serial console")
     terminal.keys("q")
     assert _exit_status(terminal) == 0
     records = [(r["action"], r["target"], r["result"]) for r in audit_records(tmp_path)]
