@@ -244,8 +244,7 @@ def test_a_shell_in_a_task_opens_on_the_engine_of_its_node_in_a_real_terminal(te
     terminal = _start(tmp_path, docker_endpoint=every, size=(160, 40))
     terminals.append(terminal)
     terminal.wait_for("docker@n1-docker 3 nodes")  # the header names the cluster
-    select_row(terminal, "2", "co", f"{name}.1")
-    terminal.keys("e")
+    select_row(terminal, "2", "co", f"{name}.1", then=("e",))  # typed in one burst, as an operator would
     terminal.wait_for(f"shell in container/{name}.1 on docker@n")
     terminal.wait_for("$")
     terminal.keys("echo in-$(hostname)", "Enter")
