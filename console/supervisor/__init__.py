@@ -13,6 +13,7 @@ them itself only when no agent holds the lock. Never imports textual.
 - gated_actions.py the changes the loops make, declared with the action gate
 - reconcile.py    every applied workload kept at its desired count (missing replaced, surplus removed)
 - autoscaler.py   horizontal and vertical scaling from live usage
+- swarm_autoscaling.py the same for a workload that is a Swarm service (its replica count, a rolling update)
 - loops.py        the threads that run all of it
 - embedded.py     the loops inside an interactive console, when no agent holds the lock
 - live.py         one-off decisions for `rtm-console scale --workload`

@@ -9,5 +9,10 @@ Layout:
 - planning.py      spec documents -> scheduler and autoscaler inputs (pure)
 - widgets/, panes/, screens/   the textual parts
 - textual_compat.py  every use of Textual's private internals; checks the installed version first
-- commands.py      the command palette's entries
+- registry.py      the panes: id, title, key, class, the kiosk's cycle
+- navigation.py    the `:` prompt and the command palette's entries (mixed into the app)
+- typeahead.py     keys typed while the focus moves wait, then go on in order
+- gated.py         the resource actions, shells and consoles, run through the action gate
+- sessions.py      the argv of a container shell or a VM's serial console
+- console_services.py what the app is given: live data and the way changes are made
 """
