@@ -113,33 +113,15 @@ def audit_records(tmp_path: Path) -> list[dict]:
 
 def select_row(terminal: Terminal, pane_key: str, alias: str, name: str, then: tuple[str, ...] = (),
                timeout: float = 40.0) -> None:
-    """Show a pane and select a row with the `:` prompt (`co NAME`), which scrolls to it: the
-    engine may hold more containers than the screen shows. Until the console has polled the row
-    it says "Nothing is named …", and the jump is typed again. Then `then`, the keys that act on
-    the row, are typed with the jump once more, all in one burst right behind its Enter: the
-    console must lose none of them (nothing here waits for the focus to move)."""
+    """Show a pane, wait until the console has polled and drawn the row, then select it with the
+    `:` prompt (`co NAME`) and type `then`, the keys that act on the row, all in one burst right
+    behind the jump's Enter: the console must lose none of them (nothing here waits for the focus
+    to move). The row must be drawn first: a jump typed before the pane's backend has answered
+    finds nothing, and a screen capture cannot tell that apart from a jump that worked (the
+    notice may be drawn after the capture), so the keys behind it would act on no row."""
     terminal.keys(pane_key)
-    typed = f"{alias} {name}"
-    deadline = time.monotonic() + timeout
-    while not _jumped(terminal, typed, deadline):
-        _wait_until_gone(terminal, "Nothing is named", deadline)  # the notice of the try before
-    if then:
-        terminal.burst(":", typed, "Enter", *then)
-
-
-def _jumped(terminal: Terminal, typed: str, deadline: float) -> bool:
-    """Typed the jump in one burst; True when the console knew the row."""
-    terminal.burst(":", typed, "Enter")
-    _wait_until_gone(terminal, typed, deadline)  # the prompt, which shows what was typed, closed
-    time.sleep(0.3)  # a notice is drawn with the closed prompt, or soon after
-    return "Nothing is named" not in terminal.screen()
-
-
-def _wait_until_gone(terminal: Terminal, text: str, deadline: float) -> None:
-    while text in terminal.screen():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} stayed on the screen:\n{terminal.screen()}")
-        time.sleep(0.1)
+    terminal.wait_for(name, timeout=timeout)
+    terminal.burst(":", f"{alias} {name}", "Enter", *then)
 
 
 @pytest.fixture
