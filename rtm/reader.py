@@ -8,8 +8,10 @@ and place the same problems: `PATH:LINE:COL: error: invalid YAML: ...`, `... is 
 Reading is bounded: only regular files are read (a FIFO, /dev/zero or a terminal is refused
 without blocking), and at most MAX_FILE_BYTES of them. Composing keeps every node's line and
 column and uses libyaml's C parser when PyYAML has it; libyaml refuses nesting deeper than
-MAX_DEPTH levels with a position, and the pure-Python composer (used only where the C extension
-is missing, said once in the debug log) is held to the same limit.
+MAX_DEPTH levels with a position. The pure-Python composer (used only where the C extension is
+missing, said once in the debug log) recurses about three frames a level, so it is held to what
+Python's recursion limit leaves room for (about 300 levels at the default of 1,000), with the
+same message and position; the reader never changes that process-wide limit.
 """
 
 from __future__ import annotations
@@ -122,7 +124,6 @@ def loader() -> type:
     if not _told_pure_python:
         _told_pure_python = True
         _log.debug("PyYAML has no libyaml C extension here: YAML is read with the slower pure-Python parser")
-    _make_room_for_the_pure_python_composer()
     return _DepthLimitedLoader
 
 
@@ -157,24 +158,16 @@ def _raise_as_pure_python(text: str) -> None:
     is composed again by PyYAML for its error. Returns only when PyYAML finds none."""
     if not HAS_LIBYAML or len(text) > REWORD_ERRORS_BELOW:
         return
-    _make_room_for_the_pure_python_composer()
     again = _DepthLimitedLoader(text)
     try:
         while again.check_node():
             again.get_node()
+    except _DeeperThanRoomLeft:
+        return  # nested deeper than the pure-Python composer can follow here: libyaml's error stands
     except yaml.YAMLError as pure_error:
         raise pure_error from None
-    except RecursionError:
-        return  # called from deep in a stack already: libyaml's error stands
     finally:
         again.dispose()
-
-
-def _make_room_for_the_pure_python_composer() -> None:
-    """PyYAML's composer takes about three frames per level of nesting, up to MAX_DEPTH levels."""
-    needed = 4 * MAX_DEPTH + 1000
-    if sys.getrecursionlimit() < needed:
-        sys.setrecursionlimit(needed)
 
 
 _gc_lock = threading.Lock()
@@ -256,23 +249,42 @@ def scalar_value(node: ScalarNode) -> Any:
 # The pure-Python fallback
 
 
+FRAMES_PER_LEVEL = 3  # this compose_node, PyYAML's, and its compose_sequence/mapping_node
+SPARE_FRAMES = 100  # left for what the composer calls at the deepest level (the parser, the resolver)
+
+
+class _DeeperThanRoomLeft(yaml.composer.ComposerError):
+    """Nesting the recursion limit leaves no room for, though libyaml (MAX_DEPTH) would take it."""
+
+
 class _DepthLimitedLoader(yaml.SafeLoader):
-    """PyYAML's composer recurses once per level: refuse what libyaml refuses, before Python's
-    recursion limit does it less clearly."""
+    """PyYAML's composer recurses once per level: refuse what libyaml refuses, and what the
+    recursion limit leaves no room for, with a position, before Python's RecursionError does
+    it without one."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        room = (sys.getrecursionlimit() - _stack_depth() - SPARE_FRAMES) // FRAMES_PER_LEVEL
+        self._max_depth = max(0, min(MAX_DEPTH, room))
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self._depth += 1
         try:
-            if self._depth > MAX_DEPTH:
+            if self._depth > self._max_depth:
                 mark = self.peek_event().start_mark
-                raise yaml.composer.ComposerError(None, None, "exceeded maximum nesting depth", mark)
+                error = yaml.composer.ComposerError if self._depth > MAX_DEPTH else _DeeperThanRoomLeft
+                raise error(None, None, "exceeded maximum nesting depth", mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+
+def _stack_depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
 
 
 def _file_type(mode: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import textwrap
 from datetime import date
 from pathlib import Path
@@ -75,10 +76,27 @@ def test_nesting_deeper_than_the_limit_is_an_invalid_yaml_finding_with_a_positio
     simulate_without_libyaml: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reader, "HAS_LIBYAML", not simulate_without_libyaml)
+    limit = sys.getrecursionlimit()
     depth = reader.MAX_DEPTH + 5
     (finding,) = load_text("a: " + "[" * depth + "]" * depth + "\n", "deep.yaml").findings
     assert finding.message.startswith("invalid YAML") and "nesting depth" in finding.message
-    assert (finding.line, finding.column) == (1, 3 + reader.MAX_DEPTH)  # the bracket that goes one level too deep
+    if simulate_without_libyaml:  # held to what the recursion limit leaves room for, at the bracket too deep
+        assert finding.line == 1 and 3 + 200 <= finding.column < 3 + reader.MAX_DEPTH
+    else:
+        assert (finding.line, finding.column) == (1, 3 + reader.MAX_DEPTH)  # the bracket that goes one level too deep
+    assert sys.getrecursionlimit() == limit  # the reader never changes the process-wide limit
+
+
+def test_an_error_behind_nesting_the_pure_python_composer_cannot_follow_keeps_libyamls_words() -> None:
+    """libyaml's errors are worded again by PyYAML's composer when it can follow the text; a text
+    nested deeper than the recursion limit leaves it room for keeps libyaml's error and position,
+    and the limit is left as it was."""
+    limit = sys.getrecursionlimit()
+    depth = 900
+    (finding,) = load_text("a: " + "[" * depth + "]" * depth + "\nb: [1, 2\n", "deep.yaml").findings
+    assert finding.message.startswith("invalid YAML") and "nesting depth" not in finding.message
+    assert finding.line in (2, 3)
+    assert sys.getrecursionlimit() == limit
 
 
 # --- costs, counted -------------------------------------------------------------------------
