@@ -8,11 +8,14 @@ import re
 import socket
 
 import pytest
+from textual.command import CommandList, CommandPalette
 from textual.widgets import Sparkline, TabbedContent
 
 from console.tui.screens.details import DetailsScreen
 from console.tui.screens.dialogs import ConfirmScreen, TextPromptScreen
 from console.tui.screens.help import HelpScreen
+from console.tui.screens.placement_preview import PlacementScreen
+from console.tui.screens.scaling import ScalingScreen
 from console.tui.widgets.status_header import StatusHeader, header_text
 from tui.conftest import host_backend, libvirt_sandbox, screen_text, show_pane, wait_for
 
@@ -26,6 +29,22 @@ def _rows(app, pane: str) -> list:
 
 def _header(app) -> str:
     return header_text(app.query_one(StatusHeader).info).plain
+
+
+async def _open_screen(pilot, app, key: str, kind: type):
+    """Press `key` and return the screen it opens once that screen has mounted (it fills
+    itself in on mount)."""
+    await pilot.press(key)
+    assert await wait_for(pilot, lambda: isinstance(app.screen, kind) and app.screen.is_mounted)
+    return app.screen
+
+
+def _first_hit(palette: CommandPalette) -> str | None:
+    """The palette's highlighted first hit, if its list shows one."""
+    hits = palette.query_one(CommandList)
+    if hits.highlighted != 0 or not hits.option_count:
+        return None
+    return hits.get_option_at_index(0).hit.text
 
 
 async def test_nodes_pane_shows_this_host_with_live_numbers_and_sparklines(live_console, tmp_path) -> None:
@@ -161,9 +180,11 @@ async def test_the_palette_lists_every_action_and_runs_them(live_console) -> Non
                        "Scaling decisions", "Show key bindings", f"Cordon {HOSTNAME}", "Save spec", "Quit"):
             assert wanted in titles
         await pilot.press("ctrl+p")
-        await pilot.pause()
+        assert await wait_for(pilot, lambda: isinstance(console.app.screen, CommandPalette))
         await pilot.press(*"Show Events")
-        await pilot.pause(0.5)
+        # The palette searches as it is typed into: Enter runs the first hit once the search for
+        # the whole text has shown it.
+        assert await wait_for(pilot, lambda: _first_hit(console.app.screen) == "Show Events")
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: console.app.query_one(TabbedContent).active == "events")
 
@@ -244,8 +265,10 @@ async def test_stopping_a_vm_asks_first_naming_it_and_no_leaves_it_running(live_
         await pilot.press("n")
         assert await wait_for(pilot, lambda: console.audit())
         assert console.audit()[-1]["result"] == "refused" and console.audit()[-1]["error"] == "not_confirmed"
+        # Two more polls shown: the second began after the answer, so it shows what "no" left.
+        polls = console.app.state.backends["libvirt@sandbox"].polls
         console.poller.refresh_now()
-        await pilot.pause(1)
+        assert await wait_for(pilot, lambda: console.app.state.backends["libvirt@sandbox"].polls >= polls + 2)
         assert _rows(console.app, "vms")[0].cells[1] == "running"
 
 
@@ -291,9 +314,7 @@ async def test_actions_without_a_backend_to_carry_them_are_not_offered(live_cons
 async def test_placement_preview_places_the_sample_workload_on_the_sample_nodes(live_console) -> None:
     console = live_console([host_backend()])
     async with console.app.run_test(size=SIZE) as pilot:
-        await pilot.press("P")
-        await pilot.pause(0.5)
-        screen = console.app.screen
+        screen = await _open_screen(pilot, console.app, "P", PlacementScreen)
         assert screen.result is not None
         assert all(p.node is not None for p in screen.result.placements)
         screen.query_one("#replicas").value = "4000"
@@ -308,9 +329,7 @@ async def test_placement_preview_places_the_sample_workload_on_the_sample_nodes(
 async def test_scaling_screen_shows_proposals_decision_and_reason(live_console) -> None:
     console = live_console([host_backend()])
     async with console.app.run_test(size=SIZE) as pilot:
-        await pilot.press("H")
-        await pilot.pause(0.5)
-        screen = console.app.screen
+        screen = await _open_screen(pilot, console.app, "H", ScalingScreen)
         screen.query_one("#cpu").value = "140"
         screen.query_one("#memory").value = "40"
         screen.action_evaluate()
@@ -337,9 +356,7 @@ async def test_the_scaling_screen_counts_the_autoscaler_s_cooldown(live_console)
     save_history(history_path(console.data_dir, "web"),
                  History().record_recommendation(scaled_at, 3).record_event(scaled_at, 2, 3))
     async with console.app.run_test(size=SIZE) as pilot:
-        await pilot.press("H")
-        await pilot.pause(0.5)
-        screen = console.app.screen
+        screen = await _open_screen(pilot, console.app, "H", ScalingScreen)
         assert screen.workloads[0].document.name == "web"
         screen.query_one("#replicas").value = "3"
         screen.query_one("#cpu").value = "140"
@@ -359,9 +376,7 @@ async def test_the_scaling_screen_says_when_the_stored_history_cannot_be_read(li
     damaged.parent.mkdir(parents=True)
     damaged.write_text("{not json")
     async with console.app.run_test(size=SIZE) as pilot:
-        await pilot.press("H")
-        await pilot.pause(0.5)
-        screen = console.app.screen
+        screen = await _open_screen(pilot, console.app, "H", ScalingScreen)
         screen.query_one("#cpu").value = "140"
         screen.action_evaluate()
         await pilot.pause()

@@ -69,6 +69,12 @@ async def test_an_opened_file_is_validated_once_and_the_finding_chosen_stays_cho
         specs = await _open(pilot, "broken.yaml")
         findings = specs.query_one("#spec-findings")
         findings.highlighted = 1
+        # The load's change reaches the pane through the editor: a callback queued behind it on
+        # both runs once the pane has handled it. A validation it set off would be due one
+        # typing delay later.
+        handled: list[bool] = []
+        specs.editor.call_later(lambda: specs.call_later(lambda: handled.append(True)))
+        assert await wait_for(pilot, lambda: handled)
         await pilot.pause(VALIDATE_DELAY + 0.4)  # past the typing delay after the load's change
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()

@@ -84,8 +84,9 @@ async def _details_with_history(pilot) -> None:
             net_rx_bytes=web0.net_rx_bytes + 4096 * step * step, block_write_bytes=web0.block_write_bytes + 8192 * step)
         app.resource_history.add(row.key, record, start + 2 * (step + 1))
     await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen))
-    await pilot.pause(0.3)
+    assert await wait_for(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.is_mounted)
+    await app.workers.wait_for_complete()  # the tabs asked of the backend have their answers
+    await pilot.pause()
 
 
 def test_details_history_snapshot(snap_compare, tmp_path: Path) -> None:

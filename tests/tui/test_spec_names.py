@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui.conftest import recorded_app, screen_text
+from tui.conftest import recorded_app, screen_text, wait_for
 
 
 async def test_a_long_spec_file_name_is_shortened_with_an_ellipsis(tmp_path: Path) -> None:
@@ -15,7 +15,7 @@ async def test_a_long_spec_file_name_is_shortened_with_an_ellipsis(tmp_path: Pat
     app = recorded_app(tmp_path, specs_dir=specs)
     async with app.run_test(size=(100, 24)) as pilot:
         await pilot.press("5")
-        await pilot.pause(0.5)
+        assert await wait_for(pilot, lambda: "a-very-long" in screen_text(app) and "short.yaml" in screen_text(app))
         lines = screen_text(app).splitlines()
     (long_line,) = [line for line in lines if "a-very-long" in line]
     assert "…" in long_line and "payments-service.yaml" not in long_line
@@ -27,5 +27,5 @@ async def test_the_spec_file_of_a_workload_with_a_firing_alert_says_alert(tmp_pa
     app = recorded_app(tmp_path, specs_dir=Path("tests/tui/fixtures/alert-specs"))
     async with app.run_test(size=(100, 24)) as pilot:
         await pilot.press("5")
-        await pilot.pause(0.5)
-        assert "ALERT web-hot.yaml" in screen_text(app)  # web's recorded replicas are above its CPU target
+        # web's recorded replicas are above its CPU target
+        assert await wait_for(pilot, lambda: "ALERT web-hot.yaml" in screen_text(app))
