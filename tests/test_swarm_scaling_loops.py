@@ -190,38 +190,6 @@ def test_a_dry_run_of_scale_replicas_on_standalone_engines_prints_the_plan_and_c
     assert docker_client.containers.list(all=True, filters={"label": f"rtm.workload={name}"}) == []
 
 
-class CountingApi:
-    """The engine's API client, with each method asked for counted."""
-
-    def __init__(self, api: Any, counts: dict[str, int]) -> None:
-        self._api, self._counts = api, counts
-
-    def __getattr__(self, name: str) -> Any:
-        self._counts[name] = self._counts.get(name, 0) + 1
-        return getattr(self._api, name)
-
-
-def test_a_standalone_workloads_evaluations_ask_the_engine_for_its_swarm_role_once_every_20(tmp_path, docker_client, run_id) -> None:
-    from console.supervisor.swarm_autoscaling import REFRESH_EVERY
-
-    name = f"{run_id}-q1-cost"
-    (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / "cost.yaml").write_text(workload_spec(name, command=["sleep", "600"], replicas=1, limits=("100m", "32Mi"),
-                                                                requests=("10m", "16Mi"), policy={"horizontal": {"max_replicas": 2, "target_cpu_utilization": 50}}))
-    engine = Engine(os.environ["DOCKER_HOST"])
-    counts: dict[str, int] = {}
-    real_call = engine.backend.client.call
-    engine.backend.client.call = lambda fn: real_call(lambda api: fn(CountingApi(api, counts)))  # type: ignore[method-assign]
-    try:
-        workload = load_workloads(tmp_path / "specs").workloads[name]
-        autoscaler = WorkloadAutoscaler(workload, [engine], ActionGate("agent", tmp_path / "audit.jsonl"), EventLog.in_data_dir(tmp_path), tmp_path, interval=0)
-        for tick in range(2 * REFRESH_EVERY):
-            autoscaler.tick(float(tick))
-        assert counts.get("info") == 2 and "services" not in counts  # no swarm here: no service listing either
-    finally:
-        engine.close()
-
-
 def test_a_service_scale_up_by_more_than_50_is_asked_first_and_refused_without_a_terminal(env, swarm, run_id, tmp_path) -> None:
     name = f"{run_id}-q1-many"
     spec = workload_spec(name, command=["sleep", "600"], replicas=1, limits=("50m", "16Mi"), requests=("10m", "4Mi"),

@@ -15,9 +15,10 @@ Vertical: the usage seen at each evaluation (per replica) is kept in a rolling w
 running replica in place by the Docker backend's `update_limits` (the swap limit moves with
 the memory limit). Replicas created later get the spec's limits.
 
-A workload that is a Docker Swarm service is measured over its running tasks, scaled by the
-service's replica count and resized by a rolling update of the service (swarm_autoscaling.py);
-no loose container is added for it.
+A workload that is a Docker Swarm service is measured over its running tasks (their containers
+alone, read by id on the engines of their nodes), scaled by the service's replica count and
+resized by a rolling update of the service (swarm_autoscaling.py); no loose container is added
+for it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from typing import Any
 
 from backends.base import BackendUnavailable
 from backends.docker.desired import DesiredStore
+from backends.docker.swarm.discovery import SwarmDiscovery
 from backends.docker.swarm.services import ServiceState, SwarmServices
+from backends.docker.swarm.task_stats import TaskStats
 from backends.docker.replica_service import ScaleResult, workload_lock
 from backends.docker.replicas import Replica
 from backends.files import exclusive
@@ -41,7 +44,7 @@ from console.datadir import atomic_write, ensure_private_dir
 from console.eventlog import EventLog
 from console.gate import ActionGate
 from console.supervisor.engines import Engine, replica_service
-from console.supervisor.gated_actions import RESIZE, SCALE
+from console.supervisor.gated_actions import RESIZE, SCALE, run_workload_change
 from console.supervisor.supervised import Workload
 from console.supervisor.swarm_autoscaling import (
     ServiceFinder,
@@ -122,12 +125,19 @@ class LiveUsage:
         return current_limits(self.replicas)
 
 
-def measure(workload: Workload, engines: Sequence[Engine], service: SwarmServices | None = None) -> LiveUsage:
+def measure(workload: Workload, engines: Sequence[Engine], service: SwarmServices | None = None,
+            task_stats: TaskStats | None = None) -> LiveUsage:
     """Usage of the workload's running replicas, from each engine's stats sampler; of its
-    running tasks when `service` runs it."""
+    running tasks when `service` runs it (read by `task_stats`, which keeps their CPU
+    baselines between two measures)."""
     if service is not None:
         state = service.state(workload.name)
-        cpu_readings, memory_readings = task_readings(service, state)
+        stats = task_stats or TaskStats()
+        try:
+            cpu_readings, memory_readings = task_readings(service, state, stats)
+        finally:
+            if task_stats is None:
+                stats.close()
         usage = [ReplicaUsage(True, c, m) for c, m in zip(cpu_readings, memory_readings)]
         return LiveUsage((), tuple(cpu_readings), tuple(memory_readings), workload_utilization(usage, workload.cpu, workload.memory), state)
     replicas = tuple(replica_service(engines).survey(workload.name).of(workload.name))
@@ -171,20 +181,16 @@ def execute_scale(workload: Workload, engines: Sequence[Engine], gate: ActionGat
     """Scale through the gate and the replica service (`desired` records the new count); the
     event log gets the outcome. (None, why) when it did not happen. A `question` is asked
     first (`--yes` answers it; without a terminal the scale is refused)."""
-    destructive = target < current or question is not None
     service = replica_service(engines, desired)
-    result = gate.run(SCALE.name, f"workload/{workload.name}", {"from": current, "to": target, "reason": reason},
-                      lambda: service.scale(workload.template, target), destructive=destructive,
-                      records_event=True, question=question)
-    if not result.ok:
-        events.record("scale_failed", result.message, workload=workload.name, target=f"workload/{workload.name}")
-        return None, result.message
-    done: ScaleResult = result.value  # type: ignore[assignment]
-    changes = [f"+{name}" for name in done.created] + [f"-{name}" for name in done.removed]
-    events.record("scale", f"{done.before} -> {done.after} replicas ({', '.join(changes) or 'no change'}): {reason}",
-                  workload=workload.name, target=f"workload/{workload.name}",
-                  details={"from": done.before, "to": done.after, "created": list(done.created), "removed": list(done.removed)})
-    return done, result.message
+
+    def outcome(done: ScaleResult) -> tuple[str, dict[str, Any]]:
+        changes = [f"+{name}" for name in done.created] + [f"-{name}" for name in done.removed]
+        return (f"{done.before} -> {done.after} replicas ({', '.join(changes) or 'no change'}): {reason}",
+                {"from": done.before, "to": done.after, "created": list(done.created), "removed": list(done.removed)})
+
+    return run_workload_change(gate, events, SCALE, workload.name, {"from": current, "to": target, "reason": reason},
+                               lambda: service.scale(workload.template, target), outcome,
+                               destructive=target < current or question is not None, question=question)
 
 
 def limits_to_set(recommendation: VerticalRecommendation) -> tuple[int | None, int | None]:
@@ -240,14 +246,16 @@ class WorkloadAutoscaler:
     """Evaluates one workload every `interval` seconds; `tick(now)` does one evaluation if due."""
 
     def __init__(self, workload: Workload, engines: Sequence[Engine] | Any, gate: ActionGate, events: EventLog,
-                 data_dir: Path, interval: float = DEFAULT_INTERVAL) -> None:
+                 data_dir: Path, interval: float = DEFAULT_INTERVAL, swarm: SwarmDiscovery | None = None) -> None:
+        """`swarm`: the control loops' shared discovery of Swarm managers (else one of its own)."""
         self.workload = workload
         self._engines = engines
         self.gate = gate
         self.events = events
         self.history_file = history_path(data_dir, workload.name)
         self.desired = DesiredStore(data_dir)
-        self.services = ServiceFinder()
+        self.services = ServiceFinder(swarm)
+        self.task_stats = TaskStats()
         self.interval = interval
         self.last_run: float | None = None
         self.last_decision: Decision | None = None
@@ -279,7 +287,7 @@ class WorkloadAutoscaler:
     def _evaluate(self, now: float) -> None:
         engines = self.engines()
         service = self.services.holding(self.workload.name, engines)
-        usage = measure(self.workload, engines, service)
+        usage = measure(self.workload, engines, service, self.task_stats)
         self.last_metrics = usage.metrics
         self._cpu_window.extend(usage.cpu_millis)
         self._memory_window.extend(usage.memory_bytes)
@@ -313,6 +321,10 @@ class WorkloadAutoscaler:
                         # Limits changed: earlier readings were taken under the old ones.
                         self._cpu_window.clear()
                         self._memory_window.clear()
+
+    def close(self) -> None:
+        """Ends the statistics streams of the service's tasks, if any were opened."""
+        self.task_stats.close()
 
     def state(self) -> dict[str, Any]:
         return {

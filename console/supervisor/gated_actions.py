@@ -6,7 +6,13 @@ refuses them, so a read-only console never restarts, replaces or scales anything
 
 from __future__ import annotations
 
-from console.gate import register_action
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from console.eventlog import EventLog
+from console.gate import ActionGate, ActionSpec, register_action
+
+T = TypeVar("T")
 
 RESTART = register_action("replica.restart", description="restart a replica whose liveness failed")
 REPLACE = register_action("replica.replace", destructive=True, description="remove a replica that kept failing and start a new one")
@@ -17,3 +23,19 @@ RESIZE = register_action("workload.resize", description="change a workload's cpu
 WRITE_UPSTREAM = register_action("load_balancer.write_upstream", description="write the nginx upstream file of ready replicas and reload")
 CREATE_MISSING = register_action("replica.create_missing", description="start replicas a workload is missing to keep its desired count")
 REMOVE_SURPLUS = register_action("replica.remove_surplus", destructive=True, description="remove replicas beyond a workload's desired count")
+
+
+def run_workload_change(gate: ActionGate, events: EventLog, action: ActionSpec, workload: str, params: Mapping[str, Any],
+                        change: Callable[[], T], outcome: Callable[[T], tuple[str, dict[str, Any]]], *, destructive: bool,
+                        question: str | None = None) -> tuple[T | None, str]:
+    """`change` of workload/NAME through the gate; the event log then gets one `scale` event,
+    `outcome(value)` -> (message, details), or `scale_failed` with the gate's message when it
+    did not happen. (value, the gate's message), value None when it did not happen."""
+    target = f"workload/{workload}"
+    result = gate.run(action.name, target, params, change, destructive=destructive, records_event=True, question=question)
+    if not result.ok:
+        events.record("scale_failed", result.message, workload=workload, target=target)
+        return None, result.message
+    message, details = outcome(result.value)  # type: ignore[arg-type]
+    events.record("scale", message, workload=workload, target=target, details=details)
+    return result.value, result.message

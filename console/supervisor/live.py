@@ -19,6 +19,7 @@ from typing import Any
 from console.context import AppContext, supervisor_engines
 from console.supervisor.autoscaler import LiveUsage, execute_scale, history_path, load_history, measure, resize, update_history
 from backends.docker.desired import DesiredStore
+from backends.docker.swarm.task_stats import TaskStats
 from console.supervisor.engines import Engine, replica_service
 from console.supervisor.supervised import load_workloads
 from console.supervisor.swarm_autoscaling import ServiceFinder, execute_service_scale, rolling_update_note
@@ -90,9 +91,13 @@ def scale_question(workload: str, current: int, target: int) -> str | None:
 
 
 def _measure_twice(workload: Any, engines: list[Engine], service: Any) -> LiveUsage:
-    measure(workload, engines, service)
-    time.sleep(SAMPLE_GAP_SECONDS)
-    return measure(workload, engines, service)
+    task_stats = TaskStats()  # the tasks' CPU figures then cover the gap between the two
+    try:
+        measure(workload, engines, service, task_stats)
+        time.sleep(SAMPLE_GAP_SECONDS)
+        return measure(workload, engines, service, task_stats)
+    finally:
+        task_stats.close()
 
 
 def scale_step(workload: str, current: int, target: int, cluster: str | None) -> str:

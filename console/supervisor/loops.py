@@ -15,6 +15,10 @@ Four loops, each a named daemon thread that stops when asked:
   The failover loop leaves a workload that is a Swarm service to Swarm: no restart, replacement
   or rescheduling of its tasks.
 
+Which engines are Swarm managers is found once for all of them (a SwarmDiscovery): the Swarm
+loop, the autoscaler's service look-ups and the poll of each engine (when the engines' backends
+are the poller's) share it, so each engine is asked `docker info` once per refresh.
+
 A loop with nothing to look after sleeps long (a reload that brings work wakes it): an idle
 console or agent should not wake up several times a second for nothing.
 
@@ -32,6 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from backends.docker.swarm.discovery import SwarmDiscovery
 from console.eventlog import EventLog
 from console.gate import ActionGate
 from console.supervisor.autoscaler import DEFAULT_INTERVAL, WorkloadAutoscaler
@@ -163,7 +168,10 @@ class Supervisor:
         self.reconcile_interval = reconcile_interval
         self.reconciler = Reconciler(DesiredStore(self.data_dir), self.live_engines, gate, events, self.monitor.lost, self._rescheduled)
         self.specs = SpecLoad({}, (), ())
-        self.swarm = SwarmWatch(self.live_engines, events, self.membership, lambda: self.specs.workloads, self.pool)
+        self.swarm_roles = SwarmDiscovery(lambda: [engine.backend for engine in self.live_engines()])
+        self.swarm = SwarmWatch(self.live_engines, events, self.membership, lambda: self.specs.workloads, self.pool, self.swarm_roles)
+        for engine in self.engines:  # the poll of a backend shared with the poller takes the engine's role from here
+            engine.backend.swarm.follow(self.swarm_roles)
         self.loops: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
         # The loops sleep on this; stop() and a reload wake them (a reload may give idle loops
@@ -186,7 +194,7 @@ class Supervisor:
                 del self.supervisors[name]
                 self.membership.forget(name)
             for name in [n for n in self.autoscalers if n not in specs.workloads or not specs.workloads[n].autoscaled]:
-                del self.autoscalers[name]
+                self.autoscalers.pop(name).close()
             for name, workload in specs.workloads.items():
                 if workload.supervises_health:
                     if name in self.supervisors:
@@ -197,7 +205,8 @@ class Supervisor:
                     if name in self.autoscalers:
                         self.autoscalers[name].workload = workload
                     else:
-                        self.autoscalers[name] = WorkloadAutoscaler(workload, self.live_engines, self.gate, self.events, self.data_dir, self.autoscale_interval)
+                        self.autoscalers[name] = WorkloadAutoscaler(workload, self.live_engines, self.gate, self.events, self.data_dir,
+                                                                    self.autoscale_interval, self.swarm_roles)
             self.monitor.configure(engine_detection(list(specs.workloads.values())))
         log.info("specs loaded from %s: %d workloads supervised, %d autoscaled, %d problems",
                  self.specs_dir, len(self.supervisors), len(self.autoscalers), len(specs.problems))
@@ -303,7 +312,11 @@ class Supervisor:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self.pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            for autoscaler in self.autoscalers.values():
+                autoscaler.close()
         for engine in self.engines:
+            engine.backend.swarm.follow(None)
             try:
                 engine.close()
             except Exception:  # closing is best effort

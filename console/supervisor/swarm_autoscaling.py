@@ -1,8 +1,9 @@
 """Autoscaling a workload that is a Docker Swarm service (docs/swarm.md#scale).
 
-- Measured over the service's running tasks, with the statistics of the configured engines of
-  the cluster's nodes (a task on a node whose engine is not configured has no reading and is
-  left out, as a replica without a reading is).
+- Measured over the service's running tasks: the statistics of each task's container, read by
+  its id on the configured engine of the task's node and nothing else (backends/docker/swarm/
+  task_stats.py); a task on a node whose engine is not configured has no reading and is left
+  out, as a replica without a reading is.
 - Scaled by the service's replica count alone, on its stored spec with its version index: the
   running tasks are kept, and the service's spec is the desired count (no desired-state
   record, so reconciliation leaves services alone).
@@ -17,47 +18,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from backends.base import BackendUnavailable
+from backends.docker.swarm.discovery import SwarmDiscovery
 from backends.docker.swarm.services import ServiceState, SwarmServices
 from backends.docker.swarm.target import SwarmTarget
+from backends.docker.swarm.task_stats import TaskStats
 from console.eventlog import EventLog
 from console.gate import ActionGate
-from console.supervisor.gated_actions import RESIZE, SCALE
-
-REFRESH_EVERY = 20  # look-ups between two searches for clusters among the engines (`docker info` each)
+from console.supervisor.gated_actions import RESIZE, SCALE, run_workload_change
 
 
 class ServiceFinder:
-    """Which cluster runs a workload's service, if any. The clusters are found once per set of
-    engines and again every REFRESH_EVERY look-ups (an engine may join a swarm); a look-up
-    then costs one service listing per cluster, nothing when no engine is a manager."""
+    """Which cluster runs a workload's service, if any: the clusters come from a SwarmDiscovery
+    (shared by the control loops, so the engines are asked `docker info` once per refresh); a
+    look-up costs one service listing per cluster, nothing when no engine is a manager."""
 
-    def __init__(self) -> None:
-        self._engines: tuple[str, ...] | None = None
-        self._target: SwarmTarget | None = None
-        self._lookups = 0
+    def __init__(self, discovery: SwarmDiscovery | None = None) -> None:
+        self._engines: list[Any] = []
+        # without a shared one, its own over the engines of the latest look-up
+        self.discovery = discovery or SwarmDiscovery(lambda: [engine.backend for engine in self._engines])
 
     def holding(self, workload: str, engines: Sequence[Any]) -> SwarmServices | None:
-        names = tuple(engine.name for engine in engines)
-        if self._target is None or names != self._engines or self._lookups % REFRESH_EVERY == 0:
-            self._target = SwarmTarget([engine.backend for engine in engines])
-            self._engines = names
-        self._lookups += 1
-        return self._target.holding(workload)
+        self._engines = list(engines)
+        return SwarmTarget([], discovery=self.discovery).holding(workload)
 
 
-def task_readings(services: SwarmServices, state: ServiceState) -> tuple[list[float], list[int]]:
-    """cpu millicores and memory working set of each running task an engine of the cluster lists."""
-    stats: dict[str, Any] = {}
-    for backend in [services.cluster.manager, *services.cluster.workers]:
-        try:
-            stats.update((info.id, info) for info in backend.collect())
-        except BackendUnavailable:
-            continue
+def task_readings(services: SwarmServices, state: ServiceState, stats: TaskStats) -> tuple[list[float], list[int]]:
+    """cpu millicores and memory working set of each running task whose node's engine is configured."""
+    wanted: dict[Any, list[str]] = {}
+    for task in state.running:
+        engine = services.cluster.node_engines.get(task.node_id)
+        if engine is not None and task.container_id:
+            wanted.setdefault(engine, []).append(task.container_id)
+    read = stats.read(wanted)
     cpu: list[float] = []
     memory: list[int] = []
     for task in state.running:
-        info = stats.get(task.container_id)
+        info = read.get(task.container_id)
         if info is None or info.cpu_ratio is None:
             continue
         cpu.append(info.cpu_ratio * 1000)
@@ -75,16 +71,15 @@ def execute_service_scale(workload: str, services: SwarmServices, gate: ActionGa
     """The service's replica count set to `target` through the gate (running tasks kept); the
     event log gets the outcome. ((before, after), message), or (None, why) when it did not happen.
     A `question` is asked first where the gate asks (a large scale-up), as for a scale-down."""
-    result = gate.run(SCALE.name, f"workload/{workload}", {"from": current, "to": target, "reason": reason, "service": True},
-                      lambda: services.scale(workload, target), destructive=target < current or question is not None,
-                      records_event=True, question=question)
-    if not result.ok:
-        events.record("scale_failed", result.message, workload=workload, target=f"workload/{workload}")
-        return None, result.message
-    before, after = result.value  # type: ignore[misc]
-    events.record("scale", f"{before} -> {after} replicas (service/{workload} on {services.cluster.name}; running tasks kept): {reason}",
-                  workload=workload, target=f"workload/{workload}", details={"from": before, "to": after, "service": True})
-    return (before, after), result.message
+
+    def outcome(counts: tuple[int, int]) -> tuple[str, dict[str, Any]]:
+        before, after = counts
+        return (f"{before} -> {after} replicas (service/{workload} on {services.cluster.name}; running tasks kept): {reason}",
+                {"from": before, "to": after, "service": True})
+
+    return run_workload_change(gate, events, SCALE, workload, {"from": current, "to": target, "reason": reason, "service": True},
+                               lambda: services.scale(workload, target), outcome, destructive=target < current or question is not None,
+                               question=question)
 
 
 def execute_service_resize(workload: str, services: SwarmServices, gate: ActionGate, events: EventLog, state: ServiceState,
@@ -92,17 +87,15 @@ def execute_service_resize(workload: str, services: SwarmServices, gate: ActionG
     """New limits by one service update (a rolling update that replaces the tasks), asked about
     first where the gate asks. (tasks replaced, message), or (None, why) when it did not happen."""
     note = rolling_update_note(workload, state.cluster, state.replicas)
-    result = gate.run(RESIZE.name, f"workload/{workload}", {"cpu_millis": cpu_millis, "memory_bytes": memory_bytes, "service": True},
-                      lambda: services.set_limits(workload, cpu_millis, memory_bytes), destructive=True, records_event=True,
-                      question=f"Resize workload/{workload} ({note})?")
-    if not result.ok:
-        events.record("scale_failed", result.message, workload=workload, target=f"workload/{workload}")
-        return None, result.message
-    replaced: int = result.value  # type: ignore[assignment]
-    events.record("scale", f"limits changed by a {note}: {reasons}", workload=workload, target=f"workload/{workload}",
-                  details={"cpu_millis": cpu_millis, "memory_bytes": memory_bytes, "service": True, "replaced": replaced})
-    return replaced, result.message
+
+    def outcome(replaced: int) -> tuple[str, dict[str, Any]]:
+        return (f"limits changed by a {note}: {reasons}",
+                {"cpu_millis": cpu_millis, "memory_bytes": memory_bytes, "service": True, "replaced": replaced})
+
+    return run_workload_change(gate, events, RESIZE, workload, {"cpu_millis": cpu_millis, "memory_bytes": memory_bytes, "service": True},
+                               lambda: services.set_limits(workload, cpu_millis, memory_bytes), outcome, destructive=True,
+                               question=f"Resize workload/{workload} ({note})?")
 
 
-__all__ = ["REFRESH_EVERY", "ServiceFinder", "execute_service_resize", "execute_service_scale", "rolling_update_note",
+__all__ = ["ServiceFinder", "execute_service_resize", "execute_service_scale", "rolling_update_note",
            "task_readings"]

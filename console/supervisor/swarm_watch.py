@@ -1,8 +1,8 @@
 """Swarm's own failover, reported: for a workload that is a Swarm service, Swarm restarts and
 reschedules the tasks; the loops never do (the failover loop leaves such workloads alone).
 
-Every `interval` seconds each cluster among the engines (a manager engine, found again every
-`ROLE_CHECK_SECONDS`) is looked at with three calls (services, tasks, nodes), and what Swarm did
+Every `interval` seconds each cluster among the engines (a manager engine, as the loops' shared
+SwarmDiscovery knows it) is looked at with three calls (services, tasks, nodes), and what Swarm did
 since the previous look becomes events, once each (backends/docker/swarm/task_changes.py):
 `swarm_task_failed`, `swarm_task_pending`, `swarm_task_restarted`, `swarm_task_rescheduled`,
 `swarm_task_replaced`, `swarm_node_down`, `swarm_node_up`, `swarm_service_converged`.
@@ -24,7 +24,8 @@ from typing import Any
 
 from backends.base import BackendUnavailable, one_line
 from backends.docker.errors import DockerRequestError
-from backends.docker.swarm.cluster import SwarmCluster, find_clusters
+from backends.docker.swarm.cluster import SwarmCluster
+from backends.docker.swarm.discovery import SwarmDiscovery
 from backends.docker.swarm.spec import LABEL_WORKLOAD
 from backends.docker.swarm.task_addresses import reachable_members, task_endpoints
 from backends.docker.swarm.task_changes import (
@@ -42,13 +43,14 @@ from rtm.loadbalancer import Member
 
 log = logging.getLogger("rtm.supervisor.swarm")
 SURVEY_SECONDS = 1.0
-ROLE_CHECK_SECONDS = 30.0  # how often the engines are asked again whether one became a manager
 
 
 class SwarmWatch:
     def __init__(self, engines: Callable[[], Sequence[Engine]], events: EventLog, membership: UpstreamWriter,
-                 workloads: Callable[[], Mapping[str, Workload]], pool: ThreadPoolExecutor, interval: float = SURVEY_SECONDS) -> None:
+                 workloads: Callable[[], Mapping[str, Workload]], pool: ThreadPoolExecutor, discovery: SwarmDiscovery | None = None,
+                 interval: float = SURVEY_SECONDS) -> None:
         self._engines = engines
+        self.discovery = discovery or SwarmDiscovery(lambda: [engine.backend for engine in engines()])
         self.events = events
         self.membership = membership
         self._workloads = workloads
@@ -59,7 +61,6 @@ class SwarmWatch:
         self.calls = 0  # engine calls made, for tests counting the cost
         self.last_error: str | None = None
         self._clusters: list[SwarmCluster] = []
-        self._roles_checked: float | None = None
         self._watches: dict[str, TaskWatch] = {}
         self._services: dict[str, frozenset[str]] = {}  # cluster -> its rtm-console services at its last good look
         self.services: frozenset[str] = frozenset()  # the workloads that are Swarm services (kept while a manager does not answer)
@@ -70,19 +71,16 @@ class SwarmWatch:
     def tick(self, now: float) -> float:
         """One look at every cluster; returns the seconds until the next one."""
         try:
-            if self._roles_checked is None or now - self._roles_checked >= ROLE_CHECK_SECONDS:
-                engines = list(self._engines())
-                self._clusters, roles = find_clusters([engine.backend for engine in engines])
-                # kept for an engine that did not answer this time: its probes fail rather than stop
-                self._node_engines.update((roles[e.backend.name].node_id, e) for e in engines
-                                          if e.backend.name in roles and roles[e.backend.name].node_id)
-                self._roles_checked = now
+            self._clusters, roles = self.discovery.current()
+            # kept for an engine that did not answer at the last refresh: its probes fail rather than stop
+            self._node_engines.update((roles[e.backend.name].node_id, e) for e in self._engines()
+                                      if e.backend.name in roles and roles[e.backend.name].node_id)
             for cluster in self._clusters:
                 self._look_at(cluster, now)
             self.looks += 1
         finally:
             self.first_look.set()
-        return self.interval if self._clusters else ROLE_CHECK_SECONDS
+        return self.interval if self._clusters else self.discovery.refresh_seconds
 
     def _look_at(self, cluster: SwarmCluster, now: float) -> None:
         try:

@@ -87,12 +87,14 @@ class NotAManager(DockerRequestError):
 
 
 class SwarmCluster:
-    """A swarm through its manager engine; `workers` are the configured engines of its other nodes."""
+    """A swarm through its manager engine; `workers` are the configured engines of its other
+    nodes; `node_engines` is the configured engine of each node by its Swarm node id."""
 
     def __init__(self, manager: Any, workers: Sequence[Any] = ()) -> None:
         self.manager = manager
         self.workers = list(workers)
         self.name = manager.name
+        self.node_engines: dict[str, Any] = {}
 
     def call(self, fn: Any) -> Any:
         return self.manager.client.call(fn)
@@ -156,12 +158,15 @@ def find_clusters(backends: Sequence[Any]) -> tuple[list[SwarmCluster], dict[str
     for name, role in roles.items():
         if role.is_manager and role.cluster_id not in clusters:
             clusters[role.cluster_id] = SwarmCluster(by_name[name])
+        if role.is_manager:
+            clusters[role.cluster_id].node_engines[role.node_id] = by_name[name]
     for name, role in roles.items():
         if role.role == "worker":  # a worker's info has no cluster id: matched by its managers
             manager_ids = {node_id for node_id, _addr in role.managers}
             for cluster in clusters.values():
                 if roles[cluster.name].node_id in manager_ids:
                     cluster.workers.append(by_name[name])
+                    cluster.node_engines[role.node_id] = by_name[name]
     return list(clusters.values()), roles
 
 

@@ -46,6 +46,7 @@ class SwarmObserver:
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
+        self.discovery: Any = None  # a SwarmDiscovery that knows the engine's role (discovery.py), else asked here
         self._polls = 0
         self._manager = False
         self._slots: dict[tuple[str, int], set[str]] = {}
@@ -63,8 +64,17 @@ class SwarmObserver:
         self.calls += 1
         return self.backend.client.call(fn)
 
+    def follow(self, discovery: Any) -> None:
+        """Take the engine's role from `discovery` (shared with the control loops), or ask the
+        engine again every ROLE_CHECK_EVERY polls (None)."""
+        self.discovery = discovery
+
     def _observe(self) -> SwarmStatus | None:
-        if self._polls % ROLE_CHECK_EVERY == 0:
+        discovery = self.discovery
+        if discovery is not None:
+            role = discovery.role_of(self.backend.name)
+            self._manager = role is not None and role.is_manager
+        elif self._polls % ROLE_CHECK_EVERY == 0:
             swarm = self._call(lambda api: api.info()).get("Swarm") or {}
             self._manager = bool(swarm.get("ControlAvailable"))
         self._polls += 1

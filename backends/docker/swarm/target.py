@@ -28,18 +28,23 @@ TARGET_LABEL = "rtm.target"
 
 
 class SwarmTarget:
-    """The clusters among a handler's engines, found on first use."""
+    """The clusters among a handler's engines, found on first use (or known by a shared
+    SwarmDiscovery, backends/docker/swarm/discovery.py)."""
 
-    def __init__(self, backends: Sequence[Any], *, publish_mode: str = "ingress", strict: bool = False, target: str = "cluster") -> None:
+    def __init__(self, backends: Sequence[Any], *, publish_mode: str = "ingress", strict: bool = False, target: str = "cluster",
+                 discovery: Any = None) -> None:
         self.backends = list(backends)
         self.target = target
         self.publish_mode = publish_mode
         self.strict = strict
+        self.discovery = discovery
         self._clusters: list[SwarmCluster] | None = None
         self.roles: dict[str, Any] = {}
 
     def clusters(self, refresh: bool = False) -> list[SwarmCluster]:
-        if self._clusters is None or refresh:
+        if self.discovery is not None:
+            self._clusters, self.roles = self.discovery.current()
+        elif self._clusters is None or refresh:
             self._clusters, self.roles = find_clusters(self.backends)
         return self._clusters
 

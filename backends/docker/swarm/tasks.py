@@ -41,6 +41,7 @@ class Task:
     updated_at: str = ""
     state_since: str = ""  # when the task entered its current state (Status.Timestamp)
     exit_code: int | None = None  # the container's, once it exited
+    node_id: str = ""  # the node's Swarm id
 
 
 def task_of(raw: Mapping[str, Any], service: str, hostnames: Mapping[str, str]) -> Task:
@@ -54,7 +55,7 @@ def task_of(raw: Mapping[str, Any], service: str, hostnames: Mapping[str, str]) 
         state=str(status.get("State", "")), message=str(status.get("Message", "")), error=str(status.get("Err", "")),
         container_id=str(container.get("ContainerID", "")), created_at=str(raw.get("CreatedAt", "")),
         updated_at=str(raw.get("UpdatedAt", "")), state_since=str(status.get("Timestamp", "")),
-        exit_code=int(container["ExitCode"]) if exited else None,
+        exit_code=int(container["ExitCode"]) if exited else None, node_id=str(raw.get("NodeID", "")),
     )  # fmt: skip
 
 
