@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from backends.base import Availability
@@ -22,6 +21,7 @@ from console.context import AppContext
 from console.eventlog import EventLog
 from console.exporter.collector import RtmCollector
 from console.exporter.event_counts import EventCounter
+from console.exporter.exposition import RtmRegistry
 from console.exporter.server import ExporterServer
 from console.exporter.web_config import WebConfig, WebConfigError, load_web_config
 from console.poller import Poller
@@ -85,11 +85,10 @@ def build_registry(
     events: EventLog | None = None,
     unavailable: Sequence[Availability] = (),
     desired: DesiredStore | None = None,
-) -> CollectorRegistry:
+) -> RtmRegistry:
     """A registry with the rtm collector and the process' own metrics (process_*). `desired`:
     the data folder's desired state, whose counts rtm_workload_replicas_desired reports."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(
+    registry = RtmRegistry(
         RtmCollector(
             poller,
             host_selection=specs.host_selection,

@@ -34,7 +34,7 @@ from backends.records import ContainerInfo, FilesystemInfo, FunctionInfo, NodeIn
 from console.exporter.event_counts import EventCounter
 from console.exporter.swarm_series import swarm_families
 from console.poller import BackendState, PollState
-from console.resource_kinds import CONTAINERS, KINDS
+from console.resource_kinds import CONTAINERS, KINDS, ResourceKind
 from rtm import __version__
 
 CONTAINER_STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
@@ -389,7 +389,7 @@ def backend_families(state: PollState, unavailable: Sequence[Availability], now:
     duration = gauge("rtm_backend_poll_duration_seconds", "How long the last good poll took.", "backend")
     age = gauge("rtm_backend_data_age_seconds", "Seconds since the last good poll.", "backend")
     for backend in state.backends.values():
-        up.add((backend.name, backend.availability.endpoint), int(_is_up(backend)))
+        up.add((backend.name, backend.availability.endpoint), int(is_up(backend)))
         polls.add((backend.name,), backend.polls)
         if backend.snapshot is not None:
             duration.add((backend.name,), backend.snapshot.duration_seconds)
@@ -439,12 +439,21 @@ class RtmCollector:
         began = time.perf_counter()
         state = self.source.latest()
         records = _fresh_records(state)
-        of_kind = {kind.name: [r for r in records if isinstance(r, kind.record)] for kind in KINDS}
+        families = [family for kind in KINDS for family in self.kind_families(kind, records)]
+        return [family for family in families if family.samples] + self.live_families(state, began)
+
+    def kind_families(self, kind: ResourceKind, records: Iterable[object]) -> list[Metric]:
+        """The families of `kind` for `records` (of any kind: the others are skipped)."""
+        return kind.metric_families([r for r in records if isinstance(r, kind.record)], self.host_selection)
+
+    def live_families(self, state: PollState, began: float) -> list[Metric]:
+        """What is not one backend's snapshot: workloads, backends, Swarm, control loops, the
+        build, and last this scrape's duration since `began` (time.perf_counter())."""
+        containers = [r for r in _fresh_records(state) if isinstance(r, CONTAINERS.record)]
         families = [
-            *(family for kind in KINDS for family in kind.metric_families(of_kind[kind.name], self.host_selection)),
-            *workload_families(of_kind[CONTAINERS.name], {**self.desired_replicas, **self.desired_counts()}),
+            *workload_families(containers, {**self.desired_replicas, **self.desired_counts()}),
             *backend_families(state, self.unavailable, self.clock()),
-            *swarm_families(b.name for b in state.backends.values() if b.kind == "containers" and _is_up(b)),
+            *swarm_families(b.name for b in state.backends.values() if b.kind == "containers" and is_up(b)),
         ]
         if self.events is not None:
             families += control_families(self.events)
@@ -454,11 +463,11 @@ class RtmCollector:
         return families
 
 
-def _is_up(backend: BackendState) -> bool:
+def is_up(backend: BackendState) -> bool:
     """The latest poll succeeded (so its snapshot is current)."""
     return backend.error is None and backend.snapshot is not None
 
 
 def _fresh_records(state: PollState) -> list[object]:
     """Records of the backends that are up; a failed backend's last snapshot is left out."""
-    return [item for backend in state.backends.values() if _is_up(backend) for item in backend.snapshot.items]  # type: ignore[union-attr]
+    return [item for backend in state.backends.values() if is_up(backend) for item in backend.snapshot.items]  # type: ignore[union-attr]

@@ -41,6 +41,7 @@ from prometheus_client.exposition import choose_encoder
 from console.config import ListenAddress
 from console.exporter.auth import BasicAuthChecker
 from console.exporter.connections import Connection, ConnectionSlots
+from console.exporter.exposition import RtmRegistry
 from console.exporter.web_config import WebConfig
 
 log = logging.getLogger("rtm.exporter")
@@ -121,8 +122,9 @@ class ExporterServer:
 class SharedRender:
     """Scrapes that arrive while an identical one is being rendered wait for it and share its
     bytes, instead of each rendering the same state again (a burst of scrapers, or two
-    Prometheus servers of an HA pair). Nothing is kept afterwards: a scrape never gets data
-    older than the render that was running when it arrived."""
+    Prometheus servers of an HA pair). No body is kept afterwards: a scrape never gets data
+    older than the render that was running when it arrived (exposition.py keeps only the text
+    of snapshots that are still their backend's newest)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -329,15 +331,16 @@ class _Handler(BaseHTTPRequestHandler):
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
         compress = "gzip" in self.headers.get("Accept-Encoding", "")
         try:
-            body = self.server.exporter.renders.get((content_type, compress), lambda: self._render(encoder, compress))
+            body = self.server.exporter.renders.get((content_type, compress), lambda: self._render(encoder, content_type, compress))
         except Exception:  # a bug in a collector: say so in the response, keep serving
             log.exception("collecting metrics failed")
             self._reply(500, b"collecting metrics failed; see the log\n", "text/plain; charset=utf-8", send_body)
             return
         self._reply(200, body, content_type, send_body, {"Content-Encoding": "gzip"} if compress else None)
 
-    def _render(self, encoder: Callable[[CollectorRegistry], bytes], compress: bool) -> bytes:
-        body = encoder(self.server.exporter.registry)
+    def _render(self, encoder: Callable[[CollectorRegistry], bytes], content_type: str, compress: bool) -> bytes:
+        registry = self.server.exporter.registry
+        body = registry.exposition(encoder, content_type) if isinstance(registry, RtmRegistry) else encoder(registry)
         return gzip.compress(body, compresslevel=1) if compress else body  # level 1: fast, scrapes are frequent
 
     def _reply(self, status: int, body: bytes, content_type: str, send_body: bool, headers: Mapping[str, str] | None = None) -> None:
