@@ -160,3 +160,56 @@ def test_the_registry_still_renders_everything_afresh_for_generate_latest_with_s
     text = generate_latest(server.registry).decode()
     assert 'rtm_vm_state{domain="db-vm",host="libvirt@scripted",state="running"} 1.0' in text
     assert "rtm_function_duration_seconds_bucket" in text
+
+
+def test_after_a_poll_only_the_series_whose_value_moved_are_formatted_again_with_scripted_backend(fleet):
+    poller, server, backends = fleet
+    registry: RtmRegistry = server.registry
+    encoder, content_type = choose_encoder("")
+    formatted: list[str] = []
+
+    def counting(collector):
+        formatted.extend(s.name for family in collector.collect() for s in family.samples if s.name.startswith("rtm_container_"))
+        return encoder(collector)
+
+    registry.exposition(counting, content_type)
+    assert len(formatted) == 3 * 22 + 2 * 19  # every series once: 22 a container, 19 without a health check
+    engine = backends["docker@a"]
+    engine.items = (container("a-0", engine="docker@a", cpu_seconds_total=99.0, health="healthy"), *engine.items[1:])
+    repoll(poller, engine.name)
+    formatted.clear()
+    body = registry.exposition(counting, content_type)
+    assert formatted == ["rtm_container_cpu_usage_seconds_total"]
+    assert b'rtm_container_cpu_usage_seconds_total{container="a-0",engine="docker@a",workload="web"} 99.0' in body
+    assert steady(body) == steady(fresh(registry, ""))
+
+
+@pytest.mark.parametrize("accept", ["", OPENMETRICS], ids=["text", "openmetrics"])
+def test_a_reused_line_is_the_line_prometheus_client_gives_for_the_new_value(accept):
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    from console.exporter.exposition import render_family
+
+    encoder, _ = choose_encoder(accept)
+
+    def gauge(*values: float) -> GaugeMetricFamily:
+        family = GaugeMetricFamily("rtm_test_value", "A value.", labels=["n"])
+        for number, value in enumerate(values):
+            family.add_metric([str(number)], value)
+        return family
+
+    def alone(family) -> str:
+        return render_family(family, encoder).samples
+
+    first = render_family(gauge(0.0, 1.5, float("nan"), 7.0), encoder)
+    again = render_family(gauge(-0.0, 1.5, float("nan"), 8.0), encoder, first)
+    assert again.samples == alone(gauge(-0.0, 1.5, float("nan"), 8.0))  # -0.0 is not 0.0's line
+    # A counter with created times: the text format moves the _created samples to a family of their own.
+    def counter(b: float) -> CounterMetricFamily:
+        family = CounterMetricFamily("rtm_test_events", "Events.", labels=["n"])
+        family.add_metric(["a"], 1, created=1_700_000_000.0)
+        family.add_metric(["b"], b, created=1_700_000_000.0)
+        return family
+
+    reused = render_family(counter(3), encoder, render_family(counter(2), encoder))
+    assert reused.samples == alone(counter(3))

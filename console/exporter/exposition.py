@@ -8,7 +8,9 @@ snapshot (the entry holds the snapshot itself and is used only while it `is` the
 current one). The rest — workloads, backends, Swarm, control loops, build, scrape duration
 and the process' own metrics — is collected and rendered at every scrape. A backend's text
 is rendered on the first scrape after its poll, never ahead, so polls between scrapes cost
-nothing here.
+nothing here. Then its families are built again, but a series whose value did not move
+keeps the line it had (most of a container's 18: its info, limit, start time, state and
+health sets, idle counters); prometheus_client formats the others, in one go per family.
 
 The result is byte for byte what prometheus_client renders from the collector's families in
 one go: families keep their order, each family's samples come backend after backend in the
@@ -19,14 +21,17 @@ rendered in one go instead, which drops the repeats as the collector does.
 
 from __future__ import annotations
 
+import copy
+import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from backends.records import KindSnapshot
 from console.exporter.collector import RtmCollector, is_up
@@ -35,7 +40,8 @@ from console.resource_kinds import KINDS, ResourceKind
 
 Encoder = Callable[[Collector], bytes]  # prometheus_client's generate_latest of one format
 EOF_LINE = "# EOF\n"  # OpenMetrics' last line
-FORMATS_KEPT = 4  # content types with texts kept (the Accept header picks versions and escaping)
+FORMATS_KEPT = 4
+PLAIN = (None,) * (len(Sample._fields) - 3)  # a sample's timestamp, exemplar (, native histogram) when unset  # content types with texts kept (the Accept header picks versions and escaping)
 
 
 class _Families:
@@ -48,10 +54,14 @@ class _Families:
         return self.families
 
 
+SeriesKey = tuple[str, ...]  # (sample name, *label values)
+
+
 @dataclass(frozen=True)
 class FamilyText:
     header: str  # the # HELP / # TYPE (/ # UNIT) lines
     samples: str  # the sample lines, "" when the family has none
+    lines: Mapping[SeriesKey, tuple[float, str]]  # every series' value and line, for the next poll's render
 
 
 @dataclass(frozen=True)
@@ -60,18 +70,52 @@ class SnapshotText:
 
     snapshot: KindSnapshot
     families: tuple[tuple[str, FamilyText], ...]  # family name -> text, in the collector's order
-    series: frozenset[tuple[str, ...]]  # (sample name, *label values): to find repeats across backends
+    series: frozenset[SeriesKey]  # to find a series two backends both report
 
 
-def render_family(family: Metric, encoder: Encoder) -> FamilyText:
-    """`family` rendered alone, split into its header and its sample lines."""
-    text = encoder(_Families([family])).decode()
-    if text.endswith(EOF_LINE):
-        text = text[: -len(EOF_LINE)]
+def render_family(family: Metric, encoder: Encoder, previous: FamilyText | None = None) -> FamilyText:
+    """`family` rendered by `encoder`, split into its header and its sample lines. A series
+    whose value is what it was in `previous` (the same family of the backend's last snapshot)
+    keeps its line; prometheus_client renders only the others, in one go."""
+    known = previous.lines if previous is not None else {}
+    keys = [(sample.name, *sample.labels.values()) for sample in family.samples]
+    lines: list[str | None] = []
+    missing: list[Sample] = []
+    for key, sample in zip(keys, family.samples):
+        old = known.get(key)
+        if old is not None and old[0] == sample.value and _same_line(old[0], sample):
+            lines.append(old[1])
+        else:
+            lines.append(None)
+            missing.append(sample)
+    header = previous.header if previous is not None else ""
+    if missing or previous is None:
+        partial = copy.copy(family)
+        partial.samples = missing
+        header, rendered = _split(encoder(_Families([partial])))
+        if len(rendered) != len(missing):
+            # Not one line per sample: the text format moves _created samples to a gauge of their own.
+            header, rendered = _split(encoder(_Families([family])))
+            return FamilyText(header, "".join(rendered), dict.fromkeys(keys, (math.nan, "")))
+        fresh = iter(rendered)
+        lines = [line if line is not None else next(fresh) for line in lines]
+    values = (sample.value if sample[3:] == PLAIN else math.nan for sample in family.samples)  # NaN: never reused
+    return FamilyText(header, "".join(lines), dict(zip(keys, zip(values, lines))))  # type: ignore[arg-type]
+
+
+def _same_line(known: float, sample: Sample) -> bool:
+    """A sample of value `known` renders as this one: no timestamp, exemplar or native
+    histogram, and (0.0 == -0.0) the same sign of zero."""
+    return sample[3:] == PLAIN and (known != 0 or math.copysign(1.0, known) == math.copysign(1.0, sample.value))
+
+
+def _split(body: bytes) -> tuple[str, list[str]]:
+    """An encoder's text of one family -> (its header lines, its sample lines)."""
+    text = body.decode().removesuffix(EOF_LINE)
     end = 0
     while text.startswith("#", end):
         end = text.index("\n", end) + 1
-    return FamilyText(text[:end], text[end:])
+    return text[:end], [line + "\n" for line in text[end:].split("\n")[:-1]]
 
 
 class RtmRegistry(CollectorRegistry):
@@ -109,7 +153,7 @@ class RtmRegistry(CollectorRegistry):
         backends = [backend for backend in state.backends.values() if is_up(backend)]
         for kind in KINDS:
             texts = [self._snapshot_text(backend, kind, encoder, kept, current) for backend in backends]
-            texts = [text for text in texts if text is not None]
+            texts = [text for text in texts if text.families]
             if self._repeats_a_series((content_type, kind.name), texts):
                 families = self.rtm.kind_families(kind, (item for text in texts for item in text.snapshot.items))
                 parts += [encoder(_Families([family])).decode().removesuffix(EOF_LINE) for family in families if family.samples]
@@ -123,22 +167,20 @@ class RtmRegistry(CollectorRegistry):
         return "".join(parts)
 
     def _snapshot_text(self, backend: BackendState, kind: ResourceKind, encoder: Encoder,
-                       kept: dict[tuple[str, str], SnapshotText], current: dict[tuple[str, str], SnapshotText]) -> SnapshotText | None:
-        """The text of `backend`'s current snapshot for `kind` (None when it holds no such record)."""
+                       kept: dict[tuple[str, str], SnapshotText], current: dict[tuple[str, str], SnapshotText]) -> SnapshotText:
+        """The text of `backend`'s current snapshot for `kind` (no family when it holds no such record)."""
         snapshot = backend.snapshot
         assert snapshot is not None  # the backend is up
         key = (backend.name, kind.name)
         text = kept.get(key)
         if text is None or text.snapshot is not snapshot:
             records = [item for item in snapshot.items if isinstance(item, kind.record)]
-            if not records:
-                return None
-            families = self.rtm.kind_families(kind, records)
-            text = SnapshotText(snapshot, tuple((family.name, render_family(family, encoder)) for family in families),
-                                _series(families))
+            families = self.rtm.kind_families(kind, records) if records else []
+            previous = dict(text.families) if text is not None else {}
+            rendered = tuple((family.name, render_family(family, encoder, previous.get(family.name))) for family in families)
+            text = SnapshotText(snapshot, rendered, _series(family for _, family in rendered))
         current[key] = text
         return text
-
 
     def _repeats_a_series(self, key: tuple[str, str], texts: list[SnapshotText]) -> bool:
         """Whether two of `texts` share a series; the answer is kept while the texts stay."""
@@ -149,8 +191,8 @@ class RtmRegistry(CollectorRegistry):
         return verdict
 
 
-def _series(families: Sequence[Metric]) -> frozenset[tuple[str, ...]]:
-    return frozenset((sample.name, *sample.labels.values()) for family in families for sample in family.samples)
+def _series(families: Iterable[FamilyText]) -> frozenset[SeriesKey]:
+    return frozenset().union(*(family.lines.keys() for family in families))
 
 
 def _share_a_series(texts: Sequence[SnapshotText]) -> bool:
