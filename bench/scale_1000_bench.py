@@ -17,7 +17,8 @@ Then, once every container runs, measured in turn (never two at once):
 1. `rtm-console exporter` (headless; its configuration lists the 4 engines, libvirt and AWS
    off): after the first poll of every engine and `--warmup-seconds`, idle CPU of its process
    tree over `--idle-seconds` at the default 2 s refresh, RSS at the end, then `--scrapes`
-   sequential scrapes (median, p99, series, CPU per scrape).
+   sequential scrapes (median, p99, series, CPU per scrape), then `--spaced-scrapes` 2.5 s
+   apart (every engine polled again before each, as at Prometheus' usual interval), and RSS.
 2. `rtm-console agent` the same way (an empty specs folder: the exporter plus the control
    loops and the local functions runtime).
 3. `rtm-console` in tmux (120x40) on the Containers pane: first content, idle CPU and RSS of
@@ -33,7 +34,7 @@ work) is reported beside each idle window.
 Usage (from the repository root, as root, services up; the full run takes 10-15 minutes and
 about 2 GiB of memory for the containers' shims):
     .venv/bin/python bench/scale_1000_bench.py [--per-engine 250] [--extra-engines 3]
-        [--idle-seconds 30] [--warmup-seconds 10] [--scrapes 200] [--cli-rounds 3] [--skip-glances]
+        [--idle-seconds 30] [--warmup-seconds 10] [--scrapes 200] [--spaced-scrapes 10] [--cli-rounds 3] [--skip-glances]
         [--skip-console] [--skip-synthetic] [--synthetic-only]
 
 Reported, not judged: the exit status is 1 only when something could not be measured.
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import os
 import re
 import resource
@@ -69,6 +71,7 @@ from docker_stats_bench import cpu_seconds as processes_cpu_seconds
 from exporter_bench import (
     free_port,
     measure_interleaved,
+    scrape_once,
     wait_answering,
     wait_for_series,
 )
@@ -82,6 +85,7 @@ IMAGE = os.environ.get("RTM_TEST_IMAGE", "rtm-busybox:1.0")
 BRIDGE_PREFIX = "172.30"
 MAX_PER_PRIVATE_ENGINE = 250  # a /24 bridge has 253 addresses for containers
 RSS_MIB = 2**20
+SPACED_GAP = 2.5  # seconds between spaced scrapes: longer than the default 2 s refresh
 
 
 # ----------------------------------------------------------------------------------- engines
@@ -177,14 +181,35 @@ def headless(command: str, work: Path, hosts: list[tuple[str, str]], run: str, e
         engines_idle = (processes_cpu_seconds(engine_list) - engines_before) / elapsed
         rss = tree_rss(tree)
         (scrapes,) = measure_interleaved({command: (process.pid, port)}, args.scrapes)
+        spaced = spaced_scrapes(port, args.spaced_scrapes, SPACED_GAP)
         return {"idle_cpu": idle, "engines_cpu": engines_idle, "rss": rss, "median_ms": scrapes.median_ms,
-                "p99_ms": scrapes.p99_ms, "series": scrapes.series, "cpu_ms_per_scrape": scrapes.cpu_ms_per_scrape}
+                "p99_ms": scrapes.p99_ms, "series": scrapes.series, "cpu_ms_per_scrape": scrapes.cpu_ms_per_scrape,
+                "spaced_median_ms": 1000 * statistics.median(spaced), "spaced_max_ms": 1000 * max(spaced),
+                "rss_after": tree_rss(tree)}
     finally:
         process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(30)
         process.kill()  # nothing when it has exited
         process.wait(10)
+
+
+def spaced_scrapes(port: int, count: int, gap: float) -> list[float]:
+    """Wall seconds of `count` scrapes `gap` seconds apart: every engine was polled again
+    since the last one, as with Prometheus' 15 s interval and the default 2 s refresh."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies = []
+    try:
+        for _ in range(count):
+            time.sleep(gap)
+            began = time.perf_counter()
+            status, _ = scrape_once(connection)
+            latencies.append(time.perf_counter() - began)
+            if status != 200:
+                raise RuntimeError(f"the exporter answered {status}")
+    finally:
+        connection.close()
+    return latencies
 
 
 def in_tmux(tool: Tool, hosts: list[tuple[str, str]], args) -> dict[str, float]:
@@ -368,6 +393,11 @@ def report(results: dict[str, dict[str, float]], cli: dict[str, dict[str, float]
                   f"{result['series']}" if "p99_ms" in result else " |  |  | ")
         print(f"| {name} | {result['idle_cpu'] * 100:.2f} | {result['engines_cpu'] * 100:.2f} | "
               f"{result['rss'] / RSS_MIB:.0f} | {scrape} |")
+    print("\n| process | scrapes 2.5 s apart (every engine polled since): median ms | max ms | RSS MiB after the scrapes |")
+    print("|---|---:|---:|---:|")
+    for name, result in results.items():
+        if "spaced_median_ms" in result:
+            print(f"| {name} | {result['spaced_median_ms']:.1f} | {result['spaced_max_ms']:.1f} | {result['rss_after'] / RSS_MIB:.0f} |")
     for name, result in results.items():
         if "first_content" in result:
             print(f"{name}: first content {result['first_content']:.2f} s after launch")
@@ -391,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--warmup-seconds", type=float, default=10.0)
     parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument("--spaced-scrapes", type=int, default=10, help="scrapes 2.5 s apart, after the back-to-back ones")
     parser.add_argument("--cli-rounds", type=int, default=3)
     parser.add_argument("--skip-glances", action="store_true")
     parser.add_argument("--skip-console", action="store_true")
