@@ -123,6 +123,9 @@ def test_the_loops_ask_each_engine_docker_info_once_per_refresh_of_one_discovery
     supervisor.stop()
     assert supervisor.swarm_roles.refreshes == 4  # at 0, 30, 60 and 90 s
     assert [c.get("info") for c in counts] == [4, 4, 4]
+    # The poll of the manager takes the watch's look of the same moment: services are listed by the
+    # watch and twice by each evaluation (the service found, its state), the nodes once by each.
+    assert (counts[0]["services"], counts[0]["tasks"], counts[0]["nodes"]) == (8 + 2 * 8, 8 + 8, 8 + 8)
     # Each job still knows the cluster: the watch looked at it, the autoscaler measured the service, the poll of the manager sees it.
     assert supervisor.swarm.state()["clusters"] == ["docker@q1-n1"] and name in supervisor.swarm.services
     assert supervisor.autoscalers[name].last_error is None and supervisor.autoscalers[name].last_decision is not None
@@ -148,3 +151,20 @@ def test_a_standalone_workloads_evaluations_ask_the_engine_for_its_swarm_role_on
         assert counts.get("info") == 2 and "services" not in counts  # at 0 and 30 s; no swarm here: no service listing either
     finally:
         engine.close()
+
+
+def test_the_discovery_asks_the_engines_again_when_one_is_lost_or_back_and_not_before_its_refresh(swarm, engines) -> None:
+    from backends.docker.swarm.discovery import SwarmDiscovery
+
+    counts = [count_calls(engine) for engine in engines]
+    answering = list(engines)
+    clock = [0.0]
+    discovery = SwarmDiscovery(lambda: [engine.backend for engine in answering], clock=lambda: clock[0])
+    assert [c.name for c in discovery.clusters()] == ["docker@q1-n1"]
+    clock[0] = 29.0
+    assert discovery.role_of("docker@q1-n2").role == "worker"  # still the first answer
+    answering.remove(engines[2])  # the third engine lost
+    assert discovery.role_of("docker@q1-n3") is None and len(discovery.clusters()[0].workers) == 1
+    answering.append(engines[2])  # and back
+    assert len(discovery.clusters()[0].workers) == 2
+    assert [c.get("info") for c in counts] == [3, 3, 2] and discovery.refreshes == 3

@@ -2,7 +2,8 @@
 reschedules the tasks; the loops never do (the failover loop leaves such workloads alone).
 
 Every `interval` seconds each cluster among the engines (a manager engine, as the loops' shared
-SwarmDiscovery knows it) is looked at with three calls (services, tasks, nodes), and what Swarm did
+SwarmDiscovery knows it) is looked at with three calls (services, tasks, nodes; a look the poll
+of the manager made less than `interval` ago is taken instead), and what Swarm did
 since the previous look becomes events, once each (backends/docker/swarm/task_changes.py):
 `swarm_task_failed`, `swarm_task_pending`, `swarm_task_restarted`, `swarm_task_rescheduled`,
 `swarm_task_replaced`, `swarm_node_down`, `swarm_node_up`, `swarm_service_converged`.
@@ -26,7 +27,6 @@ from backends.base import BackendUnavailable, one_line
 from backends.docker.errors import DockerRequestError
 from backends.docker.swarm.cluster import SwarmCluster
 from backends.docker.swarm.discovery import SwarmDiscovery
-from backends.docker.swarm.spec import LABEL_WORKLOAD
 from backends.docker.swarm.task_addresses import reachable_members, task_endpoints
 from backends.docker.swarm.task_changes import (
     ClusterView,
@@ -99,13 +99,9 @@ class SwarmWatch:
         self._publish(view, now, self._task_engines.get(cluster.name, {}))
 
     def _view(self, cluster: SwarmCluster) -> ClusterView:
-        def call(fn: Callable[[Any], Any]) -> Any:
-            self.calls += 1
-            return cluster.call(fn)
-
-        services = {s["ID"]: s for s in call(lambda api: api.services(filters={"label": LABEL_WORKLOAD}))}
-        tasks = call(lambda api: api.tasks()) if services else []
-        nodes = call(lambda api: api.nodes())
+        look = self.discovery.look(cluster.manager, self.interval)  # shared with the poll of the manager
+        self.calls += look.calls
+        services, tasks, nodes = look.services, look.tasks, look.nodes
         self._task_engines[cluster.name] = {(n.get("Description") or {}).get("Hostname", ""): self._node_engines[n["ID"]]
                                             for n in nodes if n.get("ID") in self._node_engines}
         return view_from_api(services, tasks, nodes)

@@ -17,7 +17,7 @@ from typing import Any
 
 from backends.base import BackendUnavailable
 from backends.docker.errors import DockerRequestError
-from backends.docker.swarm.spec import LABEL_WORKLOAD
+from backends.docker.swarm.discovery import look_at
 from backends.docker.swarm.tasks import task_rows
 from backends.records import ContainerInfo
 
@@ -82,9 +82,10 @@ class SwarmObserver:
             with _lock:
                 _latest.pop(self.backend.name, None)
             return None
-        services = {s["ID"]: s for s in self._call(lambda api: api.services(filters={"label": LABEL_WORKLOAD}))}
-        tasks = self._call(lambda api: api.tasks()) if services else []
-        nodes = self._call(lambda api: api.nodes())
+        # with the loops' discovery, a look the Swarm watch made just now is taken as it is
+        look = discovery.look(self.backend) if discovery is not None else look_at(self.backend)
+        self.calls += look.calls
+        services, tasks, nodes = look.services, look.tasks, look.nodes
         running: Counter[str] = Counter()
         first_look = not self._slots
         for task in tasks:
