@@ -187,9 +187,13 @@ def test_stop_returns_within_its_timeout_even_with_a_hung_backend(make_poller, c
     assert not stopper.is_alive(), "stop() did not return"
     assert outcome == [False]  # not every worker ended: the hung one was abandoned
     assert any("hung" in r.getMessage() and "abandoned" in r.getMessage() for r in caplog.records)
-    alive = {thread.name for thread in threading.enumerate()}
-    assert "rtm-poller:lively" not in alive and "rtm-poller-watchdog" not in alive
-    assert "rtm-poller:hung" in alive  # still inside poll(), as a daemon thread
+    # The hung worker took stop()'s whole timeout: the others were told to stop and end on
+    # their own, which the test waits for instead of taking a look at once.
+    others = [t for t in threading.enumerate() if t.name in ("rtm-poller:lively", "rtm-poller-watchdog")]
+    for thread in others:
+        thread.join(WAIT)
+    assert not [thread.name for thread in others if thread.is_alive()]
+    assert "rtm-poller:hung" in {thread.name for thread in threading.enumerate()}  # still inside poll(), as a daemon thread
     # When the hung call finally returns, the stopped poller publishes nothing more.
     published = len(recorder.states)
     hung.release.set()
@@ -237,10 +241,14 @@ def test_subscribers_get_every_snapshot_and_one_failing_does_not_stop_others(
             assert all(state.version <= poller.latest().version for state in seen.states)
             # After unsubscribing, a later publish reaches other subscribers only.
             unsubscribe()
-            count = len(seen.states)
             later = Recorder()
             poller.subscribe(later)
-            later.wait_for(polls_of("fn", 5))
+            # A publish that reaches `later` began after the unsubscribe, and the one thread
+            # that publishes has finished every publish before it (one may have been handing
+            # its state to `seen` while it unsubscribed): count from there.
+            first = later.wait_for(lambda state: True)
+            count = len(seen.states)
+            later.wait_for(polls_of("fn", first.backends["fn"].polls + 2))
             assert len(seen.states) == count
         finally:
             poller.stop(timeout=WAIT)
