@@ -79,7 +79,13 @@ async def test_the_loop_running_console_writes_firing_once(live_console, hot_wor
     name, specs, _container = hot_workload
     console = _docker_console(live_console, specs)
     writer = AlertWatch(specs, console.data_dir, console.app.services.events, write_events=True)
-    console.poller.subscribe(writer.update)
+    watched: list[int] = []  # the states the writer has looked at
+
+    def watch(state) -> None:
+        writer.update(state)
+        watched.append(state.version)
+
+    console.poller.subscribe(watch)
     events = console.data_dir / "events.jsonl"
 
     def firing():
@@ -87,7 +93,9 @@ async def test_the_loop_running_console_writes_firing_once(live_console, hot_wor
 
     async with console.app.run_test(size=SIZE) as pilot:
         assert await wait_for(pilot, lambda: firing(), timeout=40)
-        await pilot.pause(3)  # more polls: the alert keeps firing, and is not written again
+        looked = len(watched)
+        # Three more polls looked at by the writer: the alert keeps firing, and is not written again.
+        assert await wait_for(pilot, lambda: len(watched) >= looked + 3, timeout=40)
     assert [(e["target"], e["details"]["alert"]) for e in firing()] == [(name, "RtmWorkloadCpuAboveTarget")]
 
 
