@@ -14,6 +14,8 @@ from supervisor_support import start_supervisor, wait_for
 from test_swarm_cli import env, running_tasks  # noqa: F401  (env: the CLI's fixture)
 from test_swarm_scaling_loops import apply_spec, engines, workload_spec  # noqa: F401  (engines: the fixture)
 
+from backends.docker.backend import DockerBackend
+from backends.docker.client import EngineEndpoint
 from backends.docker.stats import StatsCollector
 from console.eventlog import EventLog
 from console.gate import ActionGate
@@ -67,17 +69,36 @@ def unrelated_containers(swarm: dict[str, Any], run_id: str) -> Any:
             api.remove_container(container_id, force=True)
 
 
+@pytest.fixture(params=["cgroup", "stream"])
+def stats_engines(request: pytest.FixtureRequest, swarm: dict[str, Any]) -> Any:
+    """The three engines reading statistics from cgroup files (the engines run on this machine)
+    or from one stats stream per container (as for an engine on another machine)."""
+    hosts = [swarm["manager"], *swarm["workers"]]
+    backends = [DockerBackend(EngineEndpoint(f"q1-n{index}", host), stats=request.param) for index, host in enumerate(hosts, 1)]
+    yield request.param, [Engine(backend.engine, backend=backend) for backend in backends]
+    for backend in backends:
+        backend.close()
+
+
 def test_an_evaluation_of_a_service_reads_its_tasks_containers_and_nothing_else_on_the_nodes(
-        env, swarm, engines, unrelated_containers, run_id, tmp_path, monkeypatch) -> None:
-    name = f"{run_id}-q9-reads"
+        env, swarm, stats_engines, unrelated_containers, run_id, tmp_path, monkeypatch) -> None:
+    mode, engines = stats_engines
+    name = f"{run_id}-q9-reads-{mode}"
     # Each task burns its whole 50m limit against a 10m request: 500 % of a 50 % target.
     spec = workload_spec(name, command=["sh", "-c", "while :; do :; done"], replicas=3, limits=("50m", "16Mi"), requests=("10m", "4Mi"),
                          policy={"horizontal": {"min_replicas": 1, "max_replicas": 4, "target_cpu_utilization": 50}})
     apply_spec(env, tmp_path, name, spec)
     wait_for(lambda: len(running_tasks(swarm, name)) == 3, what="three running tasks")
     read: list[str] = []
+    sources: set[str | None] = set()
     real_stats = StatsCollector.stats
-    monkeypatch.setattr(StatsCollector, "stats", lambda self, container_id: read.append(container_id) or real_stats(self, container_id))
+
+    def stats(collector: StatsCollector, container_id: str) -> Any:
+        read.append(container_id)
+        sources.add(collector.source(container_id))
+        return real_stats(collector, container_id)
+
+    monkeypatch.setattr(StatsCollector, "stats", stats)
     workload = load_workloads(tmp_path / "specs").workloads[name]
     # A kiosk gate refuses the scale-up: the evaluation is measured and decided, nothing changed.
     autoscaler = WorkloadAutoscaler(workload, engines, ActionGate("kiosk", tmp_path / "audit.jsonl"), EventLog.in_data_dir(tmp_path),
@@ -91,7 +112,7 @@ def test_an_evaluation_of_a_service_reads_its_tasks_containers_and_nothing_else_
         read.clear()
         autoscaler.tick(2.0)
         tasks = {t["Status"]["ContainerStatus"]["ContainerID"] for t in swarm["api"].tasks(filters={"service": name, "desired-state": "running"})}
-        assert set(read) == tasks and not set(read) & set(unrelated_containers)
+        assert set(read) == tasks and not set(read) & set(unrelated_containers) and sources == {mode}
         # The manager: the service found (services), its state (services, nodes, tasks); no engine listed, no worker asked.
         assert counts == [{"services": 2, "nodes": 1, "tasks": 1}, {}, {}]
         decision = autoscaler.last_decision
