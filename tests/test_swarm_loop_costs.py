@@ -189,3 +189,31 @@ def test_the_discovery_asks_the_engines_again_when_one_is_lost_or_back_and_not_b
     answering.append(engines[2])  # and back
     assert len(discovery.clusters()[0].workers) == 2
     assert [c.get("info") for c in counts] == [3, 3, 2] and discovery.refreshes == 3
+
+
+def test_the_poll_gets_the_previous_roles_while_a_refresh_waits_for_a_simulated_silent_engine(swarm, engines) -> None:
+    import threading
+
+    from backends.docker.swarm.discovery import SwarmDiscovery
+
+    answer = threading.Event()
+    answer.set()
+    real_call = engines[2].backend.client.call
+
+    def held_call(fn: Any) -> Any:  # the third engine's `docker info` waits until it is let go
+        answer.wait()
+        return real_call(fn)
+
+    engines[2].backend.client.call = held_call  # type: ignore[method-assign]
+    clock = [0.0]
+    discovery = SwarmDiscovery(lambda: [engine.backend for engine in engines], clock=lambda: clock[0])
+    assert discovery.role_of("docker@q1-n1").is_manager
+    answer.clear()
+    clock[0] = 30.0
+    refresh = threading.Thread(target=discovery.current)
+    refresh.start()
+    wait_for(lambda: discovery.refreshing, what="the refresh under way")
+    assert discovery.role_of("docker@q1-n1").is_manager and discovery.refreshes == 1  # the previous answer, at once
+    answer.set()
+    refresh.join(timeout=60)
+    assert discovery.refreshes == 2

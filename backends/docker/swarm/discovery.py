@@ -59,21 +59,35 @@ class SwarmDiscovery:
         self._found: tuple[list[SwarmCluster], dict[str, SwarmRole]] = ([], {})
         self._names: tuple[str, ...] | None = None
         self._at: float | None = None
-        self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
         self._looks: dict[str, tuple[float, ClusterLook]] = {}  # manager backend name -> (when, its latest look)
-        self._look_lock = threading.Lock()
+        self._looking: dict[str, threading.Lock] = {}  # manager backend name -> held while a look at it is made
+        self._lock = threading.Lock()
 
     def current(self) -> tuple[list[SwarmCluster], dict[str, SwarmRole]]:
-        """The clusters among the engines and each engine that answered's role, found again when due."""
+        """The clusters among the engines and each engine that answered's role, found again when
+        due. One refresh at a time: while one runs, the others get the previous answer (an engine
+        that does not answer holds a refresh up to its timeout), or wait for the first one."""
         backends = list(self._backends())
         names = tuple(backend.name for backend in backends)
-        with self._lock:  # one refresh at a time: the others wait for it and share its answer
-            now = self.clock()
-            if self._at is None or names != self._names or now - self._at >= self.refresh_seconds:
-                self._found = find_clusters(backends)
-                self._names, self._at = names, now
+        if not self._due(names) or not self._refreshing.acquire(blocking=self._at is None):
+            return self._found
+        try:
+            if self._due(names):  # not done meanwhile by the refresh this one waited for
+                at = self.clock()
+                self._found = find_clusters(backends)  # one reference swapped: read without a lock
+                self._names, self._at = names, at
                 self.refreshes += 1
             return self._found
+        finally:
+            self._refreshing.release()
+
+    @property
+    def refreshing(self) -> bool:
+        return self._refreshing.locked()
+
+    def _due(self, names: tuple[str, ...]) -> bool:
+        return self._at is None or names != self._names or self.clock() - self._at >= self.refresh_seconds
 
     def clusters(self) -> list[SwarmCluster]:
         return self.current()[0]
@@ -86,7 +100,9 @@ class SwarmDiscovery:
         """A look at the manager's cluster no older than `max_age` seconds: the latest one when
         it is young enough, else a new one (three calls; BackendUnavailable or
         DockerRequestError when the manager does not answer)."""
-        with self._look_lock:
+        with self._lock:
+            looking = self._looking.setdefault(manager.name, threading.Lock())
+        with looking:  # one look at a manager at a time; other managers are not held up by it
             latest = self._looks.get(manager.name)
             now = self.clock()
             if latest is not None and now - latest[0] < max_age:
