@@ -1,6 +1,7 @@
 """The Prometheus exporter: metrics collected from the shared poller, served over HTTP(S).
 
-collector.py builds the metric families at each scrape, server.py serves them (connections.py
+collector.py builds the metric families from the poller's latest state, exposition.py renders
+them for /metrics (reusing each backend poll's text until its next poll), server.py serves them (connections.py
 bounds how many connections it serves at once, auth.py checks basic auth), web_config.py reads
 node_exporter's web configuration, alert_rules.py turns the specs' thresholds into alerting rules,
 assembly.py puts them together. Never imports textual.

@@ -1,8 +1,9 @@
-"""Prometheus metrics built fresh at every scrape from the poller's latest state.
+"""Prometheus metric families built from the poller's latest state.
 
-A custom collector, never long-lived `Gauge.set` series: each scrape reads `poller.latest()`
+A custom collector, never long-lived `Gauge.set` series: each collect reads `poller.latest()`
 (a reference read that never waits on a backend) and yields new metric families, so a
-container or VM that is gone is gone from the output too. Records of a backend whose latest
+container or VM that is gone is gone from the output too (exposition.py renders a backend's
+families once per poll for /metrics). Records of a backend whose latest
 poll failed are left out (their last values would look current); that backend shows
 `rtm_backend_up 0` instead, and everything else is exported as usual.
 
