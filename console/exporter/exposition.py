@@ -137,6 +137,11 @@ class RtmRegistry(CollectorRegistry):
         if collector is not getattr(self, "rtm", None):
             self.others.append(collector)
 
+    def unregister(self, collector: Collector) -> None:
+        super().unregister(collector)
+        if collector in self.others:
+            self.others.remove(collector)
+
     def exposition(self, encoder: Encoder, content_type: str) -> bytes:
         """The body of one scrape in the format of `encoder` (whose content type is `content_type`)."""
         began = time.perf_counter()
