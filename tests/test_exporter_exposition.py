@@ -213,3 +213,14 @@ def test_a_reused_line_is_the_line_prometheus_client_gives_for_the_new_value(acc
 
     reused = render_family(counter(3), encoder, render_family(counter(2), encoder))
     assert reused.samples == alone(counter(3))
+
+
+def test_a_collector_unregistered_from_the_registry_leaves_the_exposition_with_scripted_backend(fleet):
+    _, server, _ = fleet
+    registry: RtmRegistry = server.registry
+    encoder, content_type = choose_encoder("")
+    assert b"process_cpu_seconds_total" in registry.exposition(encoder, content_type)
+    for collector in list(registry.others):
+        registry.unregister(collector)
+    body = registry.exposition(encoder, content_type)
+    assert b"process_cpu_seconds_total" not in body and b"rtm_container_info" in body
