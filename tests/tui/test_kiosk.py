@@ -14,6 +14,7 @@ from console.datadir import read_jsonl
 from console.gate import AUDIT_LOG_NAME
 from console.tui.app import PANES
 from console.tui.panes.resource import ResourcePane
+from console.tui.screens.help import HelpScreen
 from tui.conftest import host_backend, libvirt_sandbox, recorded_app, wait_for
 
 SIZE = (120, 40)
@@ -122,18 +123,31 @@ async def test_kiosk_refuses_every_change_from_every_key_and_command(live_consol
 
 async def test_kiosk_cycles_through_the_panes_but_not_under_a_dialog(tmp_path: Path) -> None:
     app = recorded_app(tmp_path, mode="kiosk", cycle_interval=1.0)
+    turns: list[str] = []  # the cycle's ticks, counted around the app's own method
+    cycle = app._cycle_pane
+
+    def counted_cycle() -> None:
+        turns.append(app.active_pane)
+        cycle()
+
+    app._cycle_pane = counted_cycle  # the interval is set on mount, from this attribute
     async with app.run_test(size=SIZE) as pilot:
-        assert app.active_pane == "nodes"
-        assert await wait_for(pilot, lambda: app.active_pane == "containers", timeout=5)
-        assert await wait_for(pilot, lambda: app.active_pane == "vms", timeout=5)
+        # The first tick found the Nodes pane (under load it may come before a first look).
+        assert await wait_for(pilot, lambda: turns, timeout=20)
+        assert turns[0] == "nodes"
+        assert await wait_for(pilot, lambda: app.active_pane == "containers", timeout=20)
+        assert await wait_for(pilot, lambda: app.active_pane == "vms", timeout=20)
         await pilot.press("question_mark")
-        await pilot.pause(2.5)
-        assert app.active_pane == "vms"  # the help stays over the pane it was opened on
+        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        under_help, ticks = app.active_pane, len(turns)
+        assert await wait_for(pilot, lambda: len(turns) >= ticks + 2, timeout=20)  # two turns under the help
+        assert app.active_pane == under_help  # the help stays over the pane it was opened on
 
 
 async def test_the_kiosk_cycle_shows_the_alerts_pane_after_the_events(tmp_path: Path) -> None:
     app = recorded_app(tmp_path, mode="kiosk", cycle_interval=1.0)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("6")
-        assert await wait_for(pilot, lambda: app.active_pane == "alerts", timeout=5)
+        assert await wait_for(pilot, lambda: app.active_pane == "alerts", timeout=20)
         assert await wait_for(pilot, lambda: app.pane("alerts").table.rows_shown)  # the recording's two backends down
+
