@@ -150,4 +150,3 @@ async def test_the_kiosk_cycle_shows_the_alerts_pane_after_the_events(tmp_path: 
         await pilot.press("6")
         assert await wait_for(pilot, lambda: app.active_pane == "alerts", timeout=20)
         assert await wait_for(pilot, lambda: app.pane("alerts").table.rows_shown)  # the recording's two backends down
-
