@@ -8,10 +8,13 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from console import eventlog
+from console.datadir import read_jsonl_from
 from console.eventlog import Event, EventLog, format_event
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,7 +183,15 @@ def test_follow_from_start_on_a_log_that_does_not_exist_yet(tmp_path):
         follower.close()
 
 
-def test_follow_waits_for_a_line_being_written(tmp_path):
+def test_follow_waits_for_a_line_being_written(tmp_path, monkeypatch):
+    reads = []  # the follower's reads of the log, counted around the real reader
+
+    def counted_read(handle, offset):
+        found = read_jsonl_from(handle, offset)
+        reads.append(offset)
+        return found
+
+    monkeypatch.setattr(eventlog, "read_jsonl_from", counted_read)
     log = EventLog(tmp_path / "events.jsonl")
     log.append(make(0))
     follower = Follower(log, from_start=True)
@@ -191,8 +202,12 @@ def test_follow_waits_for_a_line_being_written(tmp_path):
         with open(log.path, "a") as handle:
             handle.write(line[:30])
             handle.flush()
-            with pytest.raises(queue.Empty):
-                follower.events.get(timeout=0.3)
+            # Two more reads: the second began after the half line was on disk.
+            seen, deadline = len(reads), time.monotonic() + 30  # a hang guard
+            while len(reads) < seen + 2:
+                assert time.monotonic() < deadline, "the follower stopped reading the log"
+                time.sleep(0.01)
+            assert follower.events.empty()
             handle.write(line[30:])
         assert follower.take(1) == [5]
     finally:
