@@ -9,7 +9,7 @@ import socket
 
 import pytest
 from textual.command import CommandList, CommandPalette
-from textual.widgets import Sparkline, TabbedContent
+from textual.widgets import Input, Sparkline, TabbedContent
 
 from console.tui.screens.details import DetailsScreen
 from console.tui.screens.dialogs import ConfirmScreen, TextPromptScreen
@@ -114,9 +114,14 @@ async def test_filter_keeps_matching_rows_and_escape_clears_it(live_console) -> 
         await pilot.press("3")
         assert await wait_for(pilot, lambda: _rows(console.app, "vms"))
         await pilot.press("slash", *"no-such-vm")
+        box = console.app.pane("vms").query_one(Input)
+        # Every key typed has reached the filter box (keys behind / may be held until it has
+        # the focus) before the rows are looked at.
+        assert await wait_for(pilot, lambda: box.value == "no-such-vm")
         await pilot.pause()
         assert _rows(console.app, "vms") == []
         await pilot.press("escape")
+        assert await wait_for(pilot, lambda: box.value == "")
         await pilot.pause()
         assert [r.name for r in _rows(console.app, "vms")] == ["test"]
 

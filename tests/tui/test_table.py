@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from textual.widgets import Input
+
 from backends.records import FrozenDict, KindSnapshot
 from console.poller import PollState
 from tui.conftest import recorded_app, recorded_states, screen_text, show_pane, wait_for
@@ -83,6 +85,9 @@ async def test_filtering_draws_only_the_matching_rows(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await show_pane(pilot, app, "containers")
         await pilot.press("slash", *"exited")
+        # Every key typed has reached the filter box (keys behind / may be held until it has
+        # the focus), and the table has drawn since.
+        assert await wait_for(pilot, lambda: app.pane("containers").query_one(Input).value == "exited")
         await pilot.pause()
         shown = screen_text(app)
         assert " batch-report " in shown and " web-0 " not in shown and " web-1 " not in shown
