@@ -12,20 +12,22 @@ from collections import Counter
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
 from prometheus_client.parser import text_string_to_metric_families as parse_text
+from test_exporter_helpers import ScriptedBackend, container, function, repoll, vm
+from test_exporter_server import LOOPBACK, get
 
 from backends.records import DurationHistogram, DurationStats
 from console.exporter.assembly import build_registry
 from console.exporter.exposition import RtmRegistry
 from console.exporter.server import ExporterServer
 from console.poller import Poller
-from test_exporter_helpers import ScriptedBackend, container, function, repoll, vm
-from test_exporter_server import LOOPBACK, get
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 # Lines whose values change from one scrape to the next whatever the backends say.
-PER_SCRAPE = re.compile(rb"^(rtm_scrape_duration_seconds|rtm_backend_data_age_seconds|process_)\S* .*\n", re.M)
+PER_SCRAPE = re.compile(rb"^(rtm_scrape_duration_seconds|rtm_backend_data_age_seconds|process_)\S* .*\n", re.MULTILINE)
 
 
 def fresh(registry: RtmRegistry, accept: str) -> bytes:

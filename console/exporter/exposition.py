@@ -40,8 +40,8 @@ from console.resource_kinds import KINDS, ResourceKind
 
 Encoder = Callable[[Collector], bytes]  # prometheus_client's generate_latest of one format
 EOF_LINE = "# EOF\n"  # OpenMetrics' last line
-FORMATS_KEPT = 4
-PLAIN = (None,) * (len(Sample._fields) - 3)  # a sample's timestamp, exemplar (, native histogram) when unset  # content types with texts kept (the Accept header picks versions and escaping)
+FORMATS_KEPT = 4  # content types with texts kept (the Accept header picks versions and escaping)
+PLAIN = (None,) * (len(Sample._fields) - 3)  # a sample's timestamp, exemplar (, native histogram) when unset
 
 
 class _Families:
