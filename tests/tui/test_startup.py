@@ -6,6 +6,7 @@ never answers. Quitting stops everything that started."""
 from __future__ import annotations
 
 import argparse
+import re
 import socket
 import threading
 from pathlib import Path
@@ -40,12 +41,6 @@ class SilentEngine:
             connection.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _header(app) -> str:
     return str(app.header.render())
 
@@ -53,11 +48,10 @@ def _header(app) -> str:
 async def test_first_frame_comes_before_the_backends_loops_and_functions_start(tmp_path: Path, debug_log: Path) -> None:
     # debug_log: the logging configuration that open_context sets up is put back afterwards
     engine = SilentEngine(tmp_path / "silent-docker.sock")
-    port = _free_port()
     env = {"RTM_DATA_DIR": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"), "HOME": str(tmp_path),
            "RTM_SPECS_DIR": str(tmp_path / "specs"), "DOCKER_HOST": f"unix://{tmp_path / 'silent-docker.sock'}",
            "LIBVIRT_DEFAULT_URI": "test:///default", "RTM_FUNCTIONS_TARGET": "local",
-           "RTM_FUNCTIONS_GATEWAY_LISTEN": f"127.0.0.1:{port}"}
+           "RTM_FUNCTIONS_GATEWAY_LISTEN": "127.0.0.1:0"}  # a free port the gateway takes itself
     ctx = open_context(argparse.Namespace(), "interactive", env=env)
     app, poller, background = build_console(ctx, argparse.Namespace())
     first_frames: list[str] = []
@@ -73,6 +67,7 @@ async def test_first_frame_comes_before_the_backends_loops_and_functions_start(t
         async with app.run_test(size=(120, 40)) as pilot:
             assert await wait_for(pilot, lambda: "functions served at" in _header(app), timeout=30), _header(app)
             header = _header(app)
+            port = int(re.search(r"functions served at http://127\.0\.0\.1:(\d+)", header).group(1))
             assert "control loops: here" in header
             assert app.alerts.write_events  # the process running the loops writes the alert events
             assert "docker@local connecting" in header  # the silent engine has still not answered
