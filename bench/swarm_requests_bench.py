@@ -270,7 +270,7 @@ def measure_cli_watch(proxies: CountingProxies, manager_host: str, service: str,
         argv = [DOCKER_CLI, *(word.format(service=service) for word in words)]
         tick = time.monotonic()
         while not stop.is_set():
-            result = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            result = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
             if result.returncode:
                 failures.append(f"{' '.join(argv)}: {result.stderr.strip()}")
                 return
@@ -338,7 +338,7 @@ def swarm_engines() -> dict[str, str]:
 def delete_workload(name: str, manager_socket: str, folder: Path) -> None:
     """Delete through rtm-console; whatever is left (a failed delete) through the Docker API."""
     subprocess.run([RTM_CONSOLE, "--docker-host", f"unix://{manager_socket}", "delete", "--yes", f"workload/{name}"],
-                   env=rtm_environment(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+                   env=rtm_environment(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=False)
     client = docker.DockerClient(base_url=f"unix://{manager_socket}", timeout=30)
     try:
         for service in client.services.list(filters={"label": f"rtm.workload={name}"}):
@@ -351,7 +351,7 @@ def run(args: argparse.Namespace, engines: dict[str, str], folder: Path, name: s
     (folder / "specs").mkdir()
     (folder / "specs" / f"{name}.yaml").write_text(workload_spec(name, args.image))
     applied = subprocess.run([RTM_CONSOLE, "--docker-host", f"unix://{engines['manager']}", "apply", "--yes",
-                              str(folder / "specs" / f"{name}.yaml")], env=rtm_environment(folder), capture_output=True, text=True)
+                              str(folder / "specs" / f"{name}.yaml")], env=rtm_environment(folder), capture_output=True, text=True, check=False)
     if applied.returncode:
         raise RuntimeError(f"apply failed (exit {applied.returncode}): {applied.stdout}{applied.stderr}")
     proxies = CountingProxies(folder, engines)
