@@ -4,16 +4,19 @@ basic auth. Certificates are made with the openssl command for each test session
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import http.client
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
 import pytest
 
+import console.exporter.connections as connections_module
 import console.exporter.server as server_module
 from console.config import ListenAddress
 from console.diagnostics import setup_debug_log
@@ -178,22 +181,66 @@ def test_a_silent_connection_and_an_idle_keep_alive_connection_are_closed_after_
         server.stop()
 
 
-def test_when_every_connection_is_in_the_middle_of_a_request_a_new_one_gets_503(poller):
+@contextlib.contextmanager
+def _two_requests_under_way(poller: Poller, path: str) -> Iterator[tuple[ExporterServer, socket.socket]]:
+    """An exporter with room for two connections, both in the middle of a request (their headers
+    still to come); yields it and the first of them."""
     server = ExporterServer(build_registry(poller), LOOPBACK, max_connections=2)
     server.start()
     try:
         with socket.create_connection(server.address, timeout=WAIT) as first, \
                 socket.create_connection(server.address, timeout=WAIT) as second:
             for busy in (first, second):
-                busy.sendall(b"GET /metrics HTTP/1.1\r\n")  # the headers are still to come
+                busy.sendall(f"GET {path} HTTP/1.1\r\n".encode())
             wait_until(lambda: server.connections.busy_count == 2, "both requests to begin")
-            with socket.create_connection(server.address, timeout=WAIT) as third:
-                assert third.recv(100).startswith(b"HTTP/1.1 503 ")
-            assert server.connections.refused == 1
-            first.sendall(b"Host: x\r\nConnection: close\r\n\r\n")  # the busy ones are still served
-            assert first.recv(100).startswith(b"HTTP/1.1 200 ")
+            yield server, first
     finally:
         server.stop()
+
+
+def test_a_new_connection_waits_for_a_request_under_way_to_end_instead_of_being_refused(poller):
+    """A burst of scrapers beyond the limit: the newcomer is served once a scrape under way ends
+    (its connection, idle again, makes room), not refused because all were busy when it came."""
+    with _two_requests_under_way(poller, "/health") as (server, first):
+        with socket.create_connection(server.address, timeout=WAIT) as third:
+            third.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            first.sendall(b"Host: x\r\n\r\n")  # its scrape ends; the connection stays open, idle
+            assert first.recv(100).startswith(b"HTTP/1.1 200 ")
+            assert third.recv(100).startswith(b"HTTP/1.1 200 ")
+        assert (server.connections.refused, server.connections.evicted) == (0, 1)
+
+
+def test_a_connection_just_admitted_is_not_closed_to_make_room_before_its_first_request(monkeypatch):
+    """Under a burst, a connection whose client has not yet had the time to send its request is
+    not the one closed for the next newcomer (that scrape would fail); one that stays silent past
+    the grace is, so a flood of silent sockets still cannot lock a scraper out."""
+    monkeypatch.setattr(connections_module, "FRESH_GRACE", 30.0)
+    monkeypatch.setattr(connections_module, "SLOT_WAIT", 0.05)
+    slots = connections_module.ConnectionSlots(2)
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        busy, fresh = slots.admit(pairs[0][0]), slots.admit(pairs[1][0])
+        assert busy is not None and fresh is not None and slots.busy(busy)
+        assert slots.admit(pairs[2][0]) is None  # nothing could be closed: refused, the fresh one kept
+        assert not fresh.closing and (slots.evicted, slots.refused) == (0, 1)
+        monkeypatch.setattr(connections_module, "FRESH_GRACE", 0.0)  # now it has stayed silent too long
+        serving = threading.Thread(target=lambda: (wait_until(lambda: fresh.closing, "the eviction"), slots.release(fresh)))
+        serving.start()  # what the connection's own thread does once its socket is shut
+        assert slots.admit(pairs[2][0]) is not None and fresh.closing and slots.evicted == 1
+        serving.join(WAIT)
+    finally:
+        for left, right in pairs:
+            left.close()
+            right.close()
+
+
+def test_when_every_connection_stays_in_the_middle_of_a_request_a_new_one_gets_503(poller):
+    with _two_requests_under_way(poller, "/metrics") as (server, first):
+        with socket.create_connection(server.address, timeout=WAIT) as third:
+            assert third.recv(100).startswith(b"HTTP/1.1 503 ")
+        assert server.connections.refused == 1
+        first.sendall(b"Host: x\r\nConnection: close\r\n\r\n")  # the busy ones are still served
+        assert first.recv(100).startswith(b"HTTP/1.1 200 ")
 
 
 def test_a_flood_of_wrong_passwords_runs_one_bcrypt_check_at_a_time_and_probes_run_none(poller, tmp_path, monkeypatch):

@@ -4,8 +4,12 @@ Each connection is served by a thread of its own, so open connections cost threa
 `limit` are served at once. A connection waiting for its next request (a keep-alive
 connection between two scrapes, or a new one that has sent nothing yet) is idle; when every
 slot is taken, a new connection closes the connection idle the longest, as nginx reuses its
-keep-alive connections, so a flood of silent sockets cannot lock a scraper out. Only when every
-slot is in the middle of a request is the new connection refused.
+keep-alive connections, so a flood of silent sockets cannot lock a scraper out. A connection
+admitted less than FRESH_GRACE ago that has not sent its first request yet is left alone: its
+client is about to send it. When no connection can be closed (every slot in the middle of a
+request, or just admitted), the new connection waits up to SLOT_WAIT for one to end (a scrape
+takes milliseconds, so a burst of scrapers beyond the limit is served, not refused); only when
+none can be closed by then is it refused.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import time
 from typing import Any
 
 EVICTION_WAIT = 2.0  # seconds the accept loop waits for an evicted connection's thread to end
+SLOT_WAIT = 1.0  # seconds a new connection waits, when every slot is mid-request, for one to end
+FRESH_GRACE = 0.25  # seconds a new connection may take to send its first request before it can be closed
 
 
 class Connection:
@@ -23,8 +29,15 @@ class Connection:
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
-        self.idle_since: float | None = time.monotonic()  # None while a request is served
+        self.admitted_at = time.monotonic()
+        self.idle_since: float | None = self.admitted_at  # None while a request is served
+        self.served = False  # has begun a request
         self.closing = False
+
+    def closable(self, now: float) -> bool:
+        """Idle, and not a new connection whose client is still about to send its first request."""
+        return (self.idle_since is not None and not self.closing
+                and (self.served or now - self.admitted_at >= FRESH_GRACE))
 
 
 class ConnectionSlots:
@@ -38,14 +51,19 @@ class ConnectionSlots:
         self._changed = threading.Condition()
 
     def admit(self, sock: Any) -> Connection | None:
-        """A slot for `sock`, closing the longest-idle connection if need be; None if all are busy."""
+        """A slot for `sock`, closing the longest-idle connection if need be; None if none could
+        be closed within SLOT_WAIT."""
         with self._changed:
             if len(self._open) >= self.limit:
-                idle = [c for c in self._open if c.idle_since is not None and not c.closing]
-                if not idle:
+                deadline = time.monotonic() + SLOT_WAIT
+                while not (len(self._open) < self.limit or self._closable()) and time.monotonic() < deadline:
+                    self._changed.wait(self._until_one_is_closable(deadline))
+            if len(self._open) >= self.limit:  # none has ended: close the one idle the longest
+                closable = self._closable()
+                if not closable:
                     self.refused += 1
                     return None
-                victim = min(idle, key=lambda c: c.idle_since or 0.0)
+                victim = min(closable, key=lambda c: c.idle_since or 0.0)
                 victim.closing = True
                 self.evicted += 1
                 _shut(victim.sock)  # its thread reads end-of-file and releases the slot
@@ -56,14 +74,27 @@ class ConnectionSlots:
             self._open.add(connection)
             return connection
 
+    def _until_one_is_closable(self, deadline: float) -> float:
+        """Seconds to wait for a change: until the deadline, or until a connection just admitted
+        has had its grace (nothing tells the waiter then, so it looks again)."""
+        now = time.monotonic()
+        fresh = [c.admitted_at + FRESH_GRACE for c in self._open if c.idle_since is not None and not c.served]
+        return max(0.0, min([deadline, *fresh]) - now)
+
+    def _closable(self) -> list[Connection]:
+        now = time.monotonic()
+        return [c for c in self._open if c.closable(now)]
+
     def idle(self, connection: Connection) -> None:
         with self._changed:
             connection.idle_since = time.monotonic()
+            self._changed.notify_all()  # a new connection may be waiting for a slot to free
 
     def busy(self, connection: Connection) -> bool:
         """Mark a request as begun; False if the connection is being closed to make room."""
         with self._changed:
             connection.idle_since = None
+            connection.served = True
             return not connection.closing
 
     def release(self, connection: Connection) -> None:
