@@ -15,8 +15,9 @@ page, behind the same auth as /metrics. The `Server` header names the program, n
 
 Each connection is served by a thread of its own (keep-alive connections from Prometheus stay
 open), at most `MAX_CONNECTIONS` at once: `connections.py` says which gives way when all are
-taken. The TLS handshake runs in the connection's thread, so a slow or silent client never
-blocks the accept loop. The server runs in a background thread (`start()`), so the console can
+taken (a newcomer may wait up to its SLOT_WAIT there, the only wait of the accept loop). The TLS
+handshake runs in the connection's thread, so a slow or silent client never holds up the accept
+loop by itself. The server runs in a background thread (`start()`), so the console can
 embed it and the headless exporter can wait for a signal.
 """
 
