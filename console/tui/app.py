@@ -291,6 +291,8 @@ class RtmConsole(GatedActions, Navigation, App[int]):
     async def _pane_activated(self, event: TabbedContent.TabActivated) -> None:
         pane_id = event.pane.id or "nodes"
         await self._build_pane(pane_id)
+        if self.active_pane != pane_id:
+            return  # another pane was shown while this one was built: its own handler takes over
         self._apply_pending()  # polls that came while it was built: the header agrees with the pane
         first_contact = self.services.on_pane_shown
         if first_contact is not None and first_contact(pane_id):

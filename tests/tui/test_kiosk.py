@@ -150,3 +150,19 @@ async def test_the_kiosk_cycle_shows_the_alerts_pane_after_the_events(tmp_path: 
         await pilot.press("6")
         assert await wait_for(pilot, lambda: app.active_pane == "alerts", timeout=20)
         assert await wait_for(pilot, lambda: app.pane("alerts").table.rows_shown)  # the recording's two backends down
+
+
+async def test_a_pane_shown_while_the_one_before_was_still_being_built_stays_shown(tmp_path: Path) -> None:
+    """The kiosk's cycle (or keys typed fast) shows the next pane while the last one is still
+    being built; the last one's handler, when it ends, must not pull the view back to it."""
+    app = recorded_app(tmp_path, mode="kiosk")
+    shown: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.watch(app.tabs, "active", lambda pane: shown.append(pane), init=False)
+        app.action_show_pane("containers")
+        app.action_show_pane("vms")  # before the Containers pane's handler has run
+        await pilot.pause()
+        assert await wait_for(pilot, lambda: app.focused is not None and app.pane("vms") in app.focused.ancestors)
+        for _ in range(5):  # more messages handled: nothing moves the view back
+            await pilot.pause()
+        assert app.active_pane == "vms" and shown == ["containers", "vms"]

@@ -287,4 +287,6 @@ class ResourcePane(Vertical):
         self.console.run_verb(self.kind, verb, row)
 
     def focus_table(self) -> None:
-        self.table.focus()
+        """Now, not queued as Widget.focus() is: a focus that came after another pane was shown
+        would pull the view back here (the tabs show the pane that holds the focus)."""
+        self.screen.set_focus(self.table)

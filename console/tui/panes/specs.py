@@ -137,7 +137,7 @@ class SpecsPane(Vertical):
         self.action_reload_files()
 
     def focus_files(self) -> None:
-        self.query_one("#spec-files", OptionList).focus()
+        self.screen.set_focus(self.query_one("#spec-files", OptionList))  # now: see ResourcePane.focus_table
 
     def action_leave_editor(self) -> None:
         """Esc in the editor: back to the file list, where the console's keys work again."""
