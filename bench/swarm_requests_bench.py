@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -47,6 +48,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 import docker
+import docker.errors
 
 ROOT = Path(__file__).resolve().parent.parent
 RTM_CONSOLE = str(Path(sys.executable).with_name("rtm-console"))
@@ -282,15 +284,17 @@ def measure_cli_watch(proxies: CountingProxies, manager_host: str, service: str,
             stop.wait(tick - time.monotonic())
 
     threads = [threading.Thread(target=watch, args=(words,), daemon=True) for words in CLI_WATCH]
-    for thread in threads:
-        thread.start()
-    time.sleep(2)  # every watch has made its first look
-    proxies.begin()
-    time.sleep(seconds)
-    counts = proxies.end()
-    stop.set()
-    for thread in threads:
-        thread.join(30)
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(2)  # every watch has made its first look
+        proxies.begin()
+        time.sleep(seconds)
+        counts = proxies.end()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
     if failures:
         raise RuntimeError("the docker CLI failed: " + "; ".join(failures))
     return counts, looks
@@ -337,14 +341,15 @@ def swarm_engines() -> dict[str, str]:
 
 def delete_workload(name: str, manager_socket: str, folder: Path) -> None:
     """Delete through rtm-console; whatever is left (a failed delete) through the Docker API."""
-    subprocess.run([RTM_CONSOLE, "--docker-host", f"unix://{manager_socket}", "delete", "--yes", f"workload/{name}"],
-                   env=rtm_environment(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=False)
-    client = docker.DockerClient(base_url=f"unix://{manager_socket}", timeout=30)
     try:
-        for service in client.services.list(filters={"label": f"rtm.workload={name}"}):
-            service.remove()
-    finally:
-        client.close()
+        subprocess.run([RTM_CONSOLE, "--docker-host", f"unix://{manager_socket}", "delete", "--yes", f"workload/{name}"],
+                       env=rtm_environment(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=False)
+        with contextlib.closing(docker.DockerClient(base_url=f"unix://{manager_socket}", timeout=30)) as client:
+            for service in client.services.list(filters={"label": f"rtm.workload={name}"}):
+                service.remove()
+    except (OSError, subprocess.TimeoutExpired, docker.errors.DockerException) as error:
+        print(f"swarm_requests_bench: could not delete service {name}: {error}\n"
+              f"hint: docker -H unix://{manager_socket} service rm {name}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace, engines: dict[str, str], folder: Path, name: str) -> int:
