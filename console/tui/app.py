@@ -449,8 +449,12 @@ class RtmConsole(GatedActions, Navigation, App[int]):
 
     # ------------------------------------------------------------------ quitting
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A locked kiosk ignores its quit keys, and neither the footer nor the help offers them."""
+        return not (action in ("quit", "help_quit") and self.options.kiosk_lock)
+
     async def action_quit(self) -> None:
-        if self.options.kiosk_lock:
+        if self.options.kiosk_lock:  # `:quit` still comes here: say why nothing happens
             self.notify("This kiosk is locked: it cannot be quit from the keyboard.", severity="warning")
             return
         specs = self.pane("specs")

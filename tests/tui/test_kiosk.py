@@ -166,3 +166,15 @@ async def test_a_pane_shown_while_the_one_before_was_still_being_built_stays_sho
         for _ in range(5):  # more messages handled: nothing moves the view back
             await pilot.pause()
         assert app.active_pane == "vms" and shown == ["containers", "vms"]
+
+
+async def test_a_locked_kiosk_offers_no_quit_key_in_its_footer_or_help(tmp_path: Path) -> None:
+    app = recorded_app(tmp_path, mode="kiosk", kiosk_lock=True)
+    async with app.run_test(size=SIZE) as pilot:
+        in_help = [description for _, keys in app.binding_sections() for _, description in keys]
+        in_footer = [active.binding.description for active in app.screen.active_bindings.values() if active.binding.show]
+        assert "Quit" not in in_help and "Quit" not in in_footer
+        assert "Help" in in_help and "Help" in in_footer  # the others are still offered
+        await pilot.press("q", "ctrl+q", "ctrl+c", "question_mark")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))  # the keys were read
+        assert app.is_running
