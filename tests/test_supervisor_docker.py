@@ -170,3 +170,27 @@ FailoverStrategy:
     scheduled = next(e for e in h.log(target) if e.kind == "restart_scheduled")
     assert "Docker reports the container unhealthy" in scheduled.message
     wait_for(lambda: [r for r in h.running() if r.health == "healthy"], what="healthy again after the restart")
+
+
+def test_the_lost_engine_checks_keep_one_client_and_a_failed_check_connects_afresh(engine, monkeypatch):
+    """Each check used a new client, which asked the engine its API version before the ping (two
+    requests a check on every engine); now the first check negotiates and the others only ping."""
+    import docker.api.client
+
+    negotiations: list[str] = []
+    negotiate = docker.api.client.APIClient._retrieve_server_version
+
+    def counted(api):
+        negotiations.append(api.base_url)
+        return negotiate(api)
+
+    monkeypatch.setattr(docker.api.client.APIClient, "_retrieve_server_version", counted)
+    assert [engine.ping(5.0) for _ in range(4)] == [True] * 4
+    assert len(negotiations) == 1
+    unreachable = Engine("unix:///nonexistent/docker.sock")
+    try:
+        assert [unreachable.ping(1.0) for _ in range(2)] == [False, False]
+    finally:
+        unreachable.close()
+    assert len(negotiations) == 3  # a failed check keeps no client: the next one connects afresh
+    assert engine.ping(5.0) and len(negotiations) == 3

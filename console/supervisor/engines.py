@@ -44,6 +44,7 @@ class Engine:
         self.backend = backend if backend is not None else DockerBackend(self.endpoint, timeout=timeout, cordoned=cordoned)
         self.client: EngineClient = self.backend.client
         self.actions = ContainerActions(ReplicaService([self.backend]))
+        self._checker: EngineClient | None = None  # the detection's client (ping)
 
     def __repr__(self) -> str:
         return f"Engine({self.name!r}, {self.endpoint.host!r})"
@@ -51,14 +52,23 @@ class Engine:
     # --- reading ------------------------------------------------------------------------------
 
     def ping(self, timeout: float) -> bool:
-        """True when the engine answers within `timeout` seconds (a detection check)."""
-        checker = EngineClient(self.endpoint, timeout=timeout)
+        """True when the engine answers within `timeout` seconds (a detection check). Checks have
+        a client of their own, with the detection's timeout, kept from one check to the next (a
+        new client asks the engine its API version first); a failed check drops it, so the next
+        one connects afresh. The detection runs one check of an engine at a time."""
+        checker = self._checker
+        if checker is None or checker.timeout != timeout:
+            checker = self._checker = EngineClient(self.endpoint, timeout=timeout)
         try:
             checker.ping()
             return True
         except Exception:  # any failure to answer is a failed check
+            self._drop_checker()
             return False
-        finally:
+
+    def _drop_checker(self) -> None:
+        checker, self._checker = self._checker, None
+        if checker is not None:
             with contextlib.suppress(Exception):
                 checker.close()
 
@@ -95,6 +105,7 @@ class Engine:
         return self.actions.update_limits(container_id, cpu_millis=cpu_millis, memory_bytes=memory_bytes)
 
     def close(self) -> None:
+        self._drop_checker()
         if self._owns_backend:
             self.backend.close()
 
