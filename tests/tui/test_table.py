@@ -80,6 +80,20 @@ async def test_the_cursor_stays_on_its_row_when_rows_move(tmp_path: Path) -> Non
         assert table.selected_row().name == "web-0"
 
 
+async def test_the_cursor_follows_its_row_when_the_row_is_reported_under_a_new_key(tmp_path: Path) -> None:
+    """A Swarm task's row changes key when the engine of its node starts listing its container
+    (the manager's task row gives way to the engine's row, same name): the cursor stays on it,
+    so a key typed next acts on that task, not on the row that came to the old position."""
+    app = recorded_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await show_pane(pilot, app, "containers")
+        last = table.rows_shown[-1]
+        table.select_key(last.key)
+        app.services.source.publish(_with_container(app.state, last.name, app.state.version + 1, id="reported-anew"))
+        assert await wait_for(pilot, lambda: last.key not in {row.key for row in table.rows_shown})
+        assert table.selected_row().name == last.name and table.selected_row().key != last.key
+
+
 async def test_filtering_draws_only_the_matching_rows(tmp_path: Path) -> None:
     app = recorded_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

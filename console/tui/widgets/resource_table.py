@@ -3,7 +3,8 @@
 The pane hands it every row of a poll; the table filters (`/`), sorts (a header click or
 `sort_by`), compares with what is on screen (table_diff.diff_rows) and, inside one
 `batch_update`, removes the rows that went, updates the changed cells, adds the new rows and
-restores the order. The cursor stays on the same row key across refreshes.
+restores the order. The cursor stays on the same row key across refreshes, or on the row of the
+same name when its key changed.
 """
 
 from __future__ import annotations
@@ -218,9 +219,19 @@ class ResourceTable(RowCachedDataTable):
                     order = {row.key: position for position, row in enumerate(wanted)}
                     self.sort(keys[0], key=lambda cell: order[cell.row_key])
             self._shown = {row.key: row for row in wanted}
-            if cursor is not None and cursor.key in self._shown:
-                self.move_cursor(row=self.get_row_index(cursor.key), scroll=False)
+            follow = self._same_row(cursor) if cursor is not None else None
+            if follow is not None:
+                self.move_cursor(row=self.get_row_index(follow), scroll=False)
         return diff
+
+    def _same_row(self, row: Row) -> str | None:
+        """The key the selected row has now: its own, or, when it went, the key of the row with
+        its name (a resource reported under a new key: a Swarm task's row once the engine of its
+        node lists its container). Without this the cursor stayed at the old position, on
+        whatever row came there, and the next key acted on that one."""
+        if row.key in self._shown:
+            return row.key
+        return next((key for key, shown in self._shown.items() if shown.name == row.name), None)
 
     # ------------------------------------------------------------------ rendering
 
