@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,14 @@ async def test_enter_on_a_failed_task_shows_its_slots_history_with_swarms_error(
     manager = next(b for b in app.services.backends.values() if b.name == "docker@n1")
     calls = []
     real_call = manager.client.call
-    manager.client.call = lambda fn: calls.append(fn) or real_call(fn)  # counts the engine calls, still made for real
+    here = threading.current_thread()  # the console's poller and loops share the client: their calls are not counted
+
+    def counted(fn):
+        if threading.current_thread() is here:
+            calls.append(fn)
+        return real_call(fn)
+
+    manager.client.call = counted  # counts the engine calls, still made for real
     assert [t.id[:12] for t in slot_history(manager, name, 1)] == ids and len(calls) == 3
 
 
@@ -244,6 +252,10 @@ def test_a_shell_in_a_task_opens_on_the_engine_of_its_node_in_a_real_terminal(te
     terminal = _start(tmp_path, docker_endpoint=every, size=(160, 40))
     terminals.append(terminal)
     terminal.wait_for("docker@n1-docker 3 nodes")  # the header names the cluster
+    terminal.keys("2")
+    # The task's row has statistics once the engine of its node lists its container: before, it
+    # is the manager's task row, and a shell would be refused for want of that engine.
+    terminal.wait_for_line(f"{name}.1", "%")
     select_row(terminal, "2", "co", f"{name}.1", then=("e",))  # typed in one burst, as an operator would
     terminal.wait_for(f"shell in container/{name}.1 on docker@n")
     terminal.wait_for("$")

@@ -61,6 +61,16 @@ class Terminal:
             time.sleep(0.2)
         raise AssertionError(f"none of {texts!r} appeared; the screen shows:\n{self.screen()}")
 
+    def wait_for_line(self, *parts: str, timeout: float = 40.0) -> str:
+        """The first screen line holding every one of `parts` (a table row with a value in it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = next((line for line in self.screen().splitlines() if all(part in line for part in parts)), None)
+            if line is not None:
+                return line
+            time.sleep(0.2)
+        raise AssertionError(f"no line holds all of {parts!r}; the screen shows:\n{self.screen()}")
+
     def wait_for_toast(self, text: str, timeout: float = 40.0) -> None:
         """A notification holding `text`, however the toast wrapped it (its lines start with ▌)."""
         deadline = time.monotonic() + timeout
