@@ -34,10 +34,13 @@ class Connection:
         self.served = False  # has begun a request
         self.closing = False
 
-    def closable(self, now: float) -> bool:
-        """Idle, and not a new connection whose client is still about to send its first request."""
-        return (self.idle_since is not None and not self.closing
-                and (self.served or now - self.admitted_at >= FRESH_GRACE))
+    def closable_from(self) -> float | None:
+        """When it may be closed to make room: once idle, but a new connection only after
+        FRESH_GRACE (its client is about to send its first request); None while a request is
+        served or it is being closed already."""
+        if self.idle_since is None or self.closing:
+            return None
+        return self.idle_since if self.served else self.admitted_at + FRESH_GRACE
 
 
 class ConnectionSlots:
@@ -77,13 +80,12 @@ class ConnectionSlots:
     def _until_one_is_closable(self, deadline: float) -> float:
         """Seconds to wait for a change: until the deadline, or until a connection just admitted
         has had its grace (nothing tells the waiter then, so it looks again)."""
-        now = time.monotonic()
-        fresh = [c.admitted_at + FRESH_GRACE for c in self._open if c.idle_since is not None and not c.served]
-        return max(0.0, min([deadline, *fresh]) - now)
+        times = [at for at in (c.closable_from() for c in self._open) if at is not None]
+        return max(0.0, min([deadline, *times]) - time.monotonic())
 
     def _closable(self) -> list[Connection]:
         now = time.monotonic()
-        return [c for c in self._open if c.closable(now)]
+        return [c for c in self._open if (at := c.closable_from()) is not None and at <= now]
 
     def idle(self, connection: Connection) -> None:
         with self._changed:
